@@ -1,0 +1,207 @@
+"""Event consumer entrypoint: envelope parsing, delayed retry, and a dead-letter queue.
+
+nameko's own ``event_handler`` acks a message whose handler raised: the event is lost. Here a
+failure is republished to a delay queue (TTL, then dead-lettered straight back to the handler's
+queue) with an attempt count, and after the last attempt it is parked in the service's
+dead-letter queue for an operator to inspect and replay. The message is acked only after the
+republish is confirmed, so at no point is the event held by nobody.
+
+Idempotency is the handler's part, in its own transaction: ``self.db.already_processed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import eventlet
+from kombu import Exchange, Queue
+from marshmallow import ValidationError
+from nameko.amqp.publish import Publisher, get_connection
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.events import SERVICE_POOL, EventHandler
+from nameko.exceptions import ContainerBeingKilled
+
+from messaging.envelope import envelope_from_wire
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-clientela-attempts"
+ORIGINAL_QUEUE_HEADER = "x-clientela-original-queue"
+ERROR_HEADER = "x-clientela-error"
+FAILED_AT_HEADER = "x-clientela-failed-at"
+DELAY_HEADER = "x-clientela-retry-delay-ms"
+
+DEFAULT_RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 120_000, 600_000)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Delays between attempts; attempts allowed = len(delays) + 1."""
+
+    delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        raw = os.environ.get("RETRY_DELAYS_MS")
+        if not raw:
+            return cls()
+        return cls(tuple(int(part) for part in raw.split(",") if part.strip()))
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.delays_ms) + 1
+
+
+def handler_queue_name(source_service: str, event_type: str, service: str, method: str) -> str:
+    # nameko's own naming for SERVICE_POOL handlers, so its declaration and ours agree.
+    return f"evt-{source_service}-{event_type}--{service}.{method}"
+
+
+def retry_exchange(service: str) -> Exchange:
+    return Exchange(f"{service}.retry", type="headers", durable=True)
+
+
+def retry_queue(service: str, delay_ms: int) -> Queue:
+    return Queue(
+        f"{service}.retry.{delay_ms}ms",
+        exchange=retry_exchange(service),
+        binding_arguments={"x-match": "all", DELAY_HEADER: str(delay_ms)},
+        durable=True,
+        # Expired messages go back through the default exchange under their routing key,
+        # which is the handler queue's name.
+        queue_arguments={"x-message-ttl": delay_ms, "x-dead-letter-exchange": ""},
+    )
+
+
+def dead_letter_queue(service: str) -> Queue:
+    return Queue(f"{service}.dead-letter", durable=True)
+
+
+def retry_topology(service: str, policy: RetryPolicy) -> list[Exchange | Queue]:
+    entities: list[Exchange | Queue] = [retry_exchange(service)]
+    entities += [retry_queue(service, delay) for delay in sorted(set(policy.delays_ms))]
+    entities.append(dead_letter_queue(service))
+    return entities
+
+
+def describe_error(exc_info: Any) -> str:
+    exc = exc_info[1]
+    frames = traceback.extract_tb(exc_info[2])
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:1000]
+
+
+class EventConsumer(EventHandler):
+    """``@consume_event(source, event_type)``: the handler gets a validated ``Envelope``."""
+
+    def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
+        super().__init__(
+            source_service,
+            event_type,
+            handler_type=SERVICE_POOL,
+            reliable_delivery=True,
+            requeue_on_error=False,
+            **kwargs,
+        )
+
+    def setup(self) -> None:
+        super().setup()
+        self.policy = RetryPolicy.from_env()
+        service = self.container.service_name
+        amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        self.publisher = Publisher(amqp_uri, use_confirms=True)
+        with get_connection(amqp_uri) as connection:
+            for entity in retry_topology(service, self.policy):
+                entity.maybe_bind(connection)
+                entity.declare()
+        self.dead_letter_queue_name = dead_letter_queue(service).name
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        try:
+            envelope = envelope_from_wire(body)
+            if envelope.event_type != self.event_type:
+                raise ValidationError({"event_type": [f"expected {self.event_type}"]})
+        except ValidationError as exc:
+            # A malformed event will never succeed: park it now rather than retry it.
+            self._settle(message, f"invalid envelope: {exc.messages}", dead_letter=True)
+            return
+        context_data = {
+            key: value
+            for key, value in self.unpack_message_headers(message).items()
+            if not key.startswith("x-")
+        }
+        if envelope.correlation_id:
+            context_data["correlation_id"] = envelope.correlation_id
+        handle_result = partial(self.handle_result, message)
+        try:
+            self.container.spawn_worker(
+                self, (envelope,), {}, context_data=context_data, handle_result=handle_result
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_message_processed(
+        self, message: Any, result: Any = None, exc_info: Any = None
+    ) -> None:
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        # A payload that breaks its contract fails the same way every time.
+        permanent = isinstance(exc_info[1], ValidationError)
+        self._settle(message, describe_error(exc_info), dead_letter=permanent)
+
+    def _settle(self, message: Any, error: str, dead_letter: bool) -> None:
+        headers = dict(message.headers or {})
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        headers.update({
+            ATTEMPTS_HEADER: attempts,
+            ORIGINAL_QUEUE_HEADER: self.queue.name,
+            ERROR_HEADER: error,
+            FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
+        })
+        headers.pop("x-death", None)  # RabbitMQ's own bookkeeping; ours says enough
+        try:
+            if dead_letter or attempts >= self.policy.max_attempts:
+                log.error(
+                    "event dead-lettered after %d attempt(s): %s", attempts, error,
+                    extra={"queue": self.queue.name, "message_id": message.properties.get(
+                        "message_id")},
+                )
+                self.publisher.publish(
+                    message.payload,
+                    exchange="",
+                    routing_key=self.dead_letter_queue_name,
+                    headers=headers,
+                    message_id=message.properties.get("message_id"),
+                )
+            else:
+                delay = self.policy.delays_ms[attempts - 1]
+                log.warning(
+                    "event handler failed (attempt %d of %d), retrying in %d ms: %s",
+                    attempts, self.policy.max_attempts, delay, error,
+                    extra={"queue": self.queue.name},
+                )
+                headers[DELAY_HEADER] = str(delay)
+                self.publisher.publish(
+                    message.payload,
+                    exchange=retry_exchange(self.container.service_name),
+                    routing_key=self.queue.name,
+                    headers=headers,
+                    message_id=message.properties.get("message_id"),
+                )
+        except Exception:
+            # Could not park it anywhere: give it back to the broker rather than drop it.
+            log.exception("could not republish a failed event; requeueing it")
+            eventlet.sleep(1)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
+
+
+consume_event = EventConsumer.decorator

@@ -1,0 +1,131 @@
+"""Event contracts: every event's name, source, version and payload schema.
+
+A producer validates the payload before it writes the outbox row; a consumer validates it
+again on receipt. Adding an optional field keeps the version; anything else bumps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from messaging.envelope import Envelope
+
+# Event names, one constant each, so a typo is an import error rather than a silent miss.
+STORE_SETTINGS_CHANGED = "store_settings_changed"
+CUSTOMER_CREATED = "customer_created"
+CUSTOMER_UPDATED = "customer_updated"
+ORDER_PLACED = "order_placed"
+
+
+class _Payload(Schema):
+    class Meta:
+        unknown = EXCLUDE  # tolerate additive changes from newer producers
+
+
+class AddressPayload(_Payload):
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    company = fields.String(allow_none=True, load_default=None)
+    line1 = fields.String(required=True)
+    line2 = fields.String(allow_none=True, load_default=None)
+    city = fields.String(required=True)
+    region = fields.String(allow_none=True, load_default=None)
+    postal_code = fields.String(allow_none=True, load_default=None)
+    country = fields.String(required=True, validate=validate.Length(equal=2))
+    phone = fields.String(allow_none=True, load_default=None)
+
+
+class OrderLinePayload(_Payload):
+    sku = fields.String(required=True)
+    title = fields.String(required=True)
+    quantity = fields.Integer(required=True, validate=validate.Range(min=1))
+    unit_price = fields.Integer(required=True)
+    line_total = fields.Integer(required=True)
+
+
+class OrderPlacedPayload(_Payload):
+    order_id = fields.UUID(required=True)
+    number = fields.String(required=True)
+    customer_id = fields.UUID(allow_none=True, load_default=None)
+    email = fields.Email(required=True)
+    locale = fields.String(required=True)
+    currency = fields.String(required=True, validate=validate.Length(equal=3))
+    subtotal = fields.Integer(required=True)
+    shipping_total = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    status = fields.String(required=True)
+    payment_status = fields.String(required=True)
+    payment_method = fields.String(allow_none=True, load_default=None)
+    placed_at = fields.DateTime(required=True)
+    lines = fields.List(fields.Nested(OrderLinePayload), required=True)
+    shipping_address = fields.Nested(AddressPayload, allow_none=True, load_default=None)
+    notify_customer = fields.Boolean(load_default=True)
+
+
+class StoreSettingsChangedPayload(_Payload):
+    changed = fields.Dict(required=True)
+    actor = fields.String(required=True)
+
+
+class CustomerPayload(_Payload):
+    customer_id = fields.UUID(required=True)
+    email = fields.Email(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(["guest", "registered"]))
+    first_name = fields.String(allow_none=True, load_default=None)
+    last_name = fields.String(allow_none=True, load_default=None)
+
+
+@dataclass(frozen=True)
+class EventContract:
+    name: str
+    source: str
+    version: int
+    schema: type[Schema]
+
+
+CONTRACTS: dict[str, EventContract] = {
+    c.name: c
+    for c in [
+        EventContract(STORE_SETTINGS_CHANGED, "identity", 1, StoreSettingsChangedPayload),
+        EventContract(CUSTOMER_CREATED, "customers", 1, CustomerPayload),
+        EventContract(CUSTOMER_UPDATED, "customers", 1, CustomerPayload),
+        EventContract(ORDER_PLACED, "orders", 1, OrderPlacedPayload),
+    ]
+}
+
+
+def contract_for(event_type: str) -> EventContract:
+    try:
+        return CONTRACTS[event_type]
+    except KeyError:
+        raise ValueError(f"no contract for event type {event_type!r}") from None
+
+
+def build_envelope(
+    event_type: str, payload: dict[str, Any], correlation_id: str | None = None
+) -> Envelope:
+    """Validate ``payload`` against its contract and wrap it in a JSON-safe envelope."""
+    contract = contract_for(event_type)
+    schema = contract.schema()
+    wire_payload = schema.dump(payload)
+    errors = schema.validate(wire_payload)
+    if errors:
+        raise ValidationError(errors)
+    return Envelope(
+        event_type=event_type,
+        source=contract.source,
+        version=contract.version,
+        payload=wire_payload,
+        correlation_id=correlation_id,
+    )
+
+
+def load_payload(envelope: Envelope) -> dict[str, Any]:
+    """The envelope's payload as Python values (UUIDs, datetimes), checked against its contract."""
+    contract = contract_for(envelope.event_type)
+    if envelope.version != contract.version:
+        raise ValidationError({"version": [f"unsupported version {envelope.version}"]})
+    return contract.schema().load(envelope.payload)

@@ -1,0 +1,309 @@
+"""Our own small SQLAlchemy 2 session provider for nameko, with the outbox relay built in.
+
+``Database`` is a nameko DependencyProvider. A service method writes its state change and the
+events it implies in one transaction::
+
+    with self.db.transaction() as session:
+        session.add(order)
+        emit(session, ORDER_PLACED, payload)
+
+and the relay (a managed thread of the same provider) publishes committed outbox rows with
+publisher confirms, woken right after the commit and sweeping on a timer for anything left
+behind (crash, broker down, another replica's rows).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+from messaging.envelope import Envelope, utcnow
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH_SIZE = 100
+
+
+def var_dir() -> Path:
+    """Where local state lives (SQLite files, the Maildir): ``CLIENTELA_VAR_DIR`` or ./var."""
+    path = Path(os.environ.get("CLIENTELA_VAR_DIR", "var")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(env_name: str, sqlite_name: str) -> str:
+    """The URL in ``env_name``, else a SQLite file under var/ (the ``make run`` default)."""
+    return os.environ.get(env_name) or f"sqlite:///{var_dir() / sqlite_name}"
+
+
+def create_engine_for(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        # One connection per process: green threads then queue on the pool (cooperatively)
+        # instead of blocking the eventlet hub inside SQLite's busy handler.
+        engine = create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            connect_args={"timeout": 30, "check_same_thread": False},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy own BEGIN so SAVEPOINTs work (SQLAlchemy's documented recipe).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock up front: no lock upgrades, so no SQLITE_BUSY deadlocks
+            # between processes (a CLI and a running service).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # a dropped connection is replaced, not handed to a worker
+        pool_recycle=1800,
+    )
+
+
+class Database(DependencyProvider):
+    """Sessions for a service's own database, plus the outbox relay for its events."""
+
+    def __init__(self, metadata: MetaData, url_env: str, sqlite_name: str) -> None:
+        self.metadata = metadata
+        self.url_env = url_env
+        self.sqlite_name = sqlite_name
+        self.engine: Engine | None = None
+        self._wake = threading.Event()
+        self._relay_lock = threading.Lock()
+        self._running = False
+
+    # nameko lifecycle -------------------------------------------------------------------
+    def setup(self) -> None:
+        max_workers = int(self.container.config.get("max_workers", 10))
+        self.engine = create_engine_for(database_url(self.url_env, self.sqlite_name), max_workers)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = self.metadata.tables["outbox"]
+        self.processed_events = self.metadata.tables["processed_events"]
+        config = self.container.config
+        amqp_uri = os.environ.get("OUTBOX_AMQP_URI") or config[AMQP_URI_CONFIG_KEY]
+        self.publisher = Publisher(
+            amqp_uri,
+            use_confirms=True,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5},
+        )
+        # Fail fast on a dead broker; the relay has its own backoff.
+        self.publisher.transport_options = {
+            "max_retries": 1,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        }
+        self.poll_interval = float(os.environ.get("OUTBOX_POLL_SECONDS", "1.0"))
+        self.exchange = get_event_exchange(self.container.service_name, {})
+
+    def start(self) -> None:
+        self._running = True
+        self.container.spawn_managed_thread(self._relay_loop, identifier="outbox-relay")
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx: Any) -> DatabaseAccess:
+        data = worker_ctx.context_data
+        return DatabaseAccess(
+            self,
+            correlation_id=data.get("correlation_id") or worker_ctx.call_id,
+            handler_name=f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}",
+        )
+
+    # the relay --------------------------------------------------------------------------
+    def wake_relay(self) -> None:
+        self._wake.set()
+
+    def _relay_loop(self) -> None:
+        backoff = self.poll_interval
+        while self._running:
+            self._wake.clear()
+            try:
+                published = self.relay_once()
+                backoff = self.poll_interval
+            except Exception as exc:  # broker or database down: keep going, slower
+                log.warning("outbox relay failed, retrying in %.1fs: %s", backoff, exc)
+                published = 0
+                self._wake.wait(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            if published < RELAY_BATCH_SIZE:
+                self._wake.wait(self.poll_interval)
+
+    def relay_once(self) -> int:
+        """Publish one batch of due outbox rows; returns how many were published.
+
+        Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas share the work without
+        publishing the same row at the same time. A crash after publishing but before the
+        commit republishes the row later: consumers are idempotent by event_id.
+        """
+        outbox = self.outbox
+        with self._relay_lock, self.sessions() as session, session.begin():
+            now = utcnow()
+            rows = session.execute(
+                select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.body,
+                       outbox.c.attempts)
+                .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
+                .order_by(outbox.c.id)
+                .limit(RELAY_BATCH_SIZE)
+                .with_for_update(skip_locked=True)
+            ).all()
+            published: list[int] = []
+            failure: Exception | None = None
+            for row in rows:
+                try:
+                    self._publish(row.event_id, row.event_type, json.loads(row.body))
+                except Exception as exc:
+                    failure = exc
+                    delay = min(0.5 * 2 ** row.attempts, 30.0)
+                    session.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id)
+                        .values(
+                            attempts=row.attempts + 1,
+                            last_error=f"{type(exc).__name__}: {exc}"[:500],
+                            next_attempt_at=now + timedelta(seconds=delay),
+                        )
+                    )
+                    break
+                published.append(row.id)
+            if published:
+                self._mark_published(session, published)
+        if failure is not None:
+            raise failure
+        return len(published)
+
+    def _publish(self, event_id: str, event_type: str, body: dict[str, Any]) -> None:
+        headers = {}
+        if body.get("correlation_id"):
+            headers["nameko.correlation_id"] = body["correlation_id"]
+        self.publisher.publish(
+            body,
+            exchange=self.exchange,
+            routing_key=event_type,
+            message_id=event_id,
+            headers=headers,
+        )
+
+    def _mark_published(self, session: Session, ids: list[int]) -> None:
+        session.execute(
+            update(self.outbox).where(self.outbox.c.id.in_(ids)).values(published_at=utcnow())
+        )
+
+
+class DatabaseAccess:
+    """What a worker sees as ``self.db``."""
+
+    def __init__(self, provider: Database, correlation_id: str | None, handler_name: str) -> None:
+        self._provider = provider
+        self.correlation_id = correlation_id
+        self.handler_name = handler_name
+
+    @property
+    def engine(self) -> Engine:
+        assert self._provider.engine is not None
+        return self._provider.engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        session = self._provider.sessions()
+        session.info["correlation_id"] = self.correlation_id
+        session.info["outbox_table"] = self._provider.outbox
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+        if session.info.get("outbox_written"):
+            self._provider.wake_relay()
+
+    def already_processed(self, session: Session, envelope: Envelope) -> bool:
+        """Record that this handler processed ``envelope``; True if it had already done so.
+
+        Call it first inside the transaction that holds the handler's effect: the unique
+        (event_id, handler) row then commits with the effect, or not at all.
+        """
+        table = self._provider.processed_events
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(table).values(
+                        event_id=envelope.event_id,
+                        handler=self.handler_name,
+                        processed_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            log.info(
+                "duplicate event skipped",
+                extra={"event_id": envelope.event_id, "handler": self.handler_name},
+            )
+            return True
+        return False
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,77 @@
+"""Structured (JSON) logs carrying the correlation id, with personal data masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+# Green-thread local under eventlet's monkey patching, thread local in the gateway.
+_context = threading.local()
+
+# LogRecord attributes that are not "extra" fields.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def set_correlation_id(correlation_id: str | None) -> None:
+    _context.correlation_id = correlation_id
+
+
+def get_correlation_id() -> str | None:
+    return getattr(_context, "correlation_id", None)
+
+
+def mask_email(email: str | None) -> str:
+    """``ana.garcia@example.com`` → ``a***@example.com``: enough to trace, not to identify."""
+    if not email or "@" not in email:
+        return "***"
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.service = service or os.environ.get("SERVICE_NAME", "clientela")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        correlation_id = get_correlation_id()
+        if correlation_id:
+            entry["request_id"] = correlation_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(service: str, level: str | None = None) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+    logging.getLogger("kombu").setLevel(logging.WARNING)
+    logging.getLogger("amqp").setLevel(logging.WARNING)
+
+
+class LogContext(DependencyProvider):
+    """Puts the worker's correlation id (the gateway's X-Request-ID) into every log line."""
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        set_correlation_id(worker_ctx.context_data.get("correlation_id") or worker_ctx.call_id)
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        set_correlation_id(None)

@@ -1,0 +1,78 @@
+"""The transactional outbox: tables every service carries, and ``emit``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    text,
+)
+from sqlalchemy.orm import Session
+
+from messaging.contracts import build_envelope
+from messaging.database import UtcDateTime
+from messaging.envelope import Envelope, utcnow
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def add_messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Add the ``outbox`` and ``processed_events`` tables to a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", _BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("next_attempt_at", UtcDateTime(), nullable=False),
+        Column("published_at", UtcDateTime(), nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("last_error", String(500), nullable=True),
+    )
+    # The relay only ever looks for unpublished rows: keep that index small however long the
+    # published history grows.
+    pending = text("published_at IS NULL")
+    Index("ix_outbox_pending", outbox.c.id, postgresql_where=pending, sqlite_where=pending)
+    processed = Table(
+        "processed_events",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("handler", String(150), primary_key=True),
+        Column("processed_at", UtcDateTime(), nullable=False),
+    )
+    return outbox, processed
+
+
+def emit(session: Session, event_type: str, payload: dict[str, Any]) -> Envelope:
+    """Write an event to the outbox inside the caller's transaction.
+
+    The payload is checked against the event's contract now, so a bad event fails the state
+    change that implied it instead of failing later in a consumer.
+    """
+    envelope = build_envelope(event_type, payload, session.info.get("correlation_id"))
+    now = utcnow()
+    session.execute(
+        insert(session.info["outbox_table"]).values(
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            body=json.dumps(envelope.to_wire()),
+            created_at=now,
+            next_attempt_at=now,
+            attempts=0,
+        )
+    )
+    session.info["outbox_written"] = True
+    return envelope
