@@ -1,0 +1,35 @@
+"""Pure customer rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def normalise_email(email: str) -> str:
+    """One customer per email: trimmed and lower-cased (as stores treat addresses in practice)."""
+    return email.strip().lower()
+
+
+def apply_order_placed(customer: Any, order: dict[str, Any]) -> None:
+    """Fold one placed order into a customer's figures (orders count, dates, last order)."""
+    placed_at: datetime = order["placed_at"]
+    customer.orders_count = (customer.orders_count or 0) + 1
+    if customer.first_order_at is None or placed_at < customer.first_order_at:
+        customer.first_order_at = placed_at
+    if customer.last_order_at is None or placed_at >= customer.last_order_at:
+        customer.last_order_at = placed_at
+        customer.last_order_status = order["status"]
+        customer.last_payment_method = order.get("payment_method")
+        address = order.get("shipping_address")
+        if address:
+            customer.country = address["country"]
+            customer.city = address["city"]
+    address = order.get("shipping_address") or {}
+    if not customer.first_name and address.get("first_name"):
+        customer.first_name = address["first_name"]
+        customer.last_name = address.get("last_name")
+    if not customer.phone and address.get("phone"):
+        customer.phone = address["phone"]
+    if not customer.locale:
+        customer.locale = order.get("locale")

@@ -1,0 +1,62 @@
+"""Customers' own database: one record per normalised email, guest or registered."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from messaging.database import UtcDateTime
+from messaging.envelope import utcnow
+from messaging.outbox import add_messaging_tables
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+OUTBOX, PROCESSED_EVENTS = add_messaging_tables(Base.metadata)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    locale: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    type: Mapped[str] = mapped_column(String(16), default="guest", index=True)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
+                                                 index=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Figures kept from order events.
+    orders_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    first_order_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
+                                                            nullable=True)
+    last_order_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
+                                                           nullable=True, index=True)
+    last_order_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_payment_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
+    city: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+    spend: Mapped[list[CustomerSpend]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class CustomerSpend(Base):
+    """Total spent per currency: a store may sell in more than one."""
+
+    __tablename__ = "customer_spend"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[int] = mapped_column(Integer, default=0)  # minor units
+
+    customer: Mapped[Customer] = relationship(back_populates="spend")

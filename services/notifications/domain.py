@@ -1,0 +1,46 @@
+"""Pure notification rules: which email, when to retry, how a failure is classified."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta
+
+ORDER_CONFIRMATION = "order_confirmation"
+
+# Namespace for delivery ids derived from events (uuid5), fixed forever.
+DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")
+
+DEFAULT_MAIL_RETRY_DELAYS_S = (5, 30, 120, 600, 1800, 3600)
+
+
+def delivery_id(event_id: str, kind: str, recipient: str) -> uuid.UUID:
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}:{kind}:{recipient}")
+
+
+def mail_retry_delays() -> tuple[float, ...]:
+    raw = os.environ.get("MAIL_RETRY_DELAYS_S")
+    if not raw:
+        return DEFAULT_MAIL_RETRY_DELAYS_S
+    return tuple(float(part) for part in raw.split(",") if part.strip())
+
+
+class TransientMailError(Exception):
+    """The mail server may accept it later (4xx, connection refused, timeout)."""
+
+
+class PermanentMailError(Exception):
+    """The mail server will never accept it (5xx): do not retry."""
+
+
+def next_attempt(attempts: int, now: datetime) -> datetime | None:
+    """When to try again after ``attempts`` failed tries; None once the retries are spent."""
+    delays = mail_retry_delays()
+    if attempts > len(delays):
+        return None
+    return now + timedelta(seconds=delays[attempts - 1])
+
+
+def one_line(value: str) -> str:
+    """Header values never carry CR/LF: a name cannot inject headers."""
+    return " ".join(str(value).split())

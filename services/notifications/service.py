@@ -1,0 +1,146 @@
+"""Notifications service: turns events into emails, each delivered once and logged."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from nameko.rpc import rpc
+from nameko.timer import timer
+from sqlalchemy import or_, select, update
+
+from messaging.consumer import consume_event
+from messaging.contracts import ORDER_PLACED, load_payload
+from messaging.envelope import Envelope, utcnow
+from messaging.health import HealthEndpoints
+from messaging.logs import LogContext, mask_email
+from services.notifications import domain
+from services.notifications.dependencies import (
+    MailerProvider,
+    build_message,
+    notifications_database,
+    render_email,
+)
+from services.notifications.models import Delivery
+from services.notifications.schemas import DeliverySchema
+
+log = logging.getLogger(__name__)
+
+SEND_LEASE = timedelta(seconds=120)  # a crashed sender's claim expires after this
+
+
+class NotificationsService(HealthEndpoints):
+    name = "notifications"
+
+    db = notifications_database()
+    mail = MailerProvider()
+    log_context = LogContext()
+
+    @consume_event("orders", ORDER_PLACED)
+    def handle_order_placed(self, envelope: Envelope) -> None:
+        load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
+        order = envelope.payload  # the JSON-safe form is what the template renders
+        if not order.get("notify_customer", True):
+            return
+        self._record(envelope, domain.ORDER_CONFIRMATION, order["email"], order["locale"],
+                     {"order": order})
+
+    @timer(interval=2)
+    def send_due_deliveries(self) -> None:
+        """Retry sweep: pending deliveries that are due, and claims a crashed sender left."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            ids = session.scalars(
+                select(Delivery.id)
+                .where(or_(
+                    (Delivery.status == "pending") & (Delivery.next_attempt_at <= now),
+                    (Delivery.status == "sending") & (Delivery.locked_until < now),
+                ))
+                .order_by(Delivery.next_attempt_at)
+                .limit(50)
+            ).all()
+        for delivery_id in ids:
+            self._deliver(delivery_id)
+
+    @rpc
+    def list_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            rows = session.scalars(
+                select(Delivery).order_by(Delivery.created_at.desc()).limit(min(limit, 200))
+            ).all()
+            return DeliverySchema(many=True).dump(rows)
+
+    # helpers ----------------------------------------------------------------------------
+    def _record(self, envelope: Envelope, kind: str, recipient: str, locale: str,
+                context: dict[str, Any]) -> None:
+        """Log the delivery with the event's processed mark (one transaction), then send."""
+        delivery_id = domain.delivery_id(envelope.event_id, kind, recipient)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            session.add(Delivery(
+                id=delivery_id, event_id=envelope.event_id, kind=kind, recipient=recipient,
+                locale=locale, status="pending", attempts=0, context=context,
+                next_attempt_at=utcnow(),
+            ))
+        self._deliver(delivery_id)
+
+    def _deliver(self, delivery_id: Any) -> None:
+        now = utcnow()
+        # Claim it (one sender at a time, across replicas) in a short transaction; the SMTP
+        # conversation happens outside any transaction.
+        with self.db.transaction() as session:
+            claimed = session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, or_(
+                    (Delivery.status == "pending") & (Delivery.next_attempt_at <= now),
+                    (Delivery.status == "sending") & (Delivery.locked_until < now),
+                ))
+                .values(status="sending", locked_until=now + SEND_LEASE,
+                        attempts=Delivery.attempts + 1)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not claimed:
+                return
+            delivery = session.get(Delivery, delivery_id)
+            kind, recipient, locale = delivery.kind, delivery.recipient, delivery.locale
+            context, attempts = dict(delivery.context), delivery.attempts
+        try:
+            subject, text, html = render_email(kind, locale, self._links(kind, context))
+            message = build_message(
+                message_id=f"<{delivery_id}@clientela.mail>", sender=self.mail.sender,
+                recipient=recipient, subject=subject, text=text, html=html,
+            )
+            self.mail.mailer.send(message)
+        except domain.TransientMailError as exc:
+            retry_at = domain.next_attempt(attempts, utcnow())
+            self._finish(delivery_id, status="pending" if retry_at else "failed",
+                         error=str(exc), next_attempt_at=retry_at)
+            log.warning("email deferred", extra={"kind": kind, "attempt": attempts,
+                                                 "recipient": mask_email(recipient)})
+            return
+        except Exception as exc:  # permanent SMTP refusal, or a template bug: no retry
+            self._finish(delivery_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            log.error("email failed", extra={"kind": kind, "recipient": mask_email(recipient)})
+            return
+        self._finish(delivery_id, status="sent")
+        log.info("email sent", extra={"kind": kind, "recipient": mask_email(recipient)})
+
+    def _finish(self, delivery_id: Any, status: str, error: str | None = None,
+                next_attempt_at: Any = None) -> None:
+        values: dict[str, Any] = {"status": status, "locked_until": None,
+                                  "last_error": error[:500] if error else None}
+        if status == "sent":
+            values["sent_at"] = utcnow()
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        with self.db.transaction() as session:
+            session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values)
+                            .execution_options(synchronize_session=False))
+
+    def _links(self, kind: str, context: dict[str, Any]) -> dict[str, Any]:
+        base = self.mail.storefront_url.rstrip("/")
+        if kind == domain.ORDER_CONFIRMATION:
+            return {**context, "order_url": f"{base}/orders/{context['order']['order_id']}"}
+        return context

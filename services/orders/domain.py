@@ -1,0 +1,118 @@
+"""Pure order rules: the three state machines, pricing, and the checks checkout makes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from messaging.errors import ServiceError
+
+FIRST_ORDER_NUMBER = 1001
+
+# Order status: pending_payment → paid → completed; canceled before completed; abandoned
+# when unpaid past the hold window. Values are the states each may move to.
+ORDER_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "pending_payment": frozenset({"paid", "canceled", "abandoned"}),
+    "paid": frozenset({"completed", "canceled"}),
+    "completed": frozenset(),
+    "canceled": frozenset(),
+    "abandoned": frozenset({"canceled"}),
+}
+PAYMENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "pending": frozenset({"paid", "voided"}),
+    "paid": frozenset({"refunded"}),
+    "refunded": frozenset(),
+    "voided": frozenset(),
+}
+FULFILLMENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "unfulfilled": frozenset({"requested", "in_transit", "canceled"}),
+    "requested": frozenset({"in_transit", "canceled"}),
+    "in_transit": frozenset({"delivered", "canceled"}),
+    "delivered": frozenset(),
+    "canceled": frozenset(),
+}
+MACHINES = {
+    "status": ORDER_TRANSITIONS,
+    "payment_status": PAYMENT_TRANSITIONS,
+    "fulfillment_status": FULFILLMENT_TRANSITIONS,
+}
+PAYMENT_METHODS = ("bank_transfer", "cash", "cheque", "card")
+
+
+def check_transition(machine: str, current: str, target: str) -> bool:
+    """True if ``current → target`` is a change to make, False if it is a no-op (same state).
+
+    Raises a 409 ServiceError naming the allowed targets for an illegal transition.
+    """
+    table = MACHINES[machine]
+    if target not in table:
+        raise ServiceError("unknown_state", f"{target!r} is not a {machine}", 422)
+    if current == target:
+        return False
+    if target not in table[current]:
+        allowed = sorted(table[current])
+        raise ServiceError(
+            "illegal_transition",
+            f"{machine} cannot go from {current} to {target}",
+            409,
+            extra={"from": current, "to": target, "allowed": allowed},
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    sku: str
+    title: str
+    quantity: int
+    unit_price: int
+    digital: bool
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+def merge_lines(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Quantities per SKU; the same SKU twice in a cart is one line."""
+    merged: dict[str, int] = {}
+    for line in lines:
+        merged[line["sku"]] = merged.get(line["sku"], 0) + int(line["quantity"])
+    return merged
+
+
+def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any]) -> list[PricedLine]:
+    """Price a cart from the catalogue only; the client's idea of a price is never used."""
+    errors: dict[str, list[str]] = {}
+    priced = []
+    for sku, quantity in sorted(quantities.items()):
+        product = products.get(sku)
+        if product is None or not product.active:
+            errors[sku] = ["unknown or unavailable product"]
+            continue
+        priced.append(PricedLine(sku, product.title, quantity, product.price, product.digital))
+    if errors:
+        raise ServiceError("unknown_product", "Some products are not for sale.", 422,
+                           errors={"lines": errors})
+    currencies = {products[line.sku].currency for line in priced}
+    if len(currencies) > 1:
+        raise ServiceError("mixed_currencies", "Products in one order must share a currency.",
+                           422)
+    return priced
+
+
+def needs_shipping(lines: Iterable[PricedLine]) -> bool:
+    return any(not line.digital for line in lines)
+
+
+def request_fingerprint(request: Mapping[str, Any]) -> str:
+    """Stable hash of a checkout request, to tell an idempotent retry from a reused key."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def format_order_number(number: int) -> str:
+    return f"#{number}"

@@ -1,0 +1,110 @@
+"""Orders' own database: catalogue, orders with lines and history, counters, the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from messaging.database import UtcDateTime
+from messaging.envelope import utcnow
+from messaging.outbox import add_messaging_tables
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+OUTBOX, PROCESSED_EVENTS = add_messaging_tables(Base.metadata)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    price: Mapped[int] = mapped_column(Integer)  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: unlimited
+    digital: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=utcnow, onupdate=utcnow
+    )
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    payment_status: Mapped[str] = mapped_column(String(32), index=True)
+    fulfillment_status: Mapped[str] = mapped_column(String(32), index=True)
+    payment_method: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    locale: Mapped[str] = mapped_column(String(10))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[int] = mapped_column(Integer)
+    shipping_total: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    shipping_address: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=utcnow, onupdate=utcnow
+    )
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
+    history: Mapped[list[OrderHistory]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderHistory.id"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(Integer)
+    line_total: Mapped[int] = mapped_column(Integer)
+    digital: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderHistory(Base):
+    """Who changed what on an order, and when: the merchant's audit trail."""
+
+    __tablename__ = "order_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    field: Mapped[str] = mapped_column(String(32))
+    from_value: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_value: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notify_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    order: Mapped[Order] = relationship(back_populates="history")
+
+
+class Counter(Base):
+    """Human order numbers (#1001, #1002, ...); ids stay UUIDs."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

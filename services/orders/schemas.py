@@ -1,0 +1,104 @@
+"""Orders' wire formats: what RPC callers send and get back."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, post_load, validate
+
+from services.orders.domain import PAYMENT_METHODS
+
+MAX_LINES = 100
+MAX_QUANTITY = 999
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE  # unknown fields are an error, never silently ignored
+
+
+def _text(max_len: int, required: bool = True) -> fields.String:
+    if required:
+        return fields.String(required=True, validate=validate.Length(1, max_len))
+    return fields.String(
+        allow_none=True, load_default=None, validate=validate.Length(max=max_len)
+    )
+
+
+class AddressSchema(_Strict):
+    first_name = _text(100)
+    last_name = _text(100)
+    company = _text(200, required=False)
+    line1 = _text(200)
+    line2 = _text(200, required=False)
+    city = _text(100)
+    region = _text(100, required=False)
+    postal_code = _text(20, required=False)
+    country = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{2}$",
+                                                                    error="ISO 3166 alpha-2"))
+    phone = _text(30, required=False)
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["country"] = data["country"].upper()
+        return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+
+
+class LineRequestSchema(_Strict):
+    sku = _text(64)
+    quantity = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(1, MAX_QUANTITY))
+
+
+class PlaceOrderSchema(_Strict):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
+    customer_id = fields.UUID(allow_none=True, load_default=None)
+    lines = fields.List(fields.Nested(LineRequestSchema), required=True,
+                        validate=validate.Length(1, MAX_LINES))
+    shipping_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
+    payment_method = fields.String(load_default="bank_transfer",
+                                   validate=validate.OneOf(PAYMENT_METHODS))
+    idempotency_key = fields.String(allow_none=True, load_default=None,
+                                    validate=validate.Length(1, 200))
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["email"] = data["email"].strip().lower()
+        return data
+
+
+class ProductSchema(Schema):
+    sku = fields.String()
+    title = fields.String()
+    price = fields.Integer()
+    currency = fields.String()
+    stock = fields.Integer(allow_none=True)
+    digital = fields.Boolean()
+    active = fields.Boolean()
+
+
+class OrderLineSchema(Schema):
+    sku = fields.String()
+    title = fields.String()
+    quantity = fields.Integer()
+    unit_price = fields.Integer()
+    line_total = fields.Integer()
+    digital = fields.Boolean()
+
+
+class OrderSchema(Schema):
+    id = fields.UUID()
+    number = fields.Function(lambda order: f"#{order.number}")
+    status = fields.String()
+    payment_status = fields.String()
+    fulfillment_status = fields.String()
+    payment_method = fields.String()
+    email = fields.String()
+    customer_id = fields.UUID(allow_none=True)
+    locale = fields.String()
+    currency = fields.String()
+    subtotal = fields.Integer()
+    shipping_total = fields.Integer()
+    total = fields.Integer()
+    shipping_address = fields.Dict(allow_none=True)
+    placed_at = fields.DateTime()
+    lines = fields.List(fields.Nested(OrderLineSchema))

@@ -1,0 +1,179 @@
+"""Orders service: thin nameko entrypoints over the domain rules."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from nameko.rpc import rpc
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from messaging.contracts import ORDER_PLACED
+from messaging.envelope import utcnow
+from messaging.errors import ServiceError, load_or_raise
+from messaging.health import HealthEndpoints
+from messaging.logs import LogContext, mask_email
+from messaging.outbox import emit
+from services.orders import domain
+from services.orders.dependencies import orders_database
+from services.orders.models import Counter, Order, OrderHistory, OrderLine, Product
+from services.orders.schemas import OrderSchema, PlaceOrderSchema, ProductSchema
+
+log = logging.getLogger(__name__)
+
+
+class OrdersService(HealthEndpoints):
+    name = "orders"
+
+    db = orders_database()
+    log_context = LogContext()
+
+    @rpc
+    def list_products(self) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            products = session.scalars(
+                select(Product).where(Product.active.is_(True)).order_by(Product.sku)
+            ).all()
+            return ProductSchema(many=True).dump(products)
+
+    @rpc
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id))
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            return OrderSchema().dump(order)
+
+    @rpc
+    def place_order(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Create an order from a cart: priced and stocked from our own catalogue.
+
+        The order, its stock holds, its history row and ``order_placed`` commit together.
+        """
+        data = load_or_raise(PlaceOrderSchema(), request)
+        fingerprint = domain.request_fingerprint({k: v for k, v in request.items()
+                                                  if k != "idempotency_key"})
+        key = data["idempotency_key"]
+        try:
+            with self.db.transaction() as session:
+                if key:
+                    existing = self._replay(session, key, fingerprint)
+                    if existing is not None:
+                        return existing
+                order = self._create_order(session, data, fingerprint)
+                result = OrderSchema().dump(order)
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer as it did.
+            if not key:
+                raise
+            with self.db.transaction() as session:
+                existing = self._replay(session, key, fingerprint)
+                if existing is None:
+                    raise
+                return existing
+        log.info("order placed", extra={"order_number": result["number"],
+                                        "email": mask_email(result["email"])})
+        return {**result, "replayed": False}
+
+    # helpers ----------------------------------------------------------------------------
+    def _replay(self, session: Any, key: str, fingerprint: str) -> dict[str, Any] | None:
+        order = session.scalars(select(Order).where(Order.idempotency_key == key)).first()
+        if order is None:
+            return None
+        if order.request_fingerprint != fingerprint:
+            raise ServiceError(
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request.",
+                422,
+            )
+        return {**OrderSchema().dump(order), "replayed": True}
+
+    def _create_order(self, session: Any, data: dict[str, Any], fingerprint: str) -> Order:
+        quantities = domain.merge_lines(data["lines"])
+        products = {
+            p.sku: p
+            for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
+        }
+        priced = domain.price_lines(quantities, products)
+        shipping = domain.needs_shipping(priced)
+        if shipping and not data["shipping_address"]:
+            raise ServiceError("validation_failed", "A shipping address is required.", 422,
+                               errors={"shipping_address": ["required for physical products"]})
+        self._hold_stock(session, priced, products)
+
+        subtotal = sum(line.line_total for line in priced)
+        now = utcnow()
+        order = Order(
+            number=self._next_order_number(session),
+            status="pending_payment",
+            payment_status="pending",
+            fulfillment_status="unfulfilled",
+            payment_method=data["payment_method"],
+            email=data["email"],
+            customer_id=data["customer_id"],
+            locale=data["locale"],
+            currency=products[priced[0].sku].currency,
+            subtotal=subtotal,
+            shipping_total=0,  # shipping rates are not modelled yet
+            total=subtotal,
+            shipping_address=data["shipping_address"] if shipping else None,
+            idempotency_key=data["idempotency_key"],
+            request_fingerprint=fingerprint,
+            placed_at=now,
+            lines=[
+                OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
+                          unit_price=line.unit_price, line_total=line.line_total,
+                          digital=line.digital)
+                for line in priced
+            ],
+            history=[OrderHistory(at=now, actor="customer", field="status", from_value=None,
+                                  to_value="pending_payment", comment="Order placed",
+                                  notify_customer=True)],
+        )
+        session.add(order)
+        session.flush()
+        payload = OrderSchema().dump(order)
+        emit(session, ORDER_PLACED, {
+            **payload,
+            "order_id": order.id,
+            "placed_at": order.placed_at,
+            "notify_customer": True,
+        })
+        return order
+
+    def _hold_stock(self, session: Any, priced: list[domain.PricedLine],
+                    products: dict[str, Product]) -> None:
+        # One conditional UPDATE per line, in SKU order (no deadlocks between checkouts):
+        # the row lock makes "is there enough?" and "take it" one step, so no overselling.
+        for line in priced:
+            if products[line.sku].stock is None:
+                continue
+            taken = session.execute(
+                update(Product)
+                .where(Product.sku == line.sku, Product.stock >= line.quantity)
+                .values(stock=Product.stock - line.quantity)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken != 1:
+                raise ServiceError("out_of_stock", f"Not enough stock for {line.sku}.", 409,
+                                   errors={"lines": {line.sku: ["not enough stock"]}})
+
+    def _next_order_number(self, session: Any) -> int:
+        number = session.execute(
+            update(Counter).where(Counter.name == "order_number")
+            .values(value=Counter.value + 1).returning(Counter.value)
+        ).scalar_one_or_none()
+        if number is None:
+            session.add(Counter(name="order_number", value=domain.FIRST_ORDER_NUMBER))
+            session.flush()
+            number = domain.FIRST_ORDER_NUMBER
+        return number
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ServiceError("order_not_found", "No such order.", 404) from None
