@@ -1,0 +1,49 @@
+"""The gateway: the only public entry, for storefronts and the merchant admin."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from gateway.blueprints.health import health
+from gateway.blueprints.storefront import storefront
+from gateway.config import GatewayConfig
+from gateway.problems import register_error_handlers
+from gateway.rpc import RpcPool
+from gateway.store import StoreSettingsCache
+from messaging.logs import configure_logging, set_correlation_id
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(config: GatewayConfig | None = None) -> Flask:
+    config = config or GatewayConfig()
+    configure_logging("gateway")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+
+    rpc = RpcPool(config.amqp_uri, size=config.rpc_pool_size, timeout=config.rpc_timeout)
+    app.extensions["rpc"] = rpc
+    app.extensions["store_settings"] = StoreSettingsCache(rpc, ttl=config.settings_ttl)
+
+    @app.before_request
+    def _request_id() -> None:
+        supplied = request.headers.get("X-Request-ID", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else str(uuid.uuid4())
+        set_correlation_id(g.request_id)
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        set_correlation_id(None)
+        return response
+
+    register_error_handlers(app)
+    app.register_blueprint(health)
+    app.register_blueprint(storefront, url_prefix="/api/v1")
+    return app

@@ -1,0 +1,53 @@
+"""Storefront routes (audience ``storefront``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
+from gateway.policy import checkout_decision
+from gateway.problems import Problem
+
+storefront = Blueprint("storefront", __name__)
+
+# What a shopper may send; everything else in the order request is decided here or in orders.
+CHECKOUT_FIELDS = {"email", "lines", "shipping_address", "payment_method"}
+PUBLIC_SETTINGS = ("customer_accounts", "password_min_length", "locale", "currency",
+                   "store_name")
+
+
+@storefront.get("/store")
+def get_store() -> Any:
+    settings = store_settings()
+    return jsonify({key: settings[key] for key in PUBLIC_SETTINGS})
+
+
+@storefront.get("/products")
+def list_products() -> Any:
+    return jsonify(items=rpc_call("orders", "list_products"))
+
+
+@storefront.post("/checkout")
+def checkout() -> Any:
+    body = json_body()
+    reject_unknown(body, CHECKOUT_FIELDS)
+    settings = store_settings()
+    decision = checkout_decision(settings["customer_accounts"], logged_in=False)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
+    order = rpc_call("orders", "place_order", {
+        **body,
+        "locale": settings["locale"],
+        "idempotency_key": key,
+        "customer_id": None,
+    })
+    replayed = order.pop("replayed", False)
+    response = jsonify(order=order, offer_account=decision.offer_account)
+    response.status_code = 200 if replayed else 201
+    response.headers["Location"] = f"/api/v1/orders/{order['id']}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,54 @@
+"""The store's checkout login policy, in one place (DESIGN.md §6).
+
+| setting  | login/register            | guest checkout        | account checkout          |
+| disabled | no: 403 accounts_disabled | yes                   | no                        |
+| optional | yes                       | yes, offer an account | yes                       |
+| required | yes                       | no: 401 login_required| approved only (403 else)  |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.problems import Problem
+
+DISABLED, OPTIONAL, REQUIRED = "disabled", "optional", "required"
+
+
+@dataclass(frozen=True)
+class CheckoutDecision:
+    as_guest: bool
+    offer_account: bool  # the confirmation offers an account (activation link)
+
+
+def ensure_accounts_offered(mode: str) -> None:
+    """Register and log in exist only when the store shows accounts."""
+    if mode == DISABLED:
+        raise Problem(403, "accounts_disabled", "This store does not offer customer accounts.")
+
+
+def checkout_decision(mode: str, *, logged_in: bool, account_status: str | None = None
+                      ) -> CheckoutDecision:
+    if mode == DISABLED:
+        if logged_in:
+            raise Problem(403, "accounts_disabled",
+                          "This store does not offer customer accounts; check out as a guest.")
+        return CheckoutDecision(as_guest=True, offer_account=False)
+    if mode == OPTIONAL:
+        if logged_in:
+            _ensure_active(account_status)
+            return CheckoutDecision(as_guest=False, offer_account=False)
+        return CheckoutDecision(as_guest=True, offer_account=True)
+    if mode == REQUIRED:
+        if not logged_in:
+            raise Problem(401, "login_required", "Log in to check out in this store.",
+                          headers={"WWW-Authenticate": "Bearer"})
+        _ensure_active(account_status)
+        return CheckoutDecision(as_guest=False, offer_account=False)
+    raise ValueError(f"unknown customer_accounts mode {mode!r}")
+
+
+def _ensure_active(account_status: str | None) -> None:
+    if account_status != "active":
+        raise Problem(403, "account_not_approved",
+                      "Your account is not approved for checkout yet.")
