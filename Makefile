@@ -1,0 +1,43 @@
+# Clientela: `make run` starts everything locally; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
+
+.PHONY: setup run prepare test test-unit lint clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install everything
+
+prepare: setup  ## check the broker, migrate every database, declare queues, seed the demo store
+	@clientela check
+	clientela migrate
+	clientela topology
+	@if [ -z "$$NO_DEMO" ]; then clientela seed-demo; fi
+
+run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWAY_PORT:-8000})
+	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   mail: var/mail/ (Maildir)"
+	honcho start -f Procfile
+
+test: setup  ## the whole suite against real RabbitMQ, PostgreSQL and SMTP
+	@clientela check --postgres "$$TEST_POSTGRES_URL"
+	pytest
+
+test-unit: setup  ## only the tests that need no broker or database
+	pytest -m "not e2e" messaging/tests/test_unit*.py services/*/tests/test_domain*.py gateway/tests
+
+lint: setup  ## ruff
+	ruff check .
+
+clean:  ## remove local state (var/) and the virtualenv
+	rm -rf var $(VENV)
