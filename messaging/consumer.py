@@ -31,11 +31,13 @@ from messaging.envelope import envelope_from_wire
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS_HEADER = "x-clientela-attempts"
-ORIGINAL_QUEUE_HEADER = "x-clientela-original-queue"
-ERROR_HEADER = "x-clientela-error"
-FAILED_AT_HEADER = "x-clientela-failed-at"
-DELAY_HEADER = "x-clientela-retry-delay-ms"
+# Not "x-" names: a headers exchange ignores x- headers when it matches bindings.
+ATTEMPTS_HEADER = "clientela-attempts"
+ORIGINAL_QUEUE_HEADER = "clientela-original-queue"
+ERROR_HEADER = "clientela-error"
+FAILED_AT_HEADER = "clientela-failed-at"
+DELAY_HEADER = "clientela-retry-delay-ms"
+NAMEKO_HEADER_PREFIX = "nameko."
 
 DEFAULT_RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 120_000, 600_000)
 
@@ -131,10 +133,10 @@ class EventConsumer(EventHandler):
             # A malformed event will never succeed: park it now rather than retry it.
             self._settle(message, f"invalid envelope: {exc.messages}", dead_letter=True)
             return
-        context_data = {
-            key: value
-            for key, value in self.unpack_message_headers(message).items()
-            if not key.startswith("x-")
+        context_data = {  # nameko's own context (call id stack, ...), not our retry headers
+            key[len(NAMEKO_HEADER_PREFIX):]: value
+            for key, value in (message.headers or {}).items()
+            if key.startswith(NAMEKO_HEADER_PREFIX)
         }
         if envelope.correlation_id:
             context_data["correlation_id"] = envelope.correlation_id

@@ -23,6 +23,8 @@ class ServiceError(Exception):
         errors: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        # nameko stringifies non-string arguments on the way through RPC: take the int back.
+        status = int(status)
         super().__init__(code, detail, status, errors or {}, extra or {})
         self.code = code
         self.detail = detail

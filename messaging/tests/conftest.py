@@ -1,0 +1,5 @@
+"""In-process nameko containers need eventlet's monkey patching before anything else loads."""
+
+import eventlet
+
+eventlet.monkey_patch()

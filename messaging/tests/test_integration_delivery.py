@@ -1,0 +1,189 @@
+"""The plumbing on real RabbitMQ and PostgreSQL, with nameko containers in this process."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from marshmallow import Schema, fields
+from nameko.containers import ServiceContainer
+from nameko.rpc import rpc
+from nameko.testing.services import entrypoint_hook
+from sqlalchemy import Column, MetaData, String, Table, create_engine, func, insert, select
+
+from messaging import contracts
+from messaging.consumer import ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_QUEUE_HEADER, consume_event
+from messaging.database import Database
+from messaging.envelope import Envelope
+from messaging.outbox import add_messaging_tables, emit
+from messaging.topology import declare
+from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost, wait_for
+
+EVENT = "thing_happened"
+
+consumer_metadata = MetaData()
+add_messaging_tables(consumer_metadata)
+effects = Table("effects", consumer_metadata, Column("event_id", String(36), primary_key=True))
+
+producer_metadata = MetaData()
+add_messaging_tables(producer_metadata)
+
+handler_calls: list[str] = []
+
+
+class ThingPayload(Schema):
+    name = fields.String(required=True)
+    fail = fields.Boolean(load_default=False)
+
+
+class ThingConsumer:
+    name = "thingconsumer"
+    db = Database(consumer_metadata, url_env="THINGCONSUMER_DATABASE_URL", sqlite_name="x.db")
+
+    @consume_event("thingsource", EVENT)
+    def handle_thing_happened(self, envelope: Envelope) -> None:
+        handler_calls.append(envelope.event_id)
+        if envelope.payload.get("fail"):
+            raise RuntimeError("this handler always fails")
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            session.execute(insert(effects).values(event_id=envelope.event_id))
+
+
+class ThingSource:
+    name = "thingsource"
+    db = Database(producer_metadata, url_env="THINGSOURCE_DATABASE_URL", sqlite_name="y.db")
+
+    @rpc
+    def make_thing(self, name: str) -> str:
+        with self.db.transaction() as session:
+            return emit(session, EVENT, {"name": name}).event_id
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    monkeypatch.setitem(contracts.CONTRACTS, EVENT,
+                        contracts.EventContract(EVENT, "thingsource", 1, ThingPayload))
+    monkeypatch.setenv("RETRY_DELAYS_MS", "100,200")  # three attempts in all
+    monkeypatch.setenv("OUTBOX_POLL_SECONDS", "0.2")
+    handler_calls.clear()
+    with rabbit_vhost() as vhost, postgres_databases("thingconsumer", "thingsource") as urls:
+        for service, url in urls.items():
+            monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", url)
+        engine = create_engine(urls["thingconsumer"])
+        consumer_metadata.create_all(engine)
+        engine.dispose()
+        engine = create_engine(urls["thingsource"])
+        producer_metadata.create_all(engine)
+        engine.dispose()
+        uri = amqp_uri_for(vhost)
+        declare(uri, [ThingConsumer, ThingSource])
+        yield {"AMQP_URI": uri, **urls}
+
+
+@pytest.fixture
+def containers(env: dict[str, str]) -> Iterator[dict[str, ServiceContainer]]:
+    started = {}
+    for cls in (ThingConsumer, ThingSource):
+        container = ServiceContainer(cls, {"AMQP_URI": env["AMQP_URI"], "serializer": "json"})
+        container.start()
+        started[cls.name] = container
+    yield started
+    for container in started.values():
+        container.stop()
+
+
+def publish(uri: str, payload: dict[str, Any], event_id: str | None = None) -> str:
+    envelope = Envelope(event_type=EVENT, source="thingsource", payload=payload,
+                        **({"event_id": event_id} if event_id else {}))
+    with Connection(uri) as connection:
+        connection.Producer().publish(
+            envelope.to_wire(), exchange=Exchange("thingsource.events", type="topic",
+                                                  durable=True),
+            routing_key=EVENT, serializer="json", retry=True)
+    return envelope.event_id
+
+
+def effect_count(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(effects)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_failing_handler_dead_letters_after_n_attempts_while_others_flow(
+    env: dict[str, str], containers: dict[str, ServiceContainer]
+) -> None:
+    poison = publish(env["AMQP_URI"], {"name": "poison", "fail": True})
+    good = [publish(env["AMQP_URI"], {"name": f"good-{i}"}) for i in range(5)]
+
+    wait_for(lambda: effect_count(env["thingconsumer"]) == 5, timeout=10,
+             message="the good events processed")
+    wait_for(lambda: handler_calls.count(poison) == 3, timeout=10, message="three attempts")
+
+    dead_letters = Queue("thingconsumer.dead-letter", durable=True)
+    with Connection(env["AMQP_URI"]) as connection:
+        message = wait_for(lambda: dead_letters.bind(connection.channel()).get(no_ack=True),
+                           timeout=10, message="the dead letter")
+        assert dead_letters.bind(connection.channel()).get(no_ack=True) is None  # only one
+    assert message.payload["event_id"] == poison
+    assert message.headers[ATTEMPTS_HEADER] == 3
+    assert message.headers[ORIGINAL_QUEUE_HEADER] == \
+        "evt-thingsource-thing_happened--thingconsumer.handle_thing_happened"
+    assert "this handler always fails" in message.headers[ERROR_HEADER]
+    time.sleep(0.5)
+    assert handler_calls.count(poison) == 3  # no fourth attempt
+    assert all(handler_calls.count(event_id) == 1 for event_id in good)
+
+
+def test_a_redelivered_event_takes_effect_once(
+    env: dict[str, str], containers: dict[str, ServiceContainer]
+) -> None:
+    event_id = str(uuid.uuid4())
+    for _ in range(3):
+        publish(env["AMQP_URI"], {"name": "again"}, event_id=event_id)
+    wait_for(lambda: handler_calls.count(event_id) == 3, timeout=10, message="3 deliveries")
+    assert effect_count(env["thingconsumer"]) == 1
+
+
+def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashes = []
+    original = Database._mark_published
+
+    def crash_once(self: Database, session: Any, ids: list[int]) -> None:
+        if not crashes:
+            crashes.append(ids)
+            raise RuntimeError("relay died after publishing, before marking the rows sent")
+        original(self, session, ids)
+
+    monkeypatch.setattr(Database, "_mark_published", crash_once)
+    consumer = ServiceContainer(ThingConsumer, {"AMQP_URI": env["AMQP_URI"]})
+    source = ServiceContainer(ThingSource, {"AMQP_URI": env["AMQP_URI"]})
+    consumer.start()
+    source.start()
+    try:
+        with entrypoint_hook(source, "make_thing") as make_thing:
+            event_id = make_thing("once")
+        wait_for(lambda: handler_calls.count(event_id) == 2, timeout=10,
+                 message="the event published twice")
+        assert crashes, "the crash was not simulated"
+        assert effect_count(env["thingconsumer"]) == 1
+        engine = create_engine(env["thingsource"])
+        with engine.connect() as connection:
+            outbox = producer_metadata.tables["outbox"]
+            published = connection.execute(
+                select(outbox.c.published_at).where(outbox.c.event_id == event_id)
+            ).scalar_one()
+        engine.dispose()
+        assert published is not None
+    finally:
+        source.stop()
+        consumer.stop()

@@ -1,0 +1,47 @@
+"""Cross-service suites: the whole system on real PostgreSQL, RabbitMQ and SMTP (aiosmtpd)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
+from tests.support.smtp import SmtpSink
+from tests.support.system import System
+
+SERVICES = ("identity", "customers", "orders", "notifications")
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def vhost() -> Iterator[str]:
+    with rabbit_vhost() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def databases() -> Iterator[dict[str, str]]:
+    with postgres_databases(*SERVICES) as urls:
+        yield urls
+
+
+def start_system(tmp_path: Path, vhost: str, databases: dict[str, str], smtp: SmtpSink,
+                 **extra_env: str) -> System:
+    return System(tmp_path, amqp_uri_for(vhost), databases, smtp.url, extra_env).start()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory, vhost: str, databases: dict[str, str],
+           smtp: SmtpSink) -> Iterator[System]:
+    """A fresh system per test module: its own databases, vhost and mailbox."""
+    running = start_system(tmp_path_factory.mktemp("system"), vhost, databases, smtp)
+    yield running
+    running.stop()

@@ -1,0 +1,65 @@
+"""A real SMTP server (aiosmtpd) the tests read mail from, and can make misbehave."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+from tests.support.infra import free_port, wait_for
+
+
+@dataclass
+class ReceivedMail:
+    envelope_to: list[str]
+    message: EmailMessage
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def text(self) -> str:
+        return self.message.get_body(("plain",)).get_content()
+
+    def html(self) -> str:
+        return self.message.get_body(("html",)).get_content()
+
+
+class SmtpSink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[ReceivedMail] = []
+        self.scripted_replies: list[str] = []  # e.g. ["451 4.3.0 try later"], used in order
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        with self._lock:
+            if self.scripted_replies:
+                return self.scripted_replies.pop(0)
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            self.messages.append(ReceivedMail(list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        with self._lock:
+            return [m for m in self.messages if address in m.envelope_to]
+
+    def wait_for_mail_to(self, address: str, count: int = 1, timeout: float = 30.0
+                         ) -> list[ReceivedMail]:
+        wait_for(lambda: len(self.to(address)) >= count, timeout, message=f"mail to {address}")
+        return self.to(address)
