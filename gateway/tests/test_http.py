@@ -1,0 +1,64 @@
+"""HTTP conventions that hold before any service is called (Flask test client)."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    app = create_app(GatewayConfig(amqp_uri="amqp://guest:guest@127.0.0.1:1/",
+                                   rpc_timeout=1, max_body_bytes=1024))
+    return app.test_client()
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert (body["status"], body["code"]) == (status, code)
+    assert {"type", "title", "detail"} <= set(body)
+    return body
+
+
+def test_healthz_and_request_id(client: FlaskClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 200 and response.headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id <x>"}).headers
+    assert generated["X-Request-ID"] != "bad id <x>" and len(generated["X-Request-ID"]) == 36
+
+
+def test_body_problems(client: FlaskClient) -> None:
+    assert_problem(client.post("/api/v1/checkout", data="x", content_type="text/plain"),
+                   415, "unsupported_media_type")
+    assert_problem(client.post("/api/v1/checkout", data="{", content_type="application/json"),
+                   400, "malformed_json")
+    assert_problem(client.post("/api/v1/checkout", data=b'"\xff"',
+                               content_type="application/json"), 400, "invalid_encoding")
+    assert_problem(client.post("/api/v1/checkout", data="[1]", content_type="application/json"),
+                   422, "validation_failed")
+    assert_problem(client.post("/api/v1/checkout", data="1" * 2048,
+                               content_type="application/json"), 413,
+                   "request_entity_too_large")
+    nested = "[" * 50 + "]" * 50
+    assert_problem(client.post("/api/v1/checkout", data='{"a":' + nested + "}",
+                               content_type="application/json"), 422, "too_deeply_nested")
+    body = assert_problem(client.post("/api/v1/checkout", json={"email": "a@b.c", "admin": 1}),
+                          422, "validation_failed")
+    assert body["errors"] == {"admin": ["Unknown field."]}
+
+
+def test_unknown_route_and_method(client: FlaskClient) -> None:
+    assert_problem(client.get("/api/v1/nope"), 404, "not_found")
+    response = client.get("/api/v1/checkout")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unreachable_broker_is_a_503_problem_not_a_500(client: FlaskClient) -> None:
+    body = assert_problem(client.get("/api/v1/products"), 503, "service_unavailable")
+    assert "Traceback" not in str(body)

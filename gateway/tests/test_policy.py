@@ -1,0 +1,39 @@
+"""Every cell of the checkout login policy table (DESIGN.md §6)."""
+
+import pytest
+
+from gateway.policy import checkout_decision, ensure_accounts_offered
+from gateway.problems import Problem
+
+
+def refused(mode: str, **kwargs: object) -> Problem:
+    with pytest.raises(Problem) as error:
+        checkout_decision(mode, **kwargs)
+    return error.value
+
+
+def test_disabled_guest_only_no_accounts() -> None:
+    with pytest.raises(Problem) as error:
+        ensure_accounts_offered("disabled")
+    assert (error.value.status, error.value.code) == (403, "accounts_disabled")
+    decision = checkout_decision("disabled", logged_in=False)
+    assert decision.as_guest and not decision.offer_account
+    problem = refused("disabled", logged_in=True, account_status="active")
+    assert (problem.status, problem.code) == (403, "accounts_disabled")
+
+
+def test_optional_guest_with_an_account_offer_or_account() -> None:
+    ensure_accounts_offered("optional")
+    decision = checkout_decision("optional", logged_in=False)
+    assert decision.as_guest and decision.offer_account
+    decision = checkout_decision("optional", logged_in=True, account_status="active")
+    assert not decision.as_guest
+
+
+def test_required_refuses_guests_and_unapproved_accounts() -> None:
+    ensure_accounts_offered("required")
+    problem = refused("required", logged_in=False)
+    assert (problem.status, problem.code) == (401, "login_required")
+    problem = refused("required", logged_in=True, account_status="pending_approval")
+    assert (problem.status, problem.code) == (403, "account_not_approved")
+    assert not checkout_decision("required", logged_in=True, account_status="active").as_guest

@@ -1,0 +1,107 @@
+"""Envelope, contracts, retry policy, topology and logs: no broker or database needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from marshmallow import ValidationError
+
+from messaging.consumer import RetryPolicy, handler_queue_name
+from messaging.contracts import ORDER_PLACED, build_envelope, load_payload
+from messaging.envelope import Envelope, envelope_from_wire
+from messaging.logs import JsonFormatter, mask_email, set_correlation_id
+from messaging.topology import declarations
+from services.customers.service import CustomersService
+from services.notifications.service import NotificationsService
+from services.orders.service import OrdersService
+
+
+def order_payload(**changes: object) -> dict:
+    payload = {
+        "order_id": uuid.uuid4(), "number": "#1001", "customer_id": None,
+        "email": "ana@example.com", "locale": "es", "currency": "EUR", "subtotal": 100,
+        "shipping_total": 0, "total": 100, "status": "pending_payment",
+        "payment_status": "pending", "payment_method": "cash",
+        "placed_at": datetime.now(UTC),
+        "lines": [{"sku": "A", "title": "A", "quantity": 1, "unit_price": 100,
+                   "line_total": 100}],
+        "shipping_address": None,
+    }
+    payload.update(changes)
+    return payload
+
+
+def test_envelope_round_trips_through_the_wire() -> None:
+    envelope = build_envelope(ORDER_PLACED, order_payload(), correlation_id="req-1")
+    wire = json.loads(json.dumps(envelope.to_wire()))
+    parsed = envelope_from_wire(wire)
+    assert parsed == envelope
+    assert parsed.source == "orders" and parsed.version == 1
+    assert load_payload(parsed)["order_id"] == uuid.UUID(wire["payload"]["order_id"])
+
+
+def test_a_payload_breaking_its_contract_is_refused_at_emit_time() -> None:
+    with pytest.raises(ValidationError) as error:
+        build_envelope(ORDER_PLACED, order_payload(email="not-an-email", currency="EURO"))
+    assert {"email", "currency"} <= set(error.value.messages)
+    with pytest.raises(ValueError):
+        build_envelope("no_such_event", {})
+
+
+def test_malformed_envelopes_and_unknown_versions_are_rejected() -> None:
+    with pytest.raises(ValidationError):
+        envelope_from_wire({"event_type": "order_placed", "payload": {}})
+    with pytest.raises(ValidationError):
+        envelope_from_wire({"event_id": "nope", "event_type": "x", "source": "s", "version": 1,
+                            "occurred_at": "2026-01-01T00:00:00+00:00", "payload": {}})
+    future = Envelope(event_type=ORDER_PLACED, source="orders", version=2, payload={})
+    with pytest.raises(ValidationError):
+        load_payload(future)
+
+
+def test_retry_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert RetryPolicy().max_attempts == 6
+    monkeypatch.setenv("RETRY_DELAYS_MS", "100, 200")
+    assert RetryPolicy.from_env() == RetryPolicy((100, 200))
+    assert RetryPolicy.from_env().max_attempts == 3
+
+
+def test_topology_is_read_off_the_service_classes() -> None:
+    entities = declarations([OrdersService, CustomersService, NotificationsService],
+                            RetryPolicy((1000,)))
+    names = {entity.name for entity in entities}
+    assert handler_queue_name("orders", "order_placed", "customers", "handle_order_placed") \
+        == "evt-orders-order_placed--customers.handle_order_placed"
+    assert {
+        "orders.events",
+        "evt-orders-order_placed--customers.handle_order_placed",
+        "evt-orders-order_placed--notifications.handle_order_placed",
+        "customers.retry", "customers.retry.1000ms", "customers.dead-letter",
+        "notifications.dead-letter",
+    } <= names
+    assert "orders.dead-letter" not in names  # orders consumes nothing yet
+
+
+def test_json_logs_carry_the_request_id_and_extra_fields() -> None:
+    record = logging.makeLogRecord({"name": "x", "levelno": logging.INFO, "levelname": "INFO",
+                                    "msg": "order %s placed", "args": ("#1001",),
+                                    "email": mask_email("ana.garcia@example.com")})
+    set_correlation_id("req-42")
+    try:
+        line = json.loads(JsonFormatter("orders").format(record))
+    finally:
+        set_correlation_id(None)
+    assert line["msg"] == "order #1001 placed"
+    assert line["request_id"] == "req-42"
+    assert line["service"] == "orders"
+    assert line["email"] == "a***@example.com"
+
+
+def test_mask_email() -> None:
+    assert mask_email("bob@shop.es") == "b***@shop.es"
+    assert mask_email(None) == "***"
+    assert mask_email("garbage") == "***"

@@ -1,0 +1,70 @@
+"""Templates, header safety and the Maildir mailer, without a broker."""
+
+from __future__ import annotations
+
+import mailbox
+from email import policy
+from pathlib import Path
+
+from services.notifications import domain
+from services.notifications.dependencies import Mailer, build_message, money, render_email
+
+
+def order_context(first_name: str = "Ana") -> dict:
+    return {"order_url": "https://shop.test/orders/42", "order": {
+        "order_id": "42", "number": "#1001", "currency": "EUR", "total": 3400,
+        "lines": [{"sku": "MUG", "title": "Taza", "quantity": 2, "line_total": 2500}],
+        "shipping_address": {"first_name": first_name, "last_name": "García",
+                             "line1": "Calle Mayor 1", "line2": None, "city": "Madrid",
+                             "postal_code": "28013", "country": "ES"}}}
+
+
+def test_order_confirmation_in_both_languages() -> None:
+    subject, text, html = render_email("order_confirmation", "es", order_context())
+    assert subject == "Hemos recibido tu pedido #1001"
+    assert "34,00\xa0€" in text and "https://shop.test/orders/42" in html
+    subject, text, _ = render_email("order_confirmation", "en", order_context())
+    assert subject == "Order #1001 received"
+    assert "€34.00" in text
+    # an unknown locale falls back to English rather than failing the email
+    assert render_email("order_confirmation", "de", order_context())[0] == subject
+
+
+def test_names_cannot_inject_markup_or_headers() -> None:
+    evil = '<script>alert(1)</script>\r\nBcc: victim@example.com'
+    subject, text, html = render_email("order_confirmation", "en", order_context(evil))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    message = build_message(message_id="<1@x>", sender="Shop\r\nBcc: x@y.z <s@shop.test>",
+                            recipient="a@example.com", subject=subject, text=text, html=html)
+    raw = message.as_bytes(policy=policy.SMTP)
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in headers
+
+
+def test_money_uses_the_currency_precision() -> None:
+    assert money(1990, "EUR", "es") == "19,90\xa0€"
+    assert money(1990, "CLP", "es") == "1.990\xa0CLP"  # no minor unit: 1990 pesos
+
+
+def test_delivery_ids_are_derived_from_the_event() -> None:
+    first = domain.delivery_id("e1", "order_confirmation", "a@example.com")
+    assert first == domain.delivery_id("e1", "order_confirmation", "a@example.com")
+    assert first != domain.delivery_id("e2", "order_confirmation", "a@example.com")
+
+
+def test_maildir_mailer_writes_the_message(tmp_path: Path) -> None:
+    subject, text, html = render_email("order_confirmation", "es", order_context())
+    message = build_message(message_id="<1@x>", sender="s@shop.test", recipient="a@example.com",
+                            subject=subject, text=text, html=html)
+    Mailer(None, tmp_path / "mail").send(message)
+    [stored] = mailbox.Maildir(tmp_path / "mail").values()
+    assert stored["Subject"] == subject
+
+
+def test_retry_schedule_runs_out() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    delays = domain.mail_retry_delays()
+    assert domain.next_attempt(1, now) is not None
+    assert domain.next_attempt(len(delays) + 1, now) is None

@@ -1,0 +1,74 @@
+from types import SimpleNamespace
+
+import pytest
+
+from messaging.errors import ServiceError
+from services.orders import domain
+
+
+def product(price: int = 1000, active: bool = True, digital: bool = False,
+            currency: str = "EUR") -> SimpleNamespace:
+    return SimpleNamespace(title="T", price=price, active=active, digital=digital,
+                           currency=currency)
+
+
+@pytest.mark.parametrize(("machine", "current", "target", "changes"), [
+    ("status", "pending_payment", "paid", True),
+    ("status", "paid", "completed", True),
+    ("status", "pending_payment", "canceled", True),
+    ("status", "paid", "paid", False),
+    ("payment_status", "pending", "paid", True),
+    ("payment_status", "paid", "refunded", True),
+    ("fulfillment_status", "unfulfilled", "requested", True),
+    ("fulfillment_status", "in_transit", "delivered", True),
+])
+def test_legal_transitions_and_no_ops(machine: str, current: str, target: str,
+                                      changes: bool) -> None:
+    assert domain.check_transition(machine, current, target) is changes
+
+
+@pytest.mark.parametrize(("machine", "current", "target"), [
+    ("status", "completed", "canceled"),
+    ("status", "canceled", "paid"),
+    ("payment_status", "refunded", "paid"),
+    ("fulfillment_status", "delivered", "in_transit"),
+])
+def test_illegal_transitions_are_409_naming_the_allowed_ones(machine: str, current: str,
+                                                             target: str) -> None:
+    with pytest.raises(ServiceError) as error:
+        domain.check_transition(machine, current, target)
+    assert error.value.status == 409
+    assert error.value.extra["allowed"] == sorted(domain.MACHINES[machine][current])
+
+
+def test_unknown_state_is_422() -> None:
+    with pytest.raises(ServiceError) as error:
+        domain.check_transition("status", "paid", "teleported")
+    assert error.value.status == 422
+
+
+def test_lines_are_priced_from_the_catalogue_and_merged() -> None:
+    quantities = domain.merge_lines([{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 2},
+                                     {"sku": "B", "quantity": 3}])
+    assert quantities == {"B": 4, "A": 2}
+    priced = domain.price_lines(quantities, {"A": product(500), "B": product(250, digital=True)})
+    assert [(p.sku, p.quantity, p.line_total) for p in priced] == [("A", 2, 1000),
+                                                                  ("B", 4, 1000)]
+    assert domain.needs_shipping(priced)
+    assert not domain.needs_shipping([p for p in priced if p.digital])
+
+
+def test_unknown_inactive_and_mixed_currency_products_are_refused() -> None:
+    with pytest.raises(ServiceError) as error:
+        domain.price_lines({"A": 1, "B": 1}, {"A": product(active=False)})
+    assert error.value.code == "unknown_product"
+    assert set(error.value.errors["lines"]) == {"A", "B"}
+    with pytest.raises(ServiceError) as error:
+        domain.price_lines({"A": 1, "B": 1}, {"A": product(), "B": product(currency="USD")})
+    assert error.value.code == "mixed_currencies"
+
+
+def test_request_fingerprint_ignores_key_order() -> None:
+    assert domain.request_fingerprint({"a": 1, "b": [1, 2]}) == \
+        domain.request_fingerprint({"b": [1, 2], "a": 1})
+    assert domain.request_fingerprint({"a": 1}) != domain.request_fingerprint({"a": 2})
