@@ -27,7 +27,7 @@ prepare: setup  ## check the broker, migrate every database, declare queues, see
 
 run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWAY_PORT:-8000})
 	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   mail: var/mail/ (Maildir)"
-	honcho start -f Procfile
+	PYTHONWARNINGS="ignore::DeprecationWarning" honcho start -f Procfile
 
 test: setup  ## the whole suite against real RabbitMQ, PostgreSQL and SMTP
 	@clientela check --postgres "$$TEST_POSTGRES_URL"

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
+
+# nameko runs on eventlet, which warns on import that it is in maintenance mode; we know.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -54,6 +58,62 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _consuming_services(only: str | None) -> list[str]:
+    from messaging.topology import consumers_of
+    from ops.registry import SERVICES
+
+    names = [info.name for info in SERVICES if any(consumers_of(info.service_class()))]
+    if only and only not in names:
+        raise SystemExit(f"{only!r} consumes no events; services with a DLQ: {', '.join(names)}")
+    return [only] if only else names
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from messaging import deadletters
+
+    uri = amqp_uri()
+    if args.action == "list":
+        for service in _consuming_services(args.service):
+            print(f"{service}.dead-letter\t{deadletters.depth(uri, service)} message(s)")
+        return 0
+    if not args.service:
+        raise SystemExit(f"dlq {args.action} needs a SERVICE")
+    if args.action == "show":
+        letters = deadletters.peek(uri, args.service)
+    elif args.action == "replay":
+        if not (args.event_id or args.all):
+            raise SystemExit("dlq replay needs --event-id ID or --all")
+        letters = deadletters.replay(uri, args.service, args.event_id)
+    else:
+        if not args.event_id:
+            raise SystemExit("dlq discard needs --event-id ID")
+        letters = deadletters.discard(uri, args.service, args.event_id)
+    for letter in letters:
+        print(f"{letter.event_id}\t{letter.event_type}\tattempts={letter.attempts}\t"
+              f"failed_at={letter.failed_at}\t{letter.error}")
+    if args.action != "show":
+        print(f"{args.action}: {len(letters)} message(s)")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
+    from messaging.database import create_engine_for
+    from ops.registry import SERVICES
+
+    print("service\tunpublished\toldest\tmax_attempts\tlast_error")
+    for info in SERVICES:
+        engine = create_engine_for(info.database_url(), pool_size=1)
+        with engine.connect() as connection:
+            row = connection.execute(text(
+                "SELECT count(*), min(created_at), max(attempts), max(last_error) "
+                "FROM outbox WHERE published_at IS NULL")).one()
+        engine.dispose()
+        print(f"{info.name}\t{row[0]}\t{row[1] or '-'}\t{row[2] or 0}\t{row[3] or '-'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clientela",
@@ -77,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed-demo", help="add a few demo products (idempotent)")
     seed.set_defaults(func=cmd_seed_demo)
+
+    dlq = sub.add_parser(
+        "dlq", help="dead-lettered events: list queues, show, replay or discard messages",
+        description="Events whose handler kept failing wait in SERVICE.dead-letter. "
+        "Replay sends them back to their handler queue with a fresh attempt count.",
+    )
+    dlq.add_argument("action", choices=["list", "show", "replay", "discard"])
+    dlq.add_argument("service", nargs="?", help="the consuming service (customers, ...)")
+    dlq.add_argument("--event-id", help="only this event")
+    dlq.add_argument("--all", action="store_true", help="replay every message")
+    dlq.set_defaults(func=cmd_dlq)
+
+    outbox = sub.add_parser("outbox", help="each service's backlog of unpublished events")
+    outbox.set_defaults(func=cmd_outbox)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import Column, MetaData, String, Table, create_engine, func, insert, select
 
-from messaging import contracts
+from messaging import contracts, deadletters
 from messaging.consumer import ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_QUEUE_HEADER, consume_event
 from messaging.database import Database
 from messaging.envelope import Envelope
@@ -33,6 +34,7 @@ producer_metadata = MetaData()
 add_messaging_tables(producer_metadata)
 
 handler_calls: list[str] = []
+FAIL_ENABLED = True  # an operator "fixes the bug" by turning this off
 
 
 class ThingPayload(Schema):
@@ -47,7 +49,7 @@ class ThingConsumer:
     @consume_event("thingsource", EVENT)
     def handle_thing_happened(self, envelope: Envelope) -> None:
         handler_calls.append(envelope.event_id)
-        if envelope.payload.get("fail"):
+        if envelope.payload.get("fail") and FAIL_ENABLED:
             raise RuntimeError("this handler always fails")
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
@@ -140,6 +142,28 @@ def test_failing_handler_dead_letters_after_n_attempts_while_others_flow(
     time.sleep(0.5)
     assert handler_calls.count(poison) == 3  # no fourth attempt
     assert all(handler_calls.count(event_id) == 1 for event_id in good)
+
+
+def test_an_operator_can_inspect_and_replay_a_dead_letter(
+    env: dict[str, str], containers: dict[str, ServiceContainer],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = env["AMQP_URI"]
+    poison = publish(uri, {"name": "poison", "fail": True})
+    wait_for(lambda: deadletters.depth(uri, "thingconsumer") == 1, timeout=10,
+             message="the dead letter")
+    [letter] = deadletters.peek(uri, "thingconsumer")
+    assert (letter.event_id, letter.attempts) == (poison, 3)
+    assert deadletters.depth(uri, "thingconsumer") == 1  # peeking keeps it
+
+    # the bug is fixed: the handler now succeeds, and the replayed event takes effect once
+    monkeypatch.setattr(sys.modules[__name__], "FAIL_ENABLED", False)
+    calls_before = handler_calls.count(poison)
+    assert [r.event_id for r in deadletters.replay(uri, "thingconsumer", poison)] == [poison]
+    wait_for(lambda: effect_count(env["thingconsumer"]) == 1, timeout=10,
+             message="the replayed event's effect")
+    assert handler_calls.count(poison) == calls_before + 1
+    assert deadletters.depth(uri, "thingconsumer") == 0
 
 
 def test_a_redelivered_event_takes_effect_once(
