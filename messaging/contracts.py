@@ -15,6 +15,10 @@ from messaging.envelope import Envelope
 
 # Event names, one constant each, so a typo is an import error rather than a silent miss.
 STORE_SETTINGS_CHANGED = "store_settings_changed"
+ACCOUNT_REGISTERED = "account_registered"
+ACCOUNT_EMAIL_VERIFIED = "account_email_verified"
+PASSWORD_RESET_REQUESTED = "password_reset_requested"
+PASSWORD_CHANGED = "password_changed"
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_UPDATED = "customer_updated"
 ORDER_PLACED = "order_placed"
@@ -70,6 +74,30 @@ class StoreSettingsChangedPayload(_Payload):
     actor = fields.String(required=True)
 
 
+class AccountPayload(_Payload):
+    account_id = fields.UUID(required=True)
+    email = fields.Email(required=True)
+    locale = fields.String(required=True)
+    store_name = fields.String(load_default="")
+    first_name = fields.String(allow_none=True, load_default=None)
+    last_name = fields.String(allow_none=True, load_default=None)
+
+
+class AccountRegisteredPayload(AccountPayload):
+    status = fields.String(required=True)
+    # Sealed (messaging.keys.seal): the plaintext token exists only in the email.
+    verify_token_sealed = fields.String(required=True)
+
+
+class PasswordResetRequestedPayload(AccountPayload):
+    token_sealed = fields.String(required=True)
+    expires_at = fields.DateTime(required=True)
+
+
+class PasswordChangedPayload(AccountPayload):
+    reason = fields.String(required=True, validate=validate.OneOf(["reset", "change"]))
+
+
 class CustomerPayload(_Payload):
     customer_id = fields.UUID(required=True)
     email = fields.Email(required=True)
@@ -90,6 +118,10 @@ CONTRACTS: dict[str, EventContract] = {
     c.name: c
     for c in [
         EventContract(STORE_SETTINGS_CHANGED, "identity", 1, StoreSettingsChangedPayload),
+        EventContract(ACCOUNT_REGISTERED, "identity", 1, AccountRegisteredPayload),
+        EventContract(ACCOUNT_EMAIL_VERIFIED, "identity", 1, AccountPayload),
+        EventContract(PASSWORD_RESET_REQUESTED, "identity", 1, PasswordResetRequestedPayload),
+        EventContract(PASSWORD_CHANGED, "identity", 1, PasswordChangedPayload),
         EventContract(CUSTOMER_CREATED, "customers", 1, CustomerPayload),
         EventContract(CUSTOMER_UPDATED, "customers", 1, CustomerPayload),
         EventContract(ORDER_PLACED, "orders", 1, OrderPlacedPayload),

@@ -1,0 +1,97 @@
+"""Keys shared by services: the access-token signing key and the token-sealing key.
+
+Production passes them in the environment (``JWT_PRIVATE_KEY``, PEM; ``TOKEN_SEALING_KEY``,
+Fernet). For ``make run`` and the tests, ``clientela keys`` writes them once under var/keys/,
+where every local service reads them. Services never invent keys themselves: two replicas
+with two different keys would reject each other's tokens.
+
+Sealing: one-time tokens (password reset, invitation, ...) travel to the notifications service
+inside events. Sealed, the plaintext exists only in the email: never in an outbox row, a queue
+on the broker's disk, the delivery log or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from messaging.database import var_dir
+
+TOKEN_ISSUER = "clientela-identity"  # the `iss` of every access token
+SIGNING_KEY_FILE = "jwt-signing.pem"
+SEALING_KEY_FILE = "token-sealing.key"
+
+
+class MissingKey(RuntimeError):
+    pass
+
+
+def keys_dir() -> Path:
+    return var_dir() / "keys"
+
+
+def _read(env_name: str, file_name: str) -> bytes:
+    value = os.environ.get(env_name)
+    if value:
+        return value.encode()
+    path = Path(os.environ.get(f"{env_name}_FILE") or keys_dir() / file_name)
+    if not path.is_file():
+        raise MissingKey(f"no {env_name}: set it, or run `clientela keys` to create {path}")
+    return path.read_bytes()
+
+
+def ensure_local_keys() -> list[Path]:
+    """Create any missing key file under var/keys/ (for make run and tests); returns new ones."""
+    directory = keys_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    created = []
+    signing = directory / SIGNING_KEY_FILE
+    if not signing.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        signing.write_bytes(pem)
+        created.append(signing)
+    sealing = directory / SEALING_KEY_FILE
+    if not sealing.exists():
+        sealing.write_bytes(Fernet.generate_key())
+        created.append(sealing)
+    for path in created:
+        os.chmod(path, 0o600)
+    return created
+
+
+def signing_key() -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(_read("JWT_PRIVATE_KEY", SIGNING_KEY_FILE), None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise MissingKey("JWT_PRIVATE_KEY must be an Ed25519 private key (PEM)")
+    return key
+
+
+def public_jwk(key: Ed25519PrivateKey) -> dict[str, str]:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    return {
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+        "kid": hashlib.sha256(raw).hexdigest()[:16],
+        "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+    }
+
+
+def _fernet() -> Fernet:
+    return Fernet(_read("TOKEN_SEALING_KEY", SEALING_KEY_FILE).strip())
+
+
+def seal(secret: str) -> str:
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def unseal(sealed: str) -> str:
+    return _fernet().decrypt(sealed.encode()).decode()
