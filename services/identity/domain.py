@@ -1,7 +1,12 @@
-"""Pure identity rules."""
+"""Pure identity rules: settings, the password policy, tokens and their lifetimes."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 CUSTOMER_ACCOUNT_MODES = ("disabled", "optional", "required")
@@ -14,6 +19,20 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "store_name": "Clientela Store",
 }
 
+# Account statuses, and which of them may log in.
+ACTIVE, PENDING_APPROVAL, INVITED, DISABLED = "active", "pending_approval", "invited", "disabled"
+CAN_LOG_IN = frozenset({ACTIVE, PENDING_APPROVAL})
+STAFF_ROLES = ("owner", "staff")
+
+PASSWORD_MAX_LENGTH = 256  # far above any real password; bounds the hashing work per request
+ACCESS_TOKEN_TTL = timedelta(minutes=15)
+REFRESH_TOKEN_TTL = timedelta(days=30)
+TOKEN_TTLS = {
+    "password_reset": timedelta(hours=1),
+    "verify_email": timedelta(days=7),
+    "invitation": timedelta(days=7),
+}
+
 
 def diff_settings(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, list[Any]]:
     """{field: [old, new]} for the fields that really change."""
@@ -22,3 +41,71 @@ def diff_settings(current: dict[str, Any], changes: dict[str, Any]) -> dict[str,
         for field, value in changes.items()
         if current.get(field) != value
     }
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def status_at_registration(settings: dict[str, Any]) -> str:
+    if settings["customer_accounts"] == "required" and settings["require_approval"]:
+        return PENDING_APPROVAL
+    return ACTIVE
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn ships the 30,000 most common passwords from real breaches.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problems(password: str, email: str, min_length: int) -> list[str]:
+    """Why a password is refused (empty: accepted). Length counts characters, not bytes, and
+    nothing is truncated: a 64-character Unicode passphrase is used whole."""
+    problems = []
+    if len(password) < min_length:
+        problems.append(f"Use at least {min_length} characters.")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        problems.append(f"Use at most {PASSWORD_MAX_LENGTH} characters.")
+    lowered = password.lower()
+    if lowered in _common_passwords():
+        problems.append("This password is too common; choose another.")
+    local_part = normalise_email(email).split("@")[0]
+    if len(local_part) >= 3 and local_part in lowered:
+        problems.append("The password must not contain your email address.")
+    return problems
+
+
+def new_token() -> tuple[str, str]:
+    """(plaintext for the link, hash to store): 256 random bits, only the hash kept."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    # The token is 256 random bits: a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RefreshVerdict:
+    ok: bool
+    revoke_family: bool = False
+    reason: str = ""
+
+
+def judge_refresh(token: Any, now: datetime) -> RefreshVerdict:
+    """Whether a presented refresh token (row, or None) may be rotated."""
+    if token is None:
+        return RefreshVerdict(False, reason="unknown")
+    if token.revoked_at is not None:
+        return RefreshVerdict(False, reason="revoked")
+    if token.used_at is not None:
+        # Someone presents a token that was already rotated: it was stolen, or the legitimate
+        # client is replaying it. Either way, end that login everywhere.
+        return RefreshVerdict(False, revoke_family=True, reason="reused")
+    if token.expires_at <= now:
+        return RefreshVerdict(False, reason="expired")
+    return RefreshVerdict(True)

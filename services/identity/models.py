@@ -1,10 +1,11 @@
-"""Identity's own database. The backbone holds the store settings; accounts come next."""
+"""Identity's own database: store settings, customer accounts, staff, tokens."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy import JSON, Boolean, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from messaging.database import UtcDateTime
@@ -44,3 +45,73 @@ class StoreSettingsChange(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(100))
     changes: Mapped[dict] = mapped_column(JSON)  # {field: [from, to]}
+
+
+class Account(Base):
+    """A customer's credentials. Its id is the customer id everywhere else."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # active, pending_approval (required mode with approval), invited (no password yet), disabled
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str] = mapped_column(String(10))
+    first_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class StaffUser(Base):
+    """The merchant's people: an owner (settings, staff) and staff (customers, orders)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class RefreshToken(Base):
+    """Opaque refresh tokens, stored hashed. A family is one login (a "session"): each use
+    rotates the token within the family; presenting a used one revokes the whole family."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    audience: Mapped[str] = mapped_column(String(16))  # storefront | admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+
+
+class OneTimeToken(Base):
+    """Reset, invitation, verification and email-change tokens: hashed, single use, expiring;
+    a newer token of the same purpose supersedes older ones."""
+
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    purpose: Mapped[str] = mapped_column(String(20))
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    data: Mapped[dict | None] = mapped_column(JSON, nullable=True)

@@ -1,8 +1,22 @@
-"""Identity's wire formats."""
+"""Identity's wire formats. Inputs refuse unknown fields: nobody sets their own role or status."""
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, post_load, validate
 
-from services.identity.domain import CUSTOMER_ACCOUNT_MODES
+from services.identity.domain import CUSTOMER_ACCOUNT_MODES, PASSWORD_MAX_LENGTH, STAFF_ROLES
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _email() -> fields.Email:
+    return fields.Email(required=True, validate=validate.Length(max=254))
+
+
+def _password() -> fields.String:
+    # Policy (minimum length, common passwords) is checked in domain.password_problems.
+    return fields.String(required=True, validate=validate.Length(1, PASSWORD_MAX_LENGTH))
 
 
 class StoreSettingsSchema(Schema):
@@ -14,13 +28,67 @@ class StoreSettingsSchema(Schema):
     store_name = fields.String()
 
 
-class StoreSettingsUpdateSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class StoreSettingsUpdateSchema(_Strict):
     customer_accounts = fields.String(validate=validate.OneOf(CUSTOMER_ACCOUNT_MODES))
     require_approval = fields.Boolean()
     password_min_length = fields.Integer(validate=validate.Range(8, 64))
     locale = fields.String(validate=validate.OneOf(["es", "en"]))
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
     store_name = fields.String(validate=validate.Length(1, 100))
+
+
+class RegisterSchema(_Strict):
+    email = _email()
+    password = _password()
+    first_name = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(max=100))
+    last_name = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(max=100))
+    locale = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(["es", "en"]))
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["email"] = data["email"].strip().lower()
+        return data
+
+
+class LoginSchema(_Strict):
+    email = fields.String(required=True, validate=validate.Length(1, 254))
+    password = _password()
+
+
+class ResetPasswordSchema(_Strict):
+    token = fields.String(required=True, validate=validate.Length(1, 200))
+    password = _password()
+
+
+class ChangePasswordSchema(_Strict):
+    current_password = _password()
+    new_password = _password()
+
+
+class StaffSchema(_Strict):
+    email = _email()
+    password = _password()
+    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
+
+
+class AccountSchema(Schema):
+    id = fields.UUID()
+    email = fields.String()
+    status = fields.String()
+    email_verified = fields.Boolean()
+    locale = fields.String()
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class SessionSchema(Schema):
+    id = fields.UUID(attribute="family_id")
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime()
+    user_agent = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    current = fields.Boolean()

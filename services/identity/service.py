@@ -1,29 +1,72 @@
-"""Identity service: thin nameko entrypoints. The backbone serves the store settings."""
+"""Identity service: store settings, customer accounts, staff, sessions and one-time tokens."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from datetime import datetime
 from typing import Any
 
 from nameko.rpc import rpc
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from messaging.contracts import STORE_SETTINGS_CHANGED
-from messaging.errors import load_or_raise
+from messaging.contracts import (
+    ACCOUNT_EMAIL_VERIFIED,
+    ACCOUNT_REGISTERED,
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_REQUESTED,
+    STORE_SETTINGS_CHANGED,
+)
+from messaging.envelope import utcnow
+from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
-from messaging.logs import LogContext
+from messaging.keys import seal
+from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit
 from services.identity import domain
-from services.identity.dependencies import identity_database
-from services.identity.models import StoreSettings, StoreSettingsChange
-from services.identity.schemas import StoreSettingsSchema, StoreSettingsUpdateSchema
+from services.identity.dependencies import (
+    PasswordsProvider,
+    TokenIssuerProvider,
+    identity_database,
+)
+from services.identity.models import (
+    Account,
+    OneTimeToken,
+    RefreshToken,
+    StaffUser,
+    StoreSettings,
+    StoreSettingsChange,
+)
+from services.identity.schemas import (
+    AccountSchema,
+    ChangePasswordSchema,
+    LoginSchema,
+    RegisterSchema,
+    ResetPasswordSchema,
+    SessionSchema,
+    StoreSettingsSchema,
+    StoreSettingsUpdateSchema,
+)
+
+log = logging.getLogger(__name__)
+
+STOREFRONT, ADMIN = "storefront", "admin"
+INVALID_CREDENTIALS = ServiceError("invalid_credentials", "The email or password is wrong.", 401)
+INVALID_LINK = ServiceError("invalid_token", "This link is invalid, used or expired.", 400)
+INVALID_REFRESH = ServiceError("invalid_refresh_token", "Log in again.", 401)
 
 
 class IdentityService(HealthEndpoints):
     name = "identity"
 
     db = identity_database()
+    passwords = PasswordsProvider()
+    tokens = TokenIssuerProvider()
     log_context = LogContext()
 
+    # store settings -------------------------------------------------------------------
     @rpc
     def get_store_settings(self) -> dict[str, Any]:
         with self.db.transaction() as session:
@@ -42,6 +85,266 @@ class IdentityService(HealthEndpoints):
                 emit(session, STORE_SETTINGS_CHANGED, {"changed": diff, "actor": actor})
             return StoreSettingsSchema().dump(row)
 
+    @rpc
+    def get_jwks(self) -> dict[str, Any]:
+        """Public keys for verifying access tokens (the gateway caches them)."""
+        return self.tokens.jwks()
+
+    # customer accounts ----------------------------------------------------------------
+    @rpc
+    def register(self, request: dict[str, Any]) -> dict[str, str]:
+        """Create an account. The answer is the same whether or not the email already has one,
+        and so is the time it takes (the password is hashed either way)."""
+        data = load_or_raise(RegisterSchema(), request)
+        settings = self.get_store_settings()
+        _check_password(data["password"], data["email"], settings)
+        password_hash = self.passwords.hash(data["password"])
+        try:
+            with self.db.transaction() as session:
+                if session.scalar(select(Account.id).where(Account.email == data["email"])):
+                    log.info("registration for an existing account",
+                             extra={"email": mask_email(data["email"])})
+                    return {"status": "accepted"}
+                account = Account(
+                    email=data["email"], password_hash=password_hash,
+                    status=domain.status_at_registration(settings), email_verified=False,
+                    locale=data["locale"] or settings["locale"],
+                    first_name=data["first_name"], last_name=data["last_name"],
+                )
+                session.add(account)
+                session.flush()
+                token, _ = _issue_one_time(session, account.id, "verify_email")
+                emit(session, ACCOUNT_REGISTERED, {
+                    **_account_payload(account), "status": account.status,
+                    "verify_token_sealed": seal(token),
+                })
+        except IntegrityError:  # the same email registered concurrently: same answer
+            pass
+        return {"status": "accepted"}
+
+    @rpc
+    def verify_email(self, token: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            row = _usable_token(session, "verify_email", token)
+            row.used_at = utcnow()
+            account = session.get(Account, row.account_id)
+            _mark_verified(session, account)
+            return AccountSchema().dump(account)
+
+    @rpc
+    def login(self, request: dict[str, Any], client: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+        data = load_or_raise(LoginSchema(), request)
+        email = domain.normalise_email(data["email"])
+        with self.db.transaction() as session:
+            account = session.scalars(select(Account).where(Account.email == email)).first()
+            password_hash = account.password_hash if account else None
+        # Verified outside any transaction: hashing takes tens of milliseconds.
+        if not self.passwords.verify(password_hash, data["password"]) or account is None:
+            raise INVALID_CREDENTIALS
+        if account.status == domain.DISABLED:
+            raise ServiceError("account_disabled", "This account has been disabled.", 403)
+        if account.status not in domain.CAN_LOG_IN:
+            raise INVALID_CREDENTIALS
+        new_hash = None
+        if self.passwords.needs_rehash(password_hash):
+            new_hash = self.passwords.hash(data["password"])  # the cost was raised since
+        with self.db.transaction() as session:
+            account = session.get(Account, account.id)
+            account.last_login_at = utcnow()
+            if new_hash:
+                account.password_hash = new_hash
+            return self._start_session(session, account.id, STOREFRONT, client,
+                                       status=account.status)
+
+    @rpc
+    def get_account(self, account_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            account = session.get(Account, _uuid(account_id))
+            if account is None:
+                raise ServiceError("account_not_found", "No such account.", 404)
+            return AccountSchema().dump(account)
+
+    @rpc
+    def request_password_reset(self, email: str) -> None:
+        """Email a reset link if the account exists; say nothing either way."""
+        email = domain.normalise_email(str(email))[:254]
+        token, _ = domain.new_token()  # made either way: the same work for unknown emails
+        with self.db.transaction() as session:
+            account = session.scalars(select(Account).where(Account.email == email)).first()
+            if account is None or account.status not in domain.CAN_LOG_IN:
+                return
+            _, row = _issue_one_time(session, account.id, "password_reset", token=token)
+            emit(session, PASSWORD_RESET_REQUESTED, {
+                **_account_payload(account), "token_sealed": seal(token),
+                "expires_at": row.expires_at,
+            })
+
+    @rpc
+    def reset_password(self, request: dict[str, Any]) -> None:
+        data = load_or_raise(ResetPasswordSchema(), request)
+        with self.db.transaction() as session:
+            row = _usable_token(session, "password_reset", data["token"], lock=False)
+            account = session.get(Account, row.account_id)
+            email = account.email
+        settings = self.get_store_settings()
+        _check_password(data["password"], email, settings)
+        new_hash = self.passwords.hash(data["password"])
+        with self.db.transaction() as session:
+            row = _usable_token(session, "password_reset", data["token"])  # a racing reset?
+            now = utcnow()
+            row.used_at = now
+            account = session.get(Account, row.account_id)
+            account.password_hash, account.password_changed_at = new_hash, now
+            _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+            _mark_verified(session, account)  # the link reached that inbox: the email is proven
+            emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "reset"})
+
+    @rpc
+    def change_password(self, account_id: str, request: dict[str, Any],
+                        current_session: str | None) -> None:
+        data = load_or_raise(ChangePasswordSchema(), request)
+        with self.db.transaction() as session:
+            account = session.get(Account, _uuid(account_id))
+            if account is None:
+                raise ServiceError("account_not_found", "No such account.", 404)
+            current_hash, email = account.password_hash, account.email
+        if not self.passwords.verify(current_hash, data["current_password"]):
+            raise ServiceError("validation_failed", "The current password is wrong.", 422,
+                               errors={"current_password": ["Wrong password."]})
+        _check_password(data["new_password"], email, self.get_store_settings(),
+                        field="new_password")
+        new_hash = self.passwords.hash(data["new_password"])
+        with self.db.transaction() as session:
+            account = session.get(Account, _uuid(account_id))
+            account.password_hash, account.password_changed_at = new_hash, utcnow()
+            _revoke_sessions(session, account.id, STOREFRONT, keep=_uuid_or_none(current_session))
+            emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "change"})
+
+    # sessions (both audiences) --------------------------------------------------------
+    @rpc
+    def refresh(self, refresh_token: str, client: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+        """Rotate a refresh token: the old one is spent, a new one continues the session."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            row = session.scalars(
+                select(RefreshToken)
+                .where(RefreshToken.token_hash == domain.hash_token(str(refresh_token)))
+                .with_for_update()
+            ).first()
+            verdict = domain.judge_refresh(row, now)
+            if verdict.revoke_family:
+                _revoke_family(session, row.family_id)
+                log.warning("refresh token reused: session revoked",
+                            extra={"session_id": str(row.family_id)})
+            if not verdict.ok:
+                failure = INVALID_REFRESH
+            else:
+                claims = self._subject_claims(session, row.subject_id, row.audience)
+                if claims is None:  # disabled (or gone) since the last login
+                    _revoke_family(session, row.family_id)
+                    failure = INVALID_REFRESH
+                else:
+                    row.used_at = now
+                    return self._start_session(session, row.subject_id, row.audience, client,
+                                               family_id=row.family_id, **claims)
+        raise failure  # after the commit: a revocation above must stick
+
+    @rpc
+    def logout(self, refresh_token: str) -> None:
+        with self.db.transaction() as session:
+            family = session.scalar(select(RefreshToken.family_id).where(
+                RefreshToken.token_hash == domain.hash_token(str(refresh_token))))
+            if family is not None:
+                _revoke_family(session, family)
+
+    @rpc
+    def list_sessions(self, subject_id: str, current_session: str | None
+                      ) -> list[dict[str, Any]]:
+        now = utcnow()
+        with self.db.transaction() as session:
+            rows = session.scalars(select(RefreshToken).where(
+                RefreshToken.subject_id == _uuid(subject_id)).order_by(RefreshToken.created_at)
+            ).all()
+        started: dict[uuid.UUID, datetime] = {}
+        live = []
+        for row in rows:
+            started.setdefault(row.family_id, row.created_at)
+            if row.used_at is None and row.revoked_at is None and row.expires_at > now:
+                live.append(row)
+        return SessionSchema(many=True).dump([{
+            "family_id": row.family_id, "created_at": started[row.family_id],
+            "last_used_at": row.created_at, "user_agent": row.user_agent, "ip": row.ip,
+            "current": str(row.family_id) == current_session,
+        } for row in sorted(live, key=lambda r: r.created_at, reverse=True)])
+
+    @rpc
+    def revoke_session(self, subject_id: str, session_id: str) -> None:
+        with self.db.transaction() as session:
+            revoked = session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.subject_id == _uuid(subject_id),
+                       RefreshToken.family_id == _uuid(session_id, "session_not_found"),
+                       RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ).rowcount
+        if not revoked:
+            raise ServiceError("session_not_found", "No such session.", 404)
+
+    @rpc
+    def revoke_other_sessions(self, subject_id: str, current_session: str | None) -> int:
+        with self.db.transaction() as session:
+            return _revoke_sessions(session, _uuid(subject_id), None,
+                                    keep=_uuid_or_none(current_session))
+
+    # staff ----------------------------------------------------------------------------
+    @rpc
+    def staff_login(self, request: dict[str, Any], client: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+        data = load_or_raise(LoginSchema(), request)
+        email = domain.normalise_email(data["email"])
+        with self.db.transaction() as session:
+            staff = session.scalars(select(StaffUser).where(StaffUser.email == email)).first()
+            password_hash = staff.password_hash if staff else None
+        if not self.passwords.verify(password_hash, data["password"]) or staff is None:
+            raise INVALID_CREDENTIALS
+        if staff.status != "active":
+            raise ServiceError("account_disabled", "This staff account has been disabled.", 403)
+        with self.db.transaction() as session:
+            staff = session.get(StaffUser, staff.id)
+            staff.last_login_at = utcnow()
+            return self._start_session(session, staff.id, ADMIN, client, role=staff.role)
+
+    # helpers ----------------------------------------------------------------------------
+    def _start_session(self, session: Session, subject_id: uuid.UUID, audience: str,
+                       client: dict[str, Any] | None, family_id: uuid.UUID | None = None,
+                       **claims: Any) -> dict[str, Any]:
+        now = utcnow()
+        family_id = family_id or uuid.uuid4()
+        refresh_token, refresh_hash = domain.new_token()
+        client = client or {}
+        session.add(RefreshToken(
+            family_id=family_id, subject_id=subject_id, audience=audience,
+            token_hash=refresh_hash, created_at=now, expires_at=now + domain.REFRESH_TOKEN_TTL,
+            user_agent=(client.get("user_agent") or "")[:200] or None,
+            ip=(client.get("ip") or "")[:45] or None,
+        ))
+        access_token, expires_in = self.tokens.access_token(subject_id, audience, family_id,
+                                                            now, **claims)
+        return {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in,
+                "refresh_token": refresh_token, "session_id": str(family_id)}
+
+    def _subject_claims(self, session: Session, subject_id: uuid.UUID, audience: str
+                        ) -> dict[str, Any] | None:
+        if audience == ADMIN:
+            staff = session.get(StaffUser, subject_id)
+            return {"role": staff.role} if staff and staff.status == "active" else None
+        account = session.get(Account, subject_id)
+        if account is None or account.status not in domain.CAN_LOG_IN:
+            return None
+        return {"status": account.status}
+
 
 def _settings_row(session: Session, lock: bool = False) -> StoreSettings:
     # The migration inserts row 1; creating it here only covers a hand-emptied table.
@@ -51,3 +354,88 @@ def _settings_row(session: Session, lock: bool = False) -> StoreSettings:
         session.add(row)
         session.flush()
     return row
+
+
+def _check_password(password: str, email: str, settings: dict[str, Any],
+                    field: str = "password") -> None:
+    problems = domain.password_problems(password, email, settings["password_min_length"])
+    if problems:
+        raise ServiceError("validation_failed", "Choose a stronger password.", 422,
+                           errors={field: problems})
+
+
+def _account_payload(account: Account) -> dict[str, Any]:
+    """What every account email needs: who, in which language, from which store."""
+    session = Session.object_session(account)
+    store_name = _settings_row(session).store_name if session else ""
+    return {"account_id": account.id, "email": account.email, "locale": account.locale,
+            "first_name": account.first_name, "last_name": account.last_name,
+            "store_name": store_name}
+
+
+def _mark_verified(session: Session, account: Account) -> None:
+    if not account.email_verified:
+        account.email_verified = True
+        emit(session, ACCOUNT_EMAIL_VERIFIED, _account_payload(account))
+
+
+def _issue_one_time(session: Session, account_id: uuid.UUID, purpose: str,
+                    token: str | None = None) -> tuple[str, OneTimeToken]:
+    """A new single-use token; any older unused one for the same purpose stops working."""
+    now = utcnow()
+    session.execute(
+        update(OneTimeToken)
+        .where(OneTimeToken.account_id == account_id, OneTimeToken.purpose == purpose,
+               OneTimeToken.used_at.is_(None), OneTimeToken.superseded_at.is_(None))
+        .values(superseded_at=now)
+    )
+    if token is None:
+        token, token_hash = domain.new_token()
+    else:
+        token_hash = domain.hash_token(token)
+    row = OneTimeToken(purpose=purpose, account_id=account_id, token_hash=token_hash,
+                       created_at=now, expires_at=now + domain.TOKEN_TTLS[purpose])
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def _usable_token(session: Session, purpose: str, token: str, lock: bool = True) -> OneTimeToken:
+    query = select(OneTimeToken).where(OneTimeToken.token_hash == domain.hash_token(str(token)),
+                                       OneTimeToken.purpose == purpose)
+    row = session.scalars(query.with_for_update() if lock else query).first()
+    if (row is None or row.used_at is not None or row.superseded_at is not None
+            or row.expires_at <= utcnow()):
+        raise INVALID_LINK
+    return row
+
+
+def _revoke_family(session: Session, family_id: uuid.UUID) -> None:
+    session.execute(update(RefreshToken)
+                    .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))
+
+
+def _revoke_sessions(session: Session, subject_id: uuid.UUID, audience: str | None,
+                     keep: uuid.UUID | None) -> int:
+    query = update(RefreshToken).where(RefreshToken.subject_id == subject_id,
+                                       RefreshToken.revoked_at.is_(None))
+    if audience:
+        query = query.where(RefreshToken.audience == audience)
+    if keep:
+        query = query.where(RefreshToken.family_id != keep)
+    return session.execute(query.values(revoked_at=utcnow())).rowcount
+
+
+def _uuid(value: Any, code: str = "account_not_found") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ServiceError(code, "Not found.", 404) from None
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
