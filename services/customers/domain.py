@@ -33,3 +33,12 @@ def apply_order_placed(customer: Any, order: dict[str, Any]) -> None:
         customer.phone = address["phone"]
     if not customer.locale:
         customer.locale = order.get("locale")
+
+
+def link_account(customer: Any, account: dict[str, Any]) -> None:
+    """Make a customer record registered under ``account`` (names only fill blanks)."""
+    customer.account_id = account["account_id"]
+    customer.type = "registered"
+    customer.first_name = customer.first_name or account.get("first_name")
+    customer.last_name = customer.last_name or account.get("last_name")
+    customer.locale = customer.locale or account.get("locale")

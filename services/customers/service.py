@@ -8,7 +8,14 @@ from nameko.rpc import rpc
 from sqlalchemy import select
 
 from messaging.consumer import consume_event
-from messaging.contracts import CUSTOMER_CREATED, ORDER_PLACED, load_payload
+from messaging.contracts import (
+    ACCOUNT_EMAIL_VERIFIED,
+    ACCOUNT_REGISTERED,
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
+    ORDER_PLACED,
+    load_payload,
+)
 from messaging.envelope import Envelope
 from messaging.errors import ServiceError
 from messaging.health import HealthEndpoints
@@ -61,7 +68,49 @@ class CustomersService(HealthEndpoints):
             else:
                 spend.amount += order["total"]
             if created:
-                emit(session, CUSTOMER_CREATED, {
-                    "customer_id": customer.id, "email": customer.email, "type": customer.type,
-                    "first_name": customer.first_name, "last_name": customer.last_name,
-                })
+                emit(session, CUSTOMER_CREATED, _customer_event(customer))
+
+    @consume_event("identity", ACCOUNT_REGISTERED)
+    def handle_account_registered(self, envelope: Envelope) -> None:
+        """A new email gets its registered customer record at once. An email that already has
+        a guest record is linked only once the account proves the email (see below): linking
+        on an unverified claim would hand a stranger someone's order history."""
+        account = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            customer = self._by_email(session, account["email"])
+            if customer is None:
+                self._create_registered(session, account)
+
+    @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
+    def handle_account_email_verified(self, envelope: Envelope) -> None:
+        account = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            customer = self._by_email(session, account["email"])
+            if customer is None:
+                self._create_registered(session, account)
+            elif customer.account_id is None:
+                domain.link_account(customer, account)
+                emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+
+    def _by_email(self, session: Any, email: str) -> Customer | None:
+        return session.scalars(
+            select(Customer).where(Customer.email == domain.normalise_email(email))
+            .with_for_update()
+        ).first()
+
+    def _create_registered(self, session: Any, account: dict[str, Any]) -> None:
+        customer = Customer(id=account["account_id"], email=domain.normalise_email(
+            account["email"]), orders_count=0)
+        domain.link_account(customer, account)
+        session.add(customer)
+        session.flush()
+        emit(session, CUSTOMER_CREATED, _customer_event(customer))
+
+
+def _customer_event(customer: Customer) -> dict[str, Any]:
+    return {"customer_id": customer.id, "email": customer.email, "type": customer.type,
+            "first_name": customer.first_name, "last_name": customer.last_name}

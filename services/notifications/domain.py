@@ -7,6 +7,9 @@ import uuid
 from datetime import datetime, timedelta
 
 ORDER_CONFIRMATION = "order_confirmation"
+WELCOME = "welcome"
+PASSWORD_RESET = "password_reset"
+PASSWORD_CHANGED = "password_changed"
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

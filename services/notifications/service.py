@@ -11,9 +11,16 @@ from nameko.timer import timer
 from sqlalchemy import or_, select, update
 
 from messaging.consumer import consume_event
-from messaging.contracts import ORDER_PLACED, load_payload
+from messaging.contracts import (
+    ACCOUNT_REGISTERED,
+    ORDER_PLACED,
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_REQUESTED,
+    load_payload,
+)
 from messaging.envelope import Envelope, utcnow
 from messaging.health import HealthEndpoints
+from messaging.keys import unseal
 from messaging.logs import LogContext, mask_email
 from services.notifications import domain
 from services.notifications.dependencies import (
@@ -46,6 +53,18 @@ class NotificationsService(HealthEndpoints):
         self._record(envelope, domain.ORDER_CONFIRMATION, order["email"], order["locale"],
                      {"order": order})
 
+    @consume_event("identity", ACCOUNT_REGISTERED)
+    def handle_account_registered(self, envelope: Envelope) -> None:
+        self._account_email(envelope, domain.WELCOME)
+
+    @consume_event("identity", PASSWORD_RESET_REQUESTED)
+    def handle_password_reset_requested(self, envelope: Envelope) -> None:
+        self._account_email(envelope, domain.PASSWORD_RESET)
+
+    @consume_event("identity", PASSWORD_CHANGED)
+    def handle_password_changed(self, envelope: Envelope) -> None:
+        self._account_email(envelope, domain.PASSWORD_CHANGED)
+
     @timer(interval=2)
     def send_due_deliveries(self) -> None:
         """Retry sweep: pending deliveries that are due, and claims a crashed sender left."""
@@ -72,6 +91,11 @@ class NotificationsService(HealthEndpoints):
             return DeliverySchema(many=True).dump(rows)
 
     # helpers ----------------------------------------------------------------------------
+    def _account_email(self, envelope: Envelope, kind: str) -> None:
+        load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
+        account = envelope.payload
+        self._record(envelope, kind, account["email"], account["locale"], account)
+
     def _record(self, envelope: Envelope, kind: str, recipient: str, locale: str,
                 context: dict[str, Any]) -> None:
         """Log the delivery with the event's processed mark (one transaction), then send."""
@@ -140,7 +164,18 @@ class NotificationsService(HealthEndpoints):
                             .execution_options(synchronize_session=False))
 
     def _links(self, kind: str, context: dict[str, Any]) -> dict[str, Any]:
+        """Links for the template. Tokens stay sealed in the delivery log and are opened only
+        here, for the message being sent."""
         base = self.mail.storefront_url.rstrip("/")
         if kind == domain.ORDER_CONFIRMATION:
             return {**context, "order_url": f"{base}/orders/{context['order']['order_id']}"}
+        context = {**context, "store_name": context.get("store_name") or "Clientela"}
+        if kind == domain.WELCOME:
+            token = unseal(context["verify_token_sealed"])
+            return {**context, "verify_url": f"{base}/verify-email?token={token}"}
+        if kind == domain.PASSWORD_RESET:
+            token = unseal(context["token_sealed"])
+            return {**context, "reset_url": f"{base}/reset-password?token={token}"}
+        if kind == domain.PASSWORD_CHANGED:
+            return {**context, "forgot_url": f"{base}/forgot-password"}
         return context
