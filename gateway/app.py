@@ -6,7 +6,11 @@ import re
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from gateway.auth import TokenVerifier
+from gateway.blueprints.accounts import accounts
+from gateway.blueprints.admin import admin
 from gateway.blueprints.health import health
 from gateway.blueprints.storefront import storefront
 from gateway.config import GatewayConfig
@@ -28,6 +32,11 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     rpc = RpcPool(config.amqp_uri, size=config.rpc_pool_size, timeout=config.rpc_timeout)
     app.extensions["rpc"] = rpc
     app.extensions["store_settings"] = StoreSettingsCache(rpc, ttl=config.settings_ttl)
+    app.extensions["token_verifier"] = TokenVerifier(lambda: rpc.call("identity", "get_jwks"))
+    if config.trusted_proxies:
+        # Behind N reverse proxies, take the client address from X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=config.trusted_proxies)
 
     @app.before_request
     def _request_id() -> None:
@@ -46,4 +55,6 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(health)
     app.register_blueprint(storefront, url_prefix="/api/v1")
+    app.register_blueprint(accounts, url_prefix="/api/v1")
+    app.register_blueprint(admin, url_prefix="/api/v1/admin")
     return app

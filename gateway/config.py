@@ -16,3 +16,5 @@ class GatewayConfig:
         os.environ.get("STORE_SETTINGS_TTL", "1.0")))
     max_body_bytes: int = field(default_factory=lambda: int(
         os.environ.get("MAX_BODY_BYTES", str(64 * 1024))))
+    trusted_proxies: int = field(default_factory=lambda: int(
+        os.environ.get("TRUSTED_PROXIES", "0")))

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from gateway.auth import STOREFRONT, claims_for
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.policy import checkout_decision
 from gateway.problems import Problem
@@ -34,15 +35,20 @@ def checkout() -> Any:
     body = json_body()
     reject_unknown(body, CHECKOUT_FIELDS)
     settings = store_settings()
-    decision = checkout_decision(settings["customer_accounts"], logged_in=False)
+    claims = claims_for(STOREFRONT, required=False)
+    account = rpc_call("identity", "get_account", claims["sub"]) if claims else None
+    decision = checkout_decision(settings["customer_accounts"], logged_in=account is not None,
+                                 account_status=account["status"] if account else None)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
     order = rpc_call("orders", "place_order", {
         **body,
-        "locale": settings["locale"],
+        # A logged-in customer's order is theirs: their id, their account's email.
+        **({"email": account["email"]} if account else {}),
+        "locale": account["locale"] if account else settings["locale"],
         "idempotency_key": key,
-        "customer_id": None,
+        "customer_id": account["id"] if account else None,
     })
     replayed = order.pop("replayed", False)
     response = jsonify(order=order, offer_account=decision.offer_account)

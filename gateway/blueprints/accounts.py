@@ -1,0 +1,141 @@
+"""Storefront accounts: register, log in, tokens, passwords, and the customer's own sessions.
+
+Every route that creates or uses a customer account honours the store's login policy: with
+accounts disabled they answer 403 ``accounts_disabled``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify
+
+from gateway.auth import client_info, customer_required
+from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
+from gateway.policy import ensure_accounts_offered
+from gateway.problems import Problem
+
+accounts = Blueprint("accounts", __name__)
+
+# Requests about an email answer no sooner than this, whether the account exists or not.
+EMAIL_ENUMERATION_FLOOR_SECONDS = 0.3
+
+
+def _accounts_offered() -> None:
+    ensure_accounts_offered(store_settings()["customer_accounts"])
+
+
+def _string_field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise Problem(422, "validation_failed", f"{name} is required.",
+                      errors={name: ["Missing data for required field."]})
+    return value
+
+
+def _no_sooner_than(started: float, floor: float = EMAIL_ENUMERATION_FLOOR_SECONDS) -> None:
+    time.sleep(max(0.0, floor - (time.monotonic() - started)))
+
+
+@accounts.post("/customers")
+def register() -> Any:
+    started = time.monotonic()
+    body = json_body()
+    _accounts_offered()
+    result = rpc_call("identity", "register", body)
+    _no_sooner_than(started)
+    response = jsonify(status=result["status"],
+                       detail="If this email can be registered, a confirmation is on its way.")
+    response.status_code = 202
+    return response
+
+
+@accounts.post("/auth/login")
+def login() -> Any:
+    body = json_body()
+    _accounts_offered()
+    return jsonify(rpc_call("identity", "login", body, client_info()))
+
+
+@accounts.post("/auth/refresh")
+def refresh() -> Any:
+    body = json_body()
+    reject_unknown(body, {"refresh_token"})
+    _accounts_offered()
+    return jsonify(rpc_call("identity", "refresh", _string_field(body, "refresh_token"),
+                            client_info()))
+
+
+@accounts.post("/auth/logout")
+def logout() -> Response:
+    body = json_body()
+    reject_unknown(body, {"refresh_token"})
+    rpc_call("identity", "logout", _string_field(body, "refresh_token"))
+    return Response(status=204)
+
+
+@accounts.post("/auth/verify-email")
+def verify_email() -> Any:
+    body = json_body()
+    reject_unknown(body, {"token"})
+    return jsonify(rpc_call("identity", "verify_email", _string_field(body, "token")))
+
+
+@accounts.post("/auth/password/forgot")
+def forgot_password() -> Any:
+    """Always 202, in the same time, whether or not the email has an account."""
+    started = time.monotonic()
+    body = json_body()
+    reject_unknown(body, {"email"})
+    _accounts_offered()
+    rpc_call("identity", "request_password_reset", _string_field(body, "email"))
+    _no_sooner_than(started)
+    response = jsonify(status="accepted",
+                       detail="If an account uses this email, a reset link is on its way.")
+    response.status_code = 202
+    return response
+
+
+@accounts.post("/auth/password/reset")
+def reset_password() -> Response:
+    body = json_body()
+    _accounts_offered()
+    rpc_call("identity", "reset_password", body)
+    return Response(status=204)
+
+
+@accounts.get("/me")
+@customer_required
+def me() -> Any:
+    return jsonify(rpc_call("identity", "get_account", g.claims["sub"]))
+
+
+@accounts.post("/me/password")
+@customer_required
+def change_password() -> Response:
+    body = json_body()
+    rpc_call("identity", "change_password", g.claims["sub"], body, g.claims["sid"])
+    return Response(status=204)
+
+
+@accounts.get("/me/sessions")
+@customer_required
+def list_sessions() -> Any:
+    return jsonify(items=rpc_call("identity", "list_sessions", g.claims["sub"],
+                                  g.claims["sid"]))
+
+
+@accounts.delete("/me/sessions/<session_id>")
+@customer_required
+def revoke_session(session_id: str) -> Response:
+    rpc_call("identity", "revoke_session", g.claims["sub"], session_id)
+    return Response(status=204)
+
+
+@accounts.delete("/me/sessions")
+@customer_required
+def revoke_other_sessions() -> Any:
+    """Sign out everywhere else; this session stays."""
+    revoked = rpc_call("identity", "revoke_other_sessions", g.claims["sub"], g.claims["sid"])
+    return jsonify(revoked=revoked)
