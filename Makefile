@@ -19,10 +19,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed  ## create .venv and install everything
 
-prepare: setup  ## check the broker, migrate every database, declare queues, seed the demo store
+prepare: setup  ## check the broker, keys, migrate, declare queues, first owner, demo store
 	@clientela check
+	clientela keys
 	clientela migrate
 	clientela topology
+	@clientela ensure-owner
 	@if [ -z "$$NO_DEMO" ]; then clientela seed-demo; fi
 
 run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWAY_PORT:-8000})

@@ -114,6 +114,48 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from messaging.keys import ensure_local_keys, keys_dir
+
+    created = ensure_local_keys()
+    for path in created:
+        print(f"created {path}")
+    if not created:
+        print(f"keys already present in {keys_dir()}")
+    return 0
+
+
+def cmd_ensure_owner(args: argparse.Namespace) -> int:
+    from services.identity.bootstrap import ensure_owner
+
+    owner = ensure_owner(os.environ.get("OWNER_EMAIL"), os.environ.get("OWNER_PASSWORD"))
+    if owner is None:
+        print("an owner already exists")
+    elif owner.password:
+        # Shown once, here; only its hash is kept.
+        print(f"created the store owner: {owner.email} / {owner.password}")
+        print("  (log in at POST /api/v1/admin/auth/login; this password is not shown again)")
+    else:
+        print(f"created the store owner {owner.email} (password from OWNER_PASSWORD)")
+    return 0
+
+
+def cmd_create_staff(args: argparse.Namespace) -> int:
+    import getpass
+
+    from services.identity.bootstrap import create_staff
+
+    password = None if args.generate_password else getpass.getpass("Password: ")
+    try:
+        staff = create_staff(args.email, args.role, password)
+    except ValueError as exc:
+        print(f"not created: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {staff.role} {staff.email}"
+          + (f" with password {staff.password}" if staff.password else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clientela",
@@ -148,6 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--event-id", help="only this event")
     dlq.add_argument("--all", action="store_true", help="replay every message")
     dlq.set_defaults(func=cmd_dlq)
+
+    keys = sub.add_parser("keys", help="create the local signing and sealing keys in var/keys "
+                          "(production passes JWT_PRIVATE_KEY and TOKEN_SEALING_KEY instead)")
+    keys.set_defaults(func=cmd_keys)
+
+    owner = sub.add_parser("ensure-owner", help="create the first store owner unless one exists "
+                           "(OWNER_EMAIL, OWNER_PASSWORD; else a generated password, shown once)")
+    owner.set_defaults(func=cmd_ensure_owner)
+
+    staff = sub.add_parser("create-staff", help="add a staff user (asks for the password)")
+    staff.add_argument("email")
+    staff.add_argument("--role", choices=["owner", "staff"], default="staff")
+    staff.add_argument("--generate-password", action="store_true",
+                       help="generate a password and print it once instead of asking")
+    staff.set_defaults(func=cmd_create_staff)
 
     outbox = sub.add_parser("outbox", help="each service's backlog of unpublished events")
     outbox.set_defaults(func=cmd_outbox)

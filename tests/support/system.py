@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, text
 from tests.support.infra import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+OWNER_EMAIL = "owner@shop.test"
+OWNER_PASSWORD = "correct horse battery staple 42"
 BIN = Path(sys.executable).parent
 
 
@@ -40,6 +42,8 @@ class System:
             "MAIL_RETRY_DELAYS_S": "0.5,1,2",
             "OUTBOX_POLL_SECONDS": "0.3",
             "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "OWNER_EMAIL": OWNER_EMAIL,
+            "OWNER_PASSWORD": OWNER_PASSWORD,
             **{f"{service.upper()}_DATABASE_URL": url for service, url in database_urls.items()},
             **{f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{free_port()}"
                for service in database_urls},
@@ -55,7 +59,7 @@ class System:
         return f"{self.url}/api/v1{path}"
 
     def prepare(self) -> None:
-        for step in (["migrate"], ["topology"], ["seed-demo"]):
+        for step in (["keys"], ["migrate"], ["topology"], ["ensure-owner"], ["seed-demo"]):
             subprocess.run([str(BIN / "clientela"), *step], cwd=REPO, env=self.env, check=True,
                            capture_output=True)
 

@@ -1,0 +1,380 @@
+"""Accounts through the gateway: the login policy, registration, sessions, passwords, tokens.
+
+Real identity, customers and notifications services; mail read from a real SMTP server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import subprocess
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.support.infra import wait_for
+from tests.support.smtp import SmtpSink
+from tests.support.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
+
+ADDRESS = {"first_name": "Eva", "last_name": "Ruiz", "line1": "Rambla 3", "city": "Barcelona",
+           "country": "ES"}
+GOOD_PASSWORD = "una clave bastante larga 7"
+
+
+@pytest.fixture(scope="module")
+def owner(system: System) -> dict[str, str]:
+    response = requests.post(system.api("/admin/auth/login"), timeout=10,
+                             json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def set_accounts(system: System, owner: dict[str, str], mode: str,
+                 require_approval: bool = False) -> None:
+    response = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                            json={"customer_accounts": mode, "require_approval": require_approval})
+    assert response.status_code == 200, response.text
+    # every gateway worker caches the settings for STORE_SETTINGS_TTL (1 s)
+    wait_for(lambda: requests.get(system.api("/store"), timeout=5).json()["customer_accounts"]
+             == mode, timeout=5, message=f"mode {mode} in force")
+    time.sleep(1.1)
+
+
+def new_email(prefix: str = "c") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def register(system: System, email: str, password: str = GOOD_PASSWORD, **extra: Any
+             ) -> requests.Response:
+    return requests.post(system.api("/customers"), timeout=10,
+                         json={"email": email, "password": password, **extra})
+
+
+def login(system: System, email: str, password: str = GOOD_PASSWORD) -> requests.Response:
+    return requests.post(system.api("/auth/login"), json={"email": email, "password": password},
+                         timeout=10, headers={"User-Agent": "pytest-browser"})
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def link_token(text: str, path: str) -> str:
+    match = re.search(rf"/{path}\?token=([A-Za-z0-9_\-]+)", text)
+    assert match, text
+    return match.group(1)
+
+
+def registered_account(system: System, smtp: SmtpSink, **extra: Any) -> tuple[str, dict]:
+    email = new_email()
+    assert register(system, email, **extra).status_code == 202
+    smtp.wait_for_mail_to(email)
+    response = login(system, email, extra.get("password", GOOD_PASSWORD))
+    assert response.status_code == 200, response.text
+    return email, response.json()
+
+
+def test_disabled_store_offers_no_accounts(system: System, owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "disabled")
+    for path, body in [("/customers", {"email": new_email(), "password": GOOD_PASSWORD}),
+                       ("/auth/login", {"email": new_email(), "password": GOOD_PASSWORD}),
+                       ("/auth/password/forgot", {"email": new_email()})]:
+        response = requests.post(system.api(path), json=body, timeout=10)
+        assert response.status_code == 403, path
+        assert response.json()["code"] == "accounts_disabled"
+
+
+def test_register_verify_login_and_me(system: System, smtp: SmtpSink,
+                                      owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    email = new_email()
+    first = register(system, email, first_name="Eva", locale="en")
+    again = register(system, email, password="another fine password 99")
+    # the same answer whether or not the email already has an account
+    assert (first.status_code, first.json()) == (again.status_code, again.json()) == \
+        (202, {"status": "accepted",
+               "detail": "If this email can be registered, a confirmation is on its way."})
+
+    [welcome] = smtp.wait_for_mail_to(email)
+    assert welcome.subject.startswith("Welcome to ")
+    assert "Hello Eva" in welcome.text()
+    token = link_token(welcome.text(), "verify-email")
+
+    tokens = login(system, email).json()
+    me = requests.get(system.api("/me"), headers=bearer(tokens), timeout=10).json()
+    assert (me["email"], me["status"], me["email_verified"]) == (email, "active", False)
+
+    verified = requests.post(system.api("/auth/verify-email"), json={"token": token}, timeout=10)
+    assert verified.status_code == 200 and verified.json()["email_verified"] is True
+    reused = requests.post(system.api("/auth/verify-email"), json={"token": token}, timeout=10)
+    assert (reused.status_code, reused.json()["code"]) == (400, "invalid_token")
+
+    # the customers service has the registered customer, under the account's id
+    row = wait_for(lambda: next(iter(system.sql(
+        "customers", "SELECT id, type, account_id FROM customers WHERE email = :e", e=email)),
+        None), message="the registered customer")
+    assert row.type == "registered" and str(row.account_id) == me["id"]
+    time.sleep(1)
+    assert len(smtp.to(email)) == 1  # the second registration sent nothing
+
+
+def test_bad_logins_look_alike(system: System, smtp: SmtpSink, owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    email, _ = registered_account(system, smtp)
+    wrong = login(system, email, "not the password at all")
+    unknown = login(system, new_email(), "not the password at all")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+
+
+def test_registration_refuses_weak_passwords_and_unknown_fields(
+    system: System, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    email = new_email("weak")
+    for password, needle in [("short", "at least 8"), ("password123", "too common"),
+                             (f"{email.split('@')[0]}-secret", "email")]:
+        response = register(system, email, password)
+        assert response.status_code == 422, password
+        assert needle in " ".join(response.json()["errors"]["password"])
+    for field, value in [("role", "owner"), ("status", "active"), ("email_verified", True)]:
+        response = register(system, new_email(), **{field: value})
+        assert response.status_code == 422 and field in response.json()["errors"]
+
+
+def test_a_64_character_unicode_password_is_used_whole(system: System, smtp: SmtpSink,
+                                                       owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    password = "contraseña-ñandú-🦜-" + "ü" * 45
+    assert len(password) == 64
+    email, _ = registered_account(system, smtp, password=password)
+    assert login(system, email, password[:-1] + "u").status_code == 401  # not truncated
+    assert login(system, email, password).status_code == 200
+
+
+def test_refresh_rotates_and_a_reused_token_ends_the_session(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    _, tokens = registered_account(system, smtp)
+    rotated = requests.post(system.api("/auth/refresh"), timeout=10,
+                            json={"refresh_token": tokens["refresh_token"]})
+    assert rotated.status_code == 200
+    fresh = rotated.json()
+    assert fresh["refresh_token"] != tokens["refresh_token"]
+    assert fresh["session_id"] == tokens["session_id"]
+    assert requests.get(system.api("/me"), headers=bearer(fresh), timeout=10).ok
+
+    replayed = requests.post(system.api("/auth/refresh"), timeout=10,
+                             json={"refresh_token": tokens["refresh_token"]})
+    assert replayed.status_code == 401
+    # the thief's replay revoked the family: the legitimate newer token is dead too
+    after = requests.post(system.api("/auth/refresh"), timeout=10,
+                          json={"refresh_token": fresh["refresh_token"]})
+    assert after.status_code == 401
+
+
+def test_sessions_are_listed_and_revoked(system: System, smtp: SmtpSink,
+                                         owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    email, laptop = registered_account(system, smtp)
+    phone = login(system, email).json()
+    sessions = requests.get(system.api("/me/sessions"), headers=bearer(laptop),
+                            timeout=10).json()["items"]
+    assert len(sessions) == 2
+    assert [s["current"] for s in sessions if s["id"] == laptop["session_id"]] == [True]
+    assert all(s["user_agent"] == "pytest-browser" for s in sessions)
+
+    signed_out = requests.delete(system.api("/me/sessions"), headers=bearer(laptop), timeout=10)
+    assert signed_out.json() == {"revoked": 1}
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": phone["refresh_token"]}).status_code == 401
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": laptop["refresh_token"]}).status_code == 200
+
+    other = login(system, email).json()
+    gone = requests.delete(system.api(f"/me/sessions/{other['session_id']}"),
+                           headers=bearer(laptop), timeout=10)
+    assert gone.status_code == 204
+    missing = requests.delete(system.api(f"/me/sessions/{uuid.uuid4()}"),
+                              headers=bearer(laptop), timeout=10)
+    assert missing.status_code == 404
+
+    requests.post(system.api("/auth/logout"), json={"refresh_token": other["refresh_token"]},
+                  timeout=10)
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": other["refresh_token"]}).status_code == 401
+
+
+def test_forgotten_password_reset_end_to_end(system: System, smtp: SmtpSink,
+                                             owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    email, session = registered_account(system, smtp)
+
+    known = requests.post(system.api("/auth/password/forgot"), json={"email": email},
+                          timeout=10)
+    unknown = requests.post(system.api("/auth/password/forgot"), json={"email": new_email()},
+                            timeout=10)
+    assert (known.status_code, known.json()) == (unknown.status_code, unknown.json())
+    assert known.status_code == 202
+    [_, first_reset] = smtp.wait_for_mail_to(email, count=2)
+    first_token = link_token(first_reset.text(), "reset-password")
+
+    requests.post(system.api("/auth/password/forgot"), json={"email": email}, timeout=10)
+    [*_, second_reset] = smtp.wait_for_mail_to(email, count=3)
+    token = link_token(second_reset.text(), "reset-password")
+
+    def reset(token: str, password: str) -> requests.Response:
+        return requests.post(system.api("/auth/password/reset"), timeout=10,
+                             json={"token": token, "password": password})
+
+    # a newer link supersedes the older one
+    assert reset(first_token, "a brand new passphrase 1").json()["code"] == "invalid_token"
+    # a weak password is refused without spending the link
+    assert reset(token, "123456").status_code == 422
+    assert reset(token, "a brand new passphrase 1").status_code == 204
+    assert reset(token, "yet another passphrase 2").json()["code"] == "invalid_token"
+
+    assert login(system, email).status_code == 401
+    assert login(system, email, "a brand new passphrase 1").status_code == 200
+    # every earlier session is gone
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": session["refresh_token"]}).status_code == 401
+    [*_, notice] = smtp.wait_for_mail_to(email, count=4)
+    assert "password" in notice.subject.lower() or "contraseña" in notice.subject.lower()
+
+    # only hashes are stored: the plaintext is nowhere in identity's or notifications' tables
+    stored = {row.token_hash for row in system.sql("identity",
+                                                   "SELECT token_hash FROM one_time_tokens")}
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    for service in ("identity", "notifications"):
+        for table in (["outbox", "one_time_tokens"] if service == "identity"
+                      else ["deliveries", "outbox"]):
+            dump = json.dumps([list(map(str, row)) for row in system.sql(
+                service, f"SELECT * FROM {table}")])
+            assert token not in dump and first_token not in dump, (service, table)
+    assert token not in system.log_tail(5000)
+
+
+def test_change_password_needs_the_current_one_and_signs_out_elsewhere(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    email, here = registered_account(system, smtp)
+    elsewhere = login(system, email).json()
+    wrong = requests.post(system.api("/me/password"), headers=bearer(here), timeout=10,
+                          json={"current_password": "nope nope nope",
+                                "new_password": "a new long passphrase"})
+    assert wrong.status_code == 422 and "current_password" in wrong.json()["errors"]
+    done = requests.post(system.api("/me/password"), headers=bearer(here), timeout=10,
+                         json={"current_password": GOOD_PASSWORD,
+                               "new_password": "a new long passphrase"})
+    assert done.status_code == 204
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": elsewhere["refresh_token"]}).status_code == 401
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": here["refresh_token"]}).status_code == 200
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_forged_expired_and_misdirected_tokens_are_refused(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    _, tokens = registered_account(system, smtp)
+    header = jwt.get_unverified_header(tokens["access_token"])
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+
+    def me(token: str) -> requests.Response:
+        return requests.get(system.api("/me"), timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+
+    none_token = f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': header['kid']})}.{_b64(claims)}."
+    assert me(none_token).status_code == 401
+    other_key = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
+                           headers={"kid": header["kid"]})
+    assert me(other_key).status_code == 401
+    hs256 = jwt.encode(claims, "guessable-secret-of-32-bytes-long!", algorithm="HS256",
+                       headers={"kid": header["kid"]})
+    assert me(hs256).status_code == 401
+    assert me("not.a.token").status_code == 401
+    assert me("").status_code == 401
+
+    real_key = (system.workdir / "var" / "keys" / "jwt-signing.pem").read_bytes()
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(real_key, None)
+    expired = jwt.encode({**claims, "exp": int(time.time()) - 60}, key, algorithm="EdDSA",
+                         headers={"kid": header["kid"]})
+    response = me(expired)
+    assert (response.status_code, response.json()["code"]) == (401, "token_expired")
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+
+    # a customer token never opens an admin route, and a staff token never a storefront one
+    admin_route = requests.get(system.api("/admin/settings"), headers=bearer(tokens),
+                               timeout=10)
+    assert (admin_route.status_code, admin_route.json()["code"]) == (403, "wrong_audience")
+    assert requests.get(system.api("/me"), headers=owner, timeout=10).status_code == 403
+
+
+def test_only_the_owner_changes_settings(system: System, owner: dict[str, str]) -> None:
+    email = new_email("staff")
+    created = subprocess.run([str(BIN / "clientela"), "create-staff", email,
+                              "--role", "staff", "--generate-password"],
+                             cwd=REPO, env=system.env, capture_output=True, text=True,
+                             check=True)
+    password = created.stdout.strip().rsplit(" ", 1)[-1]
+    staff = requests.post(system.api("/admin/auth/login"), timeout=10,
+                          json={"email": email, "password": password}).json()
+    assert requests.get(system.api("/admin/settings"), headers=bearer(staff), timeout=10).ok
+    refused = requests.put(system.api("/admin/settings"), headers=bearer(staff), timeout=10,
+                           json={"customer_accounts": "required"})
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    bad = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                       json={"customer_accounts": "sometimes", "colour": "red"})
+    assert bad.status_code == 422 and {"customer_accounts", "colour"} <= set(
+        bad.json()["errors"])
+
+
+def checkout(system: System, headers: dict[str, str] | None = None,
+             email: str | None = None) -> requests.Response:
+    body = {"lines": [{"sku": "TSHIRT-RED-M", "quantity": 1}], "shipping_address": ADDRESS,
+            "email": email or new_email("guest")}
+    return requests.post(system.api("/checkout"), json=body, headers=headers or {}, timeout=15)
+
+
+def test_checkout_follows_the_login_policy(system: System, smtp: SmtpSink,
+                                           owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    guest = checkout(system)
+    assert guest.status_code == 201 and guest.json()["offer_account"] is True
+    email, tokens = registered_account(system, smtp)
+    mine = checkout(system, bearer(tokens), email="someone-else@example.com")
+    assert mine.status_code == 201
+    order = mine.json()["order"]
+    me = requests.get(system.api("/me"), headers=bearer(tokens), timeout=10).json()
+    assert (order["customer_id"], order["email"]) == (me["id"], email)
+
+    set_accounts(system, owner, "required")
+    refused = checkout(system)
+    assert (refused.status_code, refused.json()["code"]) == (401, "login_required")
+    assert checkout(system, bearer(tokens)).status_code == 201
+
+    set_accounts(system, owner, "required", require_approval=True)
+    _, pending = registered_account(system, smtp)
+    blocked = checkout(system, bearer(pending))
+    assert (blocked.status_code, blocked.json()["code"]) == (403, "account_not_approved")
+
+    set_accounts(system, owner, "disabled")
+    assert checkout(system).json()["offer_account"] is False
+    assert checkout(system, bearer(tokens)).json()["code"] == "accounts_disabled"
