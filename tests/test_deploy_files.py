@@ -60,3 +60,12 @@ def test_dockerfile_is_multi_stage_and_non_root() -> None:
     dockerfile = (REPO / "deploy/Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", dockerfile, re.M)) == 2
     assert re.search(r"^USER clientela$", dockerfile, re.M)
+
+
+def test_keys_are_made_once_and_shared_read_only() -> None:
+    services = COMPOSE["services"]
+    assert "clientela keys" in services["prepare"]["command"][-1]
+    assert "clientela-keys:/data/keys" in services["prepare"]["volumes"]
+    for name in ("identity", "notifications"):
+        assert "clientela-keys:/data/keys:ro" in services[name]["volumes"]
+        assert services[name]["environment"]["CLIENTELA_VAR_DIR"] == "/data"
