@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "errors"})
+
+
 class Problem(Exception):
     def __init__(
         self,
@@ -24,7 +27,7 @@ class Problem(Exception):
         detail: str,
         errors: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
-        **extra: Any,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -32,7 +35,8 @@ class Problem(Exception):
         self.detail = detail
         self.errors = errors
         self.headers = headers or {}
-        self.extra = extra
+        # Extension members (RFC 9457 §3.2) never overwrite the standard ones.
+        self.extra = {k: v for k, v in (extra or {}).items() if k not in RESERVED_MEMBERS}
 
 
 def problem_response(problem: Problem) -> Response:
@@ -61,8 +65,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:
+        headers = {}
+        if exc.status in (429, 503) and "retry_after" in exc.extra:
+            headers["Retry-After"] = str(exc.extra["retry_after"])
         return problem_response(
-            Problem(exc.status, exc.code, exc.detail, errors=exc.errors or None, **exc.extra)
+            Problem(exc.status, exc.code, exc.detail, errors=exc.errors or None,
+                    headers=headers, extra=exc.extra)
         )
 
     @app.errorhandler(RpcTimeout)

@@ -19,6 +19,10 @@ ACCOUNT_REGISTERED = "account_registered"
 ACCOUNT_EMAIL_VERIFIED = "account_email_verified"
 PASSWORD_RESET_REQUESTED = "password_reset_requested"
 PASSWORD_CHANGED = "password_changed"
+ACCOUNT_INVITED = "account_invited"
+ACCOUNT_APPROVED = "account_approved"
+ACCOUNT_DISABLED = "account_disabled"
+ACCOUNT_ENABLED = "account_enabled"
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_UPDATED = "customer_updated"
 ORDER_PLACED = "order_placed"
@@ -94,6 +98,17 @@ class PasswordResetRequestedPayload(AccountPayload):
     expires_at = fields.DateTime(required=True)
 
 
+class AccountInvitedPayload(AccountPayload):
+    token_sealed = fields.String(required=True)
+    expires_at = fields.DateTime(required=True)
+    actor = fields.String(required=True)
+
+
+class AccountStatusPayload(AccountPayload):
+    status = fields.String(required=True)
+    actor = fields.String(required=True)
+
+
 class PasswordChangedPayload(AccountPayload):
     reason = fields.String(required=True, validate=validate.OneOf(["reset", "change"]))
 
@@ -122,6 +137,10 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(ACCOUNT_EMAIL_VERIFIED, "identity", 1, AccountPayload),
         EventContract(PASSWORD_RESET_REQUESTED, "identity", 1, PasswordResetRequestedPayload),
         EventContract(PASSWORD_CHANGED, "identity", 1, PasswordChangedPayload),
+        EventContract(ACCOUNT_INVITED, "identity", 1, AccountInvitedPayload),
+        EventContract(ACCOUNT_APPROVED, "identity", 1, AccountStatusPayload),
+        EventContract(ACCOUNT_DISABLED, "identity", 1, AccountStatusPayload),
+        EventContract(ACCOUNT_ENABLED, "identity", 1, AccountStatusPayload),
         EventContract(CUSTOMER_CREATED, "customers", 1, CustomerPayload),
         EventContract(CUSTOMER_UPDATED, "customers", 1, CustomerPayload),
         EventContract(ORDER_PLACED, "orders", 1, OrderPlacedPayload),

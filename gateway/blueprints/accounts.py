@@ -75,6 +75,14 @@ def logout() -> Response:
     return Response(status=204)
 
 
+@accounts.post("/auth/activate")
+def activate() -> Any:
+    """An invited customer sets a first password, and is logged in."""
+    body = json_body()
+    _accounts_offered()
+    return jsonify(rpc_call("identity", "activate", body, client_info()))
+
+
 @accounts.post("/auth/verify-email")
 def verify_email() -> Any:
     body = json_body()

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, jsonify
 
 from gateway.auth import client_info, staff_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call
+from gateway.problems import Problem
 
 admin = Blueprint("admin", __name__)
 
@@ -38,3 +39,53 @@ def put_settings() -> Any:
                         f"staff:{g.claims['sub']}")
     current_app.extensions["store_settings"].invalidate()
     return jsonify(settings)
+
+
+def _actor() -> str:
+    return f"staff:{g.claims['sub']}"
+
+
+@admin.post("/customers")
+@staff_required("owner", "staff")
+def create_customer() -> Any:
+    """Add a customer; with ``send_invite`` an account is created and the customer is emailed
+    a link to choose a password."""
+    body = json_body()
+    send_invite = body.pop("send_invite", False)
+    if not isinstance(send_invite, bool):
+        raise Problem(422, "validation_failed", "send_invite must be true or false.",
+                      errors={"send_invite": ["Not a valid boolean."]})
+    if send_invite:
+        invite_fields = {k: v for k, v in body.items() if k != "phone"}
+        account = rpc_call("identity", "invite_account", invite_fields, _actor())
+        response = jsonify(account=account, invited=True)
+    else:
+        response = jsonify(customer=rpc_call("customers", "create_customer", body, _actor()),
+                           invited=False)
+    response.status_code = 201
+    return response
+
+
+def _account_of(customer_id: str) -> str:
+    customer = rpc_call("customers", "get_customer", customer_id)
+    if not customer.get("account_id"):
+        raise Problem(409, "no_account", "This customer has no account.")
+    return customer["account_id"]
+
+
+@admin.post("/customers/<customer_id>/invite")
+@staff_required("owner", "staff")
+def invite_customer(customer_id: str) -> Any:
+    customer = rpc_call("customers", "get_customer", customer_id)
+    account = rpc_call("identity", "invite_account", {
+        "email": customer["email"], "first_name": customer.get("first_name"),
+        "last_name": customer.get("last_name"), "locale": customer.get("locale"),
+    }, _actor())
+    return jsonify(account=account, invited=True)
+
+
+@admin.post("/customers/<customer_id>/<any(approve, disable, enable):action>")
+@staff_required("owner", "staff")
+def change_account_status(customer_id: str, action: str) -> Any:
+    return jsonify(rpc_call("identity", "change_account_status", _account_of(customer_id),
+                            action, _actor()))

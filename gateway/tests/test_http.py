@@ -62,3 +62,15 @@ def test_unknown_route_and_method(client: FlaskClient) -> None:
 def test_unreachable_broker_is_a_503_problem_not_a_500(client: FlaskClient) -> None:
     body = assert_problem(client.get("/api/v1/products"), 503, "service_unavailable")
     assert "Traceback" not in str(body)
+
+
+def test_service_errors_cannot_overwrite_standard_problem_members(client: FlaskClient) -> None:
+    from messaging.errors import ServiceError
+
+    @client.application.get("/boom")
+    def boom() -> None:
+        raise ServiceError("illegal_transition", "nope", 409,
+                           extra={"status": "disabled", "allowed": ["active"]})
+
+    body = assert_problem(client.get("/boom"), 409, "illegal_transition")
+    assert body["allowed"] == ["active"]

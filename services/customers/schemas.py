@@ -1,6 +1,6 @@
 """Customers' wire formats."""
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, post_load, validate
 
 
 class CustomerSchema(Schema):
@@ -24,3 +24,22 @@ class CustomerSchema(Schema):
 
     def dump_spend(self, customer: object) -> dict[str, int]:
         return {row.currency: row.amount for row in customer.spend}
+
+
+class CustomerCreateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    first_name = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(max=100))
+    last_name = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(max=100))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=30))
+    locale = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(["es", "en"]))
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["email"] = data["email"].strip().lower()
+        return data

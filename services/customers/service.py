@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from nameko.rpc import rpc
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
+    ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
@@ -17,14 +20,14 @@ from messaging.contracts import (
     load_payload,
 )
 from messaging.envelope import Envelope
-from messaging.errors import ServiceError
+from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.logs import LogContext
 from messaging.outbox import emit
 from services.customers import domain
 from services.customers.dependencies import customers_database
 from services.customers.models import Customer, CustomerSpend
-from services.customers.schemas import CustomerSchema
+from services.customers.schemas import CustomerCreateSchema, CustomerSchema
 
 
 class CustomersService(HealthEndpoints):
@@ -42,6 +45,32 @@ class CustomersService(HealthEndpoints):
             if customer is None:
                 raise ServiceError("customer_not_found", "No such customer.", 404)
             return CustomerSchema().dump(customer)
+
+    @rpc
+    def get_customer(self, customer_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            customer = session.get(Customer, _uuid(customer_id))
+            if customer is None:
+                raise ServiceError("customer_not_found", "No such customer.", 404)
+            return CustomerSchema().dump(customer)
+
+    @rpc
+    def create_customer(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
+        """A customer the merchant adds by hand (no account; see identity.invite_account)."""
+        data = load_or_raise(CustomerCreateSchema(), request)
+        try:
+            with self.db.transaction() as session:
+                if self._by_email(session, data["email"]) is not None:
+                    raise ServiceError("customer_exists", "A customer with this email exists.",
+                                       409)
+                customer = Customer(type="guest", orders_count=0, **data)
+                session.add(customer)
+                session.flush()
+                emit(session, CUSTOMER_CREATED, _customer_event(customer))
+                return CustomerSchema().dump(customer)
+        except IntegrityError:
+            raise ServiceError("customer_exists", "A customer with this email exists.",
+                               409) from None
 
     @consume_event("orders", ORDER_PLACED)
     def handle_order_placed(self, envelope: Envelope) -> None:
@@ -83,6 +112,11 @@ class CustomersService(HealthEndpoints):
             if customer is None:
                 self._create_registered(session, account)
 
+    @consume_event("identity", ACCOUNT_INVITED)
+    def handle_account_invited(self, envelope: Envelope) -> None:
+        """Same rule as registration: a new email gets its record, a guest's waits for proof."""
+        self.handle_account_registered(envelope)
+
     @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
     def handle_account_email_verified(self, envelope: Envelope) -> None:
         account = load_payload(envelope)
@@ -109,6 +143,13 @@ class CustomersService(HealthEndpoints):
         session.add(customer)
         session.flush()
         emit(session, CUSTOMER_CREATED, _customer_event(customer))
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ServiceError("customer_not_found", "No such customer.", 404) from None
 
 
 def _customer_event(customer: Customer) -> dict[str, Any]:

@@ -27,6 +27,13 @@ STAFF_ROLES = ("owner", "staff")
 PASSWORD_MAX_LENGTH = 256  # far above any real password; bounds the hashing work per request
 ACCESS_TOKEN_TTL = timedelta(minutes=15)
 REFRESH_TOKEN_TTL = timedelta(days=30)
+# Staff actions on an account: (statuses it applies to, resulting status).
+STATUS_ACTIONS = {
+    "approve": (frozenset({PENDING_APPROVAL}), ACTIVE),
+    "disable": (frozenset({ACTIVE, PENDING_APPROVAL, INVITED}), DISABLED),
+    "enable": (frozenset({DISABLED}), ACTIVE),
+}
+
 TOKEN_TTLS = {
     "password_reset": timedelta(hours=1),
     "verify_email": timedelta(days=7),
@@ -109,3 +116,39 @@ def judge_refresh(token: Any, now: datetime) -> RefreshVerdict:
     if token.expires_at <= now:
         return RefreshVerdict(False, reason="expired")
     return RefreshVerdict(True)
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """Failures allowed before delays start, and how delays grow (doubling, capped)."""
+
+    free_failures: int
+    first_delay: timedelta
+    max_delay: timedelta
+    forget_after: timedelta = timedelta(minutes=15)
+
+    def delay_after(self, failures: int) -> timedelta | None:
+        if failures < self.free_failures:
+            return None
+        doublings = min(failures - self.free_failures, 20)
+        return min(self.first_delay * (2**doublings), self.max_delay)
+
+
+# An account: 5 tries, then 1 s, 2 s, 4 s ... up to 15 min. An address (shared by many people
+# behind one NAT): 20 tries, then the same growth.
+ACCOUNT_THROTTLE = ThrottlePolicy(5, timedelta(seconds=1), timedelta(minutes=15))
+ADDRESS_THROTTLE = ThrottlePolicy(20, timedelta(seconds=1), timedelta(minutes=15))
+
+
+def status_after(action: str, current: str) -> str | None:
+    """The status an action leads to; None if it changes nothing (already there).
+
+    Raises ValueError naming the statuses the action applies to when it does not apply.
+    """
+    applies_to, result = STATUS_ACTIONS[action]
+    if current == result:
+        return None
+    if current not in applies_to:
+        raise ValueError(f"cannot {action} an account that is {current}; "
+                         f"only {', '.join(sorted(applies_to))}")
+    return result

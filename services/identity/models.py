@@ -115,3 +115,14 @@ class OneTimeToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed logins per account email and per client address, with the lock they earned."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "email:…" or "ip:…"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -58,6 +58,21 @@ class LoginSchema(_Strict):
     password = _password()
 
 
+class InviteSchema(_Strict):
+    email = _email()
+    first_name = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(max=100))
+    last_name = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(max=100))
+    locale = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(["es", "en"]))
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["email"] = data["email"].strip().lower()
+        return data
+
+
 class ResetPasswordSchema(_Strict):
     token = fields.String(required=True, validate=validate.Length(1, 200))
     password = _password()

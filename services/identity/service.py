@@ -8,12 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from messaging.contracts import (
+    ACCOUNT_APPROVED,
+    ACCOUNT_DISABLED,
     ACCOUNT_EMAIL_VERIFIED,
+    ACCOUNT_ENABLED,
+    ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
@@ -33,6 +37,7 @@ from services.identity.dependencies import (
 )
 from services.identity.models import (
     Account,
+    LoginThrottle,
     OneTimeToken,
     RefreshToken,
     StaffUser,
@@ -42,6 +47,7 @@ from services.identity.models import (
 from services.identity.schemas import (
     AccountSchema,
     ChangePasswordSchema,
+    InviteSchema,
     LoginSchema,
     RegisterSchema,
     ResetPasswordSchema,
@@ -136,11 +142,15 @@ class IdentityService(HealthEndpoints):
               ) -> dict[str, Any]:
         data = load_or_raise(LoginSchema(), request)
         email = domain.normalise_email(data["email"])
+        keys = _throttle_keys("customer", email, client)
         with self.db.transaction() as session:
+            _ensure_not_throttled(session, keys)
             account = session.scalars(select(Account).where(Account.email == email)).first()
             password_hash = account.password_hash if account else None
         # Verified outside any transaction: hashing takes tens of milliseconds.
         if not self.passwords.verify(password_hash, data["password"]) or account is None:
+            with self.db.transaction() as session:
+                _record_failure(session, keys)
             raise INVALID_CREDENTIALS
         if account.status == domain.DISABLED:
             raise ServiceError("account_disabled", "This account has been disabled.", 403)
@@ -150,6 +160,7 @@ class IdentityService(HealthEndpoints):
         if self.passwords.needs_rehash(password_hash):
             new_hash = self.passwords.hash(data["password"])  # the cost was raised since
         with self.db.transaction() as session:
+            _clear_failures(session, keys[:1])  # the account's count; the address keeps its own
             account = session.get(Account, account.id)
             account.last_login_at = utcnow()
             if new_hash:
@@ -197,6 +208,8 @@ class IdentityService(HealthEndpoints):
             account = session.get(Account, row.account_id)
             account.password_hash, account.password_changed_at = new_hash, now
             _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+            # The owner proved the inbox: a reset lifts any login lock on the account.
+            _clear_failures(session, [f"customer:{account.email}"])
             _mark_verified(session, account)  # the link reached that inbox: the email is proven
             emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "reset"})
 
@@ -220,6 +233,85 @@ class IdentityService(HealthEndpoints):
             account.password_hash, account.password_changed_at = new_hash, utcnow()
             _revoke_sessions(session, account.id, STOREFRONT, keep=_uuid_or_none(current_session))
             emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "change"})
+
+    # merchant actions on accounts ----------------------------------------------------
+    @rpc
+    def invite_account(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
+        """An account the merchant creates: no password until the customer activates it
+        through the emailed link (valid 7 days)."""
+        data = load_or_raise(InviteSchema(), request)
+        settings = self.get_store_settings()
+        try:
+            with self.db.transaction() as session:
+                account = session.scalars(
+                    select(Account).where(Account.email == data["email"])).first()
+                if account is not None and account.status != domain.INVITED:
+                    raise ServiceError("account_exists", "This email already has an account.",
+                                       409, extra={"account_id": str(account.id)})
+                if account is None:
+                    account = Account(email=data["email"], password_hash=None,
+                                      status=domain.INVITED, email_verified=False,
+                                      locale=data["locale"] or settings["locale"],
+                                      first_name=data["first_name"],
+                                      last_name=data["last_name"])
+                    session.add(account)
+                    session.flush()
+                token, row = _issue_one_time(session, account.id, "invitation")  # re-invite
+                emit(session, ACCOUNT_INVITED, {**_account_payload(account),
+                                                "token_sealed": seal(token),
+                                                "expires_at": row.expires_at, "actor": actor})
+                return AccountSchema().dump(account)
+        except IntegrityError:
+            raise ServiceError("account_exists", "This email already has an account.",
+                               409) from None
+
+    @rpc
+    def activate(self, request: dict[str, Any], client: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+        """Set the first password of an invited account; the customer is then logged in."""
+        data = load_or_raise(ResetPasswordSchema(), request)
+        with self.db.transaction() as session:
+            row = _usable_token(session, "invitation", data["token"], lock=False)
+            email = session.get(Account, row.account_id).email
+        _check_password(data["password"], email, self.get_store_settings())
+        new_hash = self.passwords.hash(data["password"])
+        with self.db.transaction() as session:
+            row = _usable_token(session, "invitation", data["token"])
+            now = utcnow()
+            row.used_at = now
+            account = session.get(Account, row.account_id)
+            if account.status != domain.INVITED:
+                raise INVALID_LINK
+            account.password_hash, account.password_changed_at = new_hash, now
+            account.status, account.last_login_at = domain.ACTIVE, now
+            _mark_verified(session, account)  # the invitation reached that inbox
+            return self._start_session(session, account.id, STOREFRONT, client,
+                                       status=account.status)
+
+    @rpc
+    def change_account_status(self, account_id: str, action: str, actor: str
+                              ) -> dict[str, Any]:
+        """approve (pending → active), disable (ends every session), enable."""
+        if action not in domain.STATUS_ACTIONS:
+            raise ServiceError("unknown_action", f"Unknown action {action!r}.", 422)
+        with self.db.transaction() as session:
+            account = session.get(Account, _uuid(account_id), with_for_update=True)
+            if account is None:
+                raise ServiceError("account_not_found", "No such account.", 404)
+            try:
+                new_status = domain.status_after(action, account.status)
+            except ValueError as exc:
+                raise ServiceError("illegal_transition", str(exc), 409,
+                                   extra={"current_status": account.status}) from None
+            if new_status is not None:
+                account.status = new_status
+                if new_status == domain.DISABLED:
+                    _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+                event = {"approve": ACCOUNT_APPROVED, "disable": ACCOUNT_DISABLED,
+                         "enable": ACCOUNT_ENABLED}[action]
+                emit(session, event, {**_account_payload(account), "status": new_status,
+                                      "actor": actor})
+            return AccountSchema().dump(account)
 
     # sessions (both audiences) --------------------------------------------------------
     @rpc
@@ -304,14 +396,19 @@ class IdentityService(HealthEndpoints):
                     ) -> dict[str, Any]:
         data = load_or_raise(LoginSchema(), request)
         email = domain.normalise_email(data["email"])
+        keys = _throttle_keys("staff", email, client)
         with self.db.transaction() as session:
+            _ensure_not_throttled(session, keys)
             staff = session.scalars(select(StaffUser).where(StaffUser.email == email)).first()
             password_hash = staff.password_hash if staff else None
         if not self.passwords.verify(password_hash, data["password"]) or staff is None:
+            with self.db.transaction() as session:
+                _record_failure(session, keys)
             raise INVALID_CREDENTIALS
         if staff.status != "active":
             raise ServiceError("account_disabled", "This staff account has been disabled.", 403)
         with self.db.transaction() as session:
+            _clear_failures(session, keys[:1])
             staff = session.get(StaffUser, staff.id)
             staff.last_login_at = utcnow()
             return self._start_session(session, staff.id, ADMIN, client, role=staff.role)
@@ -408,6 +505,57 @@ def _usable_token(session: Session, purpose: str, token: str, lock: bool = True)
             or row.expires_at <= utcnow()):
         raise INVALID_LINK
     return row
+
+
+def _throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:
+    """[account key, address key]: failures count against both."""
+    keys = [f"{kind}:{email}"[:300]]
+    ip = (client or {}).get("ip")
+    if ip:
+        keys.append(f"ip:{ip}"[:300])
+    return keys
+
+
+def _policy_for(key: str) -> domain.ThrottlePolicy:
+    return domain.ADDRESS_THROTTLE if key.startswith("ip:") else domain.ACCOUNT_THROTTLE
+
+
+def _ensure_not_throttled(session: Session, keys: list[str]) -> None:
+    now = utcnow()
+    locked = [row.locked_until for row in session.scalars(
+        select(LoginThrottle).where(LoginThrottle.key.in_(keys))) if row.locked_until
+        and row.locked_until > now]
+    if locked:
+        wait = max(1, int((max(locked) - now).total_seconds() + 0.999))
+        raise ServiceError("too_many_attempts",
+                           "Too many failed logins. Wait, or reset your password.", 429,
+                           extra={"retry_after": wait})
+
+
+def _record_failure(session: Session, keys: list[str]) -> None:
+    now = utcnow()
+    for key in keys:
+        policy = _policy_for(key)
+        row = session.get(LoginThrottle, key, with_for_update=True)
+        if row is None:
+            try:
+                with session.begin_nested():
+                    row = LoginThrottle(key=key, failures=0, last_failure_at=now)
+                    session.add(row)
+            except IntegrityError:  # a concurrent failure created it first
+                row = session.get(LoginThrottle, key, with_for_update=True,
+                                  populate_existing=True)
+        elif now - row.last_failure_at > policy.forget_after:
+            row.failures = 0
+        row.failures += 1
+        row.last_failure_at = now
+        delay = policy.delay_after(row.failures)
+        row.locked_until = now + delay if delay else None
+        session.flush()
+
+
+def _clear_failures(session: Session, keys: list[str]) -> None:
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
 
 
 def _revoke_family(session: Session, family_id: uuid.UUID) -> None:

@@ -10,6 +10,8 @@ ORDER_CONFIRMATION = "order_confirmation"
 WELCOME = "welcome"
 PASSWORD_RESET = "password_reset"
 PASSWORD_CHANGED = "password_changed"
+INVITATION = "invitation"
+ACCOUNT_APPROVED = "account_approved"
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

@@ -12,6 +12,8 @@ from sqlalchemy import or_, select, update
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
+    ACCOUNT_APPROVED,
+    ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
     ORDER_PLACED,
     PASSWORD_CHANGED,
@@ -64,6 +66,14 @@ class NotificationsService(HealthEndpoints):
     @consume_event("identity", PASSWORD_CHANGED)
     def handle_password_changed(self, envelope: Envelope) -> None:
         self._account_email(envelope, domain.PASSWORD_CHANGED)
+
+    @consume_event("identity", ACCOUNT_INVITED)
+    def handle_account_invited(self, envelope: Envelope) -> None:
+        self._account_email(envelope, domain.INVITATION)
+
+    @consume_event("identity", ACCOUNT_APPROVED)
+    def handle_account_approved(self, envelope: Envelope) -> None:
+        self._account_email(envelope, domain.ACCOUNT_APPROVED)
 
     @timer(interval=2)
     def send_due_deliveries(self) -> None:
@@ -178,4 +188,9 @@ class NotificationsService(HealthEndpoints):
             return {**context, "reset_url": f"{base}/reset-password?token={token}"}
         if kind == domain.PASSWORD_CHANGED:
             return {**context, "forgot_url": f"{base}/forgot-password"}
+        if kind == domain.INVITATION:
+            token = unseal(context["token_sealed"])
+            return {**context, "activate_url": f"{base}/activate?token={token}"}
+        if kind == domain.ACCOUNT_APPROVED:
+            return {**context, "login_url": f"{base}/login"}
         return context

@@ -378,3 +378,114 @@ def test_checkout_follows_the_login_policy(system: System, smtp: SmtpSink,
     set_accounts(system, owner, "disabled")
     assert checkout(system).json()["offer_account"] is False
     assert checkout(system, bearer(tokens)).json()["code"] == "accounts_disabled"
+
+
+def test_failed_logins_are_throttled_but_never_the_reset_path(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    email, _ = registered_account(system, smtp)
+    client = {"X-Forwarded-For": "203.0.113.7"}
+
+    def attempt(password: str, who: str = email, headers: dict | None = None
+                ) -> requests.Response:
+        return requests.post(system.api("/auth/login"), timeout=10, headers=headers or client,
+                             json={"email": who, "password": password})
+
+    assert [attempt("wrong password!").status_code for _ in range(5)] == [401] * 5
+    locked = attempt(GOOD_PASSWORD)  # even the right password waits now
+    assert locked.status_code == 429 and locked.json()["code"] == "too_many_attempts"
+    assert int(locked.headers["Retry-After"]) >= 1
+
+    # the reset path is never throttled, and a reset lifts the lock
+    assert requests.post(system.api("/auth/password/forgot"), json={"email": email},
+                         timeout=10).status_code == 202
+    token = link_token(smtp.wait_for_mail_to(email, count=2)[-1].text(), "reset-password")
+    assert requests.post(system.api("/auth/password/reset"), timeout=10,
+                         json={"token": token, "password": "freshly reset pass 3"}
+                         ).status_code == 204
+    assert attempt("freshly reset pass 3").status_code == 200
+
+    # one address trying many accounts is slowed down too
+    spray = {"X-Forwarded-For": "203.0.113.99"}
+    statuses = [attempt("Winter2026!", new_email("spray"), spray).status_code
+                for _ in range(21)]
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429
+
+
+def test_merchant_invites_a_customer_who_activates_the_account(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "required")
+    email = new_email("invited")
+    created = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                            json={"email": email, "first_name": "Iker", "locale": "es",
+                                  "send_invite": True})
+    assert created.status_code == 201, created.text
+    assert created.json()["account"]["status"] == "invited"
+    [invitation] = smtp.wait_for_mail_to(email)
+    assert "te invita" in invitation.subject and "Hola Iker" in invitation.text()
+    token = link_token(invitation.text(), "activate")
+    assert login(system, email).status_code == 401  # no password yet
+
+    activated = requests.post(system.api("/auth/activate"), timeout=10,
+                              json={"token": token, "password": GOOD_PASSWORD})
+    assert activated.status_code == 200, activated.text
+    me = requests.get(system.api("/me"), headers=bearer(activated.json()), timeout=10).json()
+    assert (me["status"], me["email_verified"]) == ("active", True)
+    again = requests.post(system.api("/auth/activate"), timeout=10,
+                          json={"token": token, "password": GOOD_PASSWORD})
+    assert again.json()["code"] == "invalid_token"
+    assert checkout(system, bearer(activated.json())).status_code == 201
+
+    # a customer added without an invitation, invited later
+    other = new_email("added")
+    added = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                          json={"email": other, "first_name": "Ane"})
+    assert added.status_code == 201 and added.json()["customer"]["type"] == "guest"
+    duplicate = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                              json={"email": other})
+    assert duplicate.status_code == 409
+    customer_id = added.json()["customer"]["id"]
+    invited = requests.post(system.api(f"/admin/customers/{customer_id}/invite"),
+                            headers=owner, timeout=10)
+    assert invited.status_code == 200 and invited.json()["account"]["status"] == "invited"
+    smtp.wait_for_mail_to(other)
+    unknown = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                            json={"email": new_email(), "role": "owner"})
+    assert unknown.status_code == 422
+
+
+def test_approval_and_disabling(system: System, smtp: SmtpSink,
+                                owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "required", require_approval=True)
+    email, pending = registered_account(system, smtp)
+    assert checkout(system, bearer(pending)).json()["code"] == "account_not_approved"
+    account_id = requests.get(system.api("/me"), headers=bearer(pending), timeout=10
+                              ).json()["id"]
+    wait_for(lambda: system.sql("customers", "SELECT id FROM customers WHERE id = :i",
+                                i=account_id), message="the customer record")
+
+    approved = requests.post(system.api(f"/admin/customers/{account_id}/approve"),
+                             headers=owner, timeout=10)
+    assert approved.status_code == 200 and approved.json()["status"] == "active"
+    [*_, notice] = smtp.wait_for_mail_to(email, count=2)
+    assert "aprobada" in notice.subject or "approved" in notice.subject
+    session = login(system, email).json()
+    assert checkout(system, bearer(session)).status_code == 201
+
+    disabled = requests.post(system.api(f"/admin/customers/{account_id}/disable"),
+                             headers=owner, timeout=10)
+    assert disabled.json()["status"] == "disabled"
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": session["refresh_token"]}).status_code == 401
+    refused = login(system, email)
+    assert (refused.status_code, refused.json()["code"]) == (403, "account_disabled")
+    illegal = requests.post(system.api(f"/admin/customers/{account_id}/approve"),
+                            headers=owner, timeout=10)
+    assert (illegal.status_code, illegal.json()["code"]) == (409, "illegal_transition")
+    assert requests.post(system.api(f"/admin/customers/{account_id}/enable"), headers=owner,
+                         timeout=10).json()["status"] == "active"
+    assert login(system, email).status_code == 200
+    assert requests.post(system.api(f"/admin/customers/{account_id}/approve"),
+                         headers=bearer(session), timeout=10).status_code == 403

@@ -42,6 +42,8 @@ class System:
             "MAIL_RETRY_DELAYS_S": "0.5,1,2",
             "OUTBOX_POLL_SECONDS": "0.3",
             "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            # Tests name the client address in X-Forwarded-For (throttling is per address).
+            "TRUSTED_PROXIES": "1",
             "OWNER_EMAIL": OWNER_EMAIL,
             "OWNER_PASSWORD": OWNER_PASSWORD,
             **{f"{service.upper()}_DATABASE_URL": url for service, url in database_urls.items()},
