@@ -20,6 +20,8 @@ ACCOUNT_EMAIL_VERIFIED = "account_email_verified"
 PASSWORD_RESET_REQUESTED = "password_reset_requested"
 PASSWORD_CHANGED = "password_changed"
 ACCOUNT_INVITED = "account_invited"
+EMAIL_CHANGE_REQUESTED = "email_change_requested"
+EMAIL_CHANGED = "email_changed"
 ACCOUNT_APPROVED = "account_approved"
 ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_ENABLED = "account_enabled"
@@ -109,6 +111,18 @@ class AccountStatusPayload(AccountPayload):
     actor = fields.String(required=True)
 
 
+class EmailChangeRequestedPayload(AccountPayload):
+    new_email = fields.Email(required=True)
+    token_sealed = fields.String(required=True)
+
+
+class EmailChangedPayload(AccountPayload):
+    old_email = fields.Email(required=True)
+    reverted = fields.Boolean(required=True)
+    # Sealed link for the old address to undo the change; none once reverted.
+    revert_token_sealed = fields.String(allow_none=True, load_default=None)
+
+
 class PasswordChangedPayload(AccountPayload):
     reason = fields.String(required=True, validate=validate.OneOf(["reset", "change"]))
 
@@ -138,6 +152,8 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(PASSWORD_RESET_REQUESTED, "identity", 1, PasswordResetRequestedPayload),
         EventContract(PASSWORD_CHANGED, "identity", 1, PasswordChangedPayload),
         EventContract(ACCOUNT_INVITED, "identity", 1, AccountInvitedPayload),
+        EventContract(EMAIL_CHANGE_REQUESTED, "identity", 1, EmailChangeRequestedPayload),
+        EventContract(EMAIL_CHANGED, "identity", 1, EmailChangedPayload),
         EventContract(ACCOUNT_APPROVED, "identity", 1, AccountStatusPayload),
         EventContract(ACCOUNT_DISABLED, "identity", 1, AccountStatusPayload),
         EventContract(ACCOUNT_ENABLED, "identity", 1, AccountStatusPayload),

@@ -127,6 +127,31 @@ def change_password() -> Response:
     return Response(status=204)
 
 
+@accounts.post("/me/email")
+@customer_required
+def change_email() -> Any:
+    """Needs the password; the new address gets a confirmation link, nothing changes before."""
+    rpc_call("identity", "request_email_change", g.claims["sub"], json_body())
+    response = jsonify(status="confirmation_sent",
+                       detail="Confirm the change from the link sent to the new address.")
+    response.status_code = 202
+    return response
+
+
+@accounts.post("/auth/email/confirm")
+def confirm_email_change() -> Any:
+    body = json_body()
+    reject_unknown(body, {"token"})
+    return jsonify(rpc_call("identity", "confirm_email_change", _string_field(body, "token")))
+
+
+@accounts.post("/auth/email/revert")
+def revert_email_change() -> Any:
+    body = json_body()
+    reject_unknown(body, {"token"})
+    return jsonify(rpc_call("identity", "revert_email_change", _string_field(body, "token")))
+
+
 @accounts.get("/me/sessions")
 @customer_required
 def list_sessions() -> Any:

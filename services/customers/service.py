@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from messaging.contracts import (
     ACCOUNT_REGISTERED,
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
+    EMAIL_CHANGED,
     ORDER_PLACED,
     load_payload,
 )
@@ -28,6 +30,8 @@ from services.customers import domain
 from services.customers.dependencies import customers_database
 from services.customers.models import Customer, CustomerSpend
 from services.customers.schemas import CustomerCreateSchema, CustomerSchema
+
+log = logging.getLogger(__name__)
 
 
 class CustomersService(HealthEndpoints):
@@ -129,6 +133,27 @@ class CustomersService(HealthEndpoints):
             elif customer.account_id is None:
                 domain.link_account(customer, account)
                 emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+
+    @consume_event("identity", EMAIL_CHANGED)
+    def handle_email_changed(self, envelope: Envelope) -> None:
+        account = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            customer = session.scalars(select(Customer).where(
+                Customer.account_id == account["account_id"]).with_for_update()).first()
+            new_email = domain.normalise_email(account["email"])
+            if customer is None or customer.email == new_email:
+                return
+            other = self._by_email(session, new_email)
+            if other is not None:
+                # A guest record already holds that email: merging two histories is a
+                # merchant's decision, not an event handler's. Keep both; say so.
+                log.warning("email change collides with another customer record",
+                            extra={"customer_id": str(customer.id)})
+                return
+            customer.email = new_email
+            emit(session, CUSTOMER_UPDATED, _customer_event(customer))
 
     def _by_email(self, session: Any, email: str) -> Customer | None:
         return session.scalars(

@@ -38,6 +38,8 @@ TOKEN_TTLS = {
     "password_reset": timedelta(hours=1),
     "verify_email": timedelta(days=7),
     "invitation": timedelta(days=7),
+    "email_change": timedelta(hours=24),
+    "email_revert": timedelta(days=7),
 }
 
 

@@ -83,6 +83,16 @@ class ChangePasswordSchema(_Strict):
     new_password = _password()
 
 
+class EmailChangeSchema(_Strict):
+    password = _password()
+    new_email = _email()
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["new_email"] = data["new_email"].strip().lower()
+        return data
+
+
 class StaffSchema(_Strict):
     email = _email()
     password = _password()

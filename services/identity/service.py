@@ -19,6 +19,8 @@ from messaging.contracts import (
     ACCOUNT_ENABLED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
+    EMAIL_CHANGE_REQUESTED,
+    EMAIL_CHANGED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     STORE_SETTINGS_CHANGED,
@@ -47,6 +49,7 @@ from services.identity.models import (
 from services.identity.schemas import (
     AccountSchema,
     ChangePasswordSchema,
+    EmailChangeSchema,
     InviteSchema,
     LoginSchema,
     RegisterSchema,
@@ -233,6 +236,74 @@ class IdentityService(HealthEndpoints):
             account.password_hash, account.password_changed_at = new_hash, utcnow()
             _revoke_sessions(session, account.id, STOREFRONT, keep=_uuid_or_none(current_session))
             emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "change"})
+
+    # email change ---------------------------------------------------------------------
+    @rpc
+    def request_email_change(self, account_id: str, request: dict[str, Any]) -> None:
+        """Send a confirmation link to the new address; nothing changes until it is used."""
+        data = load_or_raise(EmailChangeSchema(), request)
+        with self.db.transaction() as session:
+            account = session.get(Account, _uuid(account_id))
+            if account is None:
+                raise ServiceError("account_not_found", "No such account.", 404)
+            current_hash, current_email = account.password_hash, account.email
+        if not self.passwords.verify(current_hash, data["password"]):
+            raise ServiceError("validation_failed", "The password is wrong.", 422,
+                               errors={"password": ["Wrong password."]})
+        if data["new_email"] == current_email:
+            raise ServiceError("validation_failed", "That is already your email.", 422,
+                               errors={"new_email": ["Same as the current email."]})
+        with self.db.transaction() as session:
+            _ensure_email_free(session, data["new_email"])
+            account = session.get(Account, _uuid(account_id))
+            token, row = _issue_one_time(session, account.id, "email_change")
+            row.data = {"new_email": data["new_email"]}
+            emit(session, EMAIL_CHANGE_REQUESTED, {**_account_payload(account),
+                                                   "new_email": data["new_email"],
+                                                   "token_sealed": seal(token)})
+
+    @rpc
+    def confirm_email_change(self, token: str) -> dict[str, Any]:
+        """The new address proved itself: switch to it, and give the old one a way back."""
+        try:
+            with self.db.transaction() as session:
+                row = _usable_token(session, "email_change", token)
+                row.used_at = utcnow()
+                account = session.get(Account, row.account_id)
+                new_email, old_email = row.data["new_email"], account.email
+                _ensure_email_free(session, new_email)
+                account.email, account.email_verified = new_email, True
+                revert_token, revert = _issue_one_time(session, account.id, "email_revert")
+                revert.data = {"old_email": old_email, "new_email": new_email}
+                emit(session, EMAIL_CHANGED, {**_account_payload(account),
+                                              "old_email": old_email, "reverted": False,
+                                              "revert_token_sealed": seal(revert_token)})
+                return AccountSchema().dump(account)
+        except IntegrityError:
+            raise _email_taken() from None
+
+    @rpc
+    def revert_email_change(self, token: str) -> dict[str, Any]:
+        """One click from the old address: the email goes back and every session ends (whoever
+        changed it is signed out); the owner then resets the password."""
+        with self.db.transaction() as session:
+            row = _usable_token(session, "email_revert", token)
+            row.used_at = utcnow()
+            account = session.get(Account, row.account_id)
+            old_email, changed_to = row.data["old_email"], account.email
+            if account.email != old_email:
+                _ensure_email_free(session, old_email)
+                account.email = old_email
+            account.email_verified = True
+            _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+            session.execute(update(OneTimeToken)  # a pending change from the intruder dies too
+                            .where(OneTimeToken.account_id == account.id,
+                                   OneTimeToken.purpose == "email_change",
+                                   OneTimeToken.used_at.is_(None))
+                            .values(superseded_at=utcnow()))
+            emit(session, EMAIL_CHANGED, {**_account_payload(account), "old_email": changed_to,
+                                          "reverted": True, "revert_token_sealed": None})
+            return AccountSchema().dump(account)
 
     # merchant actions on accounts ----------------------------------------------------
     @rpc
@@ -505,6 +576,15 @@ def _usable_token(session: Session, purpose: str, token: str, lock: bool = True)
             or row.expires_at <= utcnow()):
         raise INVALID_LINK
     return row
+
+
+def _email_taken() -> ServiceError:
+    return ServiceError("email_taken", "Another account uses this email.", 409)
+
+
+def _ensure_email_free(session: Session, email: str) -> None:
+    if session.scalar(select(Account.id).where(Account.email == email)):
+        raise _email_taken()
 
 
 def _throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:

@@ -12,6 +12,8 @@ PASSWORD_RESET = "password_reset"
 PASSWORD_CHANGED = "password_changed"
 INVITATION = "invitation"
 ACCOUNT_APPROVED = "account_approved"
+EMAIL_CHANGE_CONFIRM = "email_change_confirm"
+EMAIL_CHANGE_NOTICE = "email_change_notice"
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

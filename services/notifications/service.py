@@ -15,6 +15,8 @@ from messaging.contracts import (
     ACCOUNT_APPROVED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
+    EMAIL_CHANGE_REQUESTED,
+    EMAIL_CHANGED,
     ORDER_PLACED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
@@ -75,6 +77,17 @@ class NotificationsService(HealthEndpoints):
     def handle_account_approved(self, envelope: Envelope) -> None:
         self._account_email(envelope, domain.ACCOUNT_APPROVED)
 
+    @consume_event("identity", EMAIL_CHANGE_REQUESTED)
+    def handle_email_change_requested(self, envelope: Envelope) -> None:
+        self._account_email(envelope, domain.EMAIL_CHANGE_CONFIRM,
+                            to=envelope.payload["new_email"])
+
+    @consume_event("identity", EMAIL_CHANGED)
+    def handle_email_changed(self, envelope: Envelope) -> None:
+        if not envelope.payload.get("reverted"):  # the old address may undo the change
+            self._account_email(envelope, domain.EMAIL_CHANGE_NOTICE,
+                                to=envelope.payload["old_email"])
+
     @timer(interval=2)
     def send_due_deliveries(self) -> None:
         """Retry sweep: pending deliveries that are due, and claims a crashed sender left."""
@@ -101,10 +114,10 @@ class NotificationsService(HealthEndpoints):
             return DeliverySchema(many=True).dump(rows)
 
     # helpers ----------------------------------------------------------------------------
-    def _account_email(self, envelope: Envelope, kind: str) -> None:
+    def _account_email(self, envelope: Envelope, kind: str, to: str | None = None) -> None:
         load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
         account = envelope.payload
-        self._record(envelope, kind, account["email"], account["locale"], account)
+        self._record(envelope, kind, to or account["email"], account["locale"], account)
 
     def _record(self, envelope: Envelope, kind: str, recipient: str, locale: str,
                 context: dict[str, Any]) -> None:
@@ -193,4 +206,10 @@ class NotificationsService(HealthEndpoints):
             return {**context, "activate_url": f"{base}/activate?token={token}"}
         if kind == domain.ACCOUNT_APPROVED:
             return {**context, "login_url": f"{base}/login"}
+        if kind == domain.EMAIL_CHANGE_CONFIRM:
+            token = unseal(context["token_sealed"])
+            return {**context, "confirm_url": f"{base}/confirm-email?token={token}"}
+        if kind == domain.EMAIL_CHANGE_NOTICE:
+            token = unseal(context["revert_token_sealed"])
+            return {**context, "revert_url": f"{base}/revert-email?token={token}"}
         return context

@@ -489,3 +489,45 @@ def test_approval_and_disabling(system: System, smtp: SmtpSink,
     assert login(system, email).status_code == 200
     assert requests.post(system.api(f"/admin/customers/{account_id}/approve"),
                          headers=bearer(session), timeout=10).status_code == 403
+
+
+def test_email_change_is_confirmed_by_the_new_address_and_revertible_from_the_old(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    old, tokens = registered_account(system, smtp)
+    taken, _ = registered_account(system, smtp)
+    new = new_email("moved")
+
+    def change(body: dict[str, Any]) -> requests.Response:
+        return requests.post(system.api("/me/email"), headers=bearer(tokens), json=body,
+                             timeout=10)
+
+    assert change({"password": "not it at all", "new_email": new}).status_code == 422
+    assert change({"password": GOOD_PASSWORD, "new_email": old}).status_code == 422
+    assert change({"password": GOOD_PASSWORD, "new_email": taken}).json()["code"] == \
+        "email_taken"
+    assert change({"password": GOOD_PASSWORD, "new_email": new}).status_code == 202
+    me = requests.get(system.api("/me"), headers=bearer(tokens), timeout=10).json()
+    assert me["email"] == old  # nothing changes before the new address confirms
+
+    [confirm] = smtp.wait_for_mail_to(new)
+    confirmed = requests.post(system.api("/auth/email/confirm"), timeout=10,
+                              json={"token": link_token(confirm.text(), "confirm-email")})
+    assert confirmed.status_code == 200 and confirmed.json()["email"] == new
+    wait_for(lambda: system.sql("customers", "SELECT 1 FROM customers WHERE email = :e "
+                                             "AND account_id = :a", e=new, a=me["id"]),
+             message="the customer's email updated")
+
+    [*_, notice] = smtp.wait_for_mail_to(old, count=2)
+    assert new in notice.text()
+    reverted = requests.post(system.api("/auth/email/revert"), timeout=10,
+                             json={"token": link_token(notice.text(), "revert-email")})
+    assert reverted.status_code == 200 and reverted.json()["email"] == old
+    assert requests.post(system.api("/auth/refresh"), timeout=10,
+                         json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    assert login(system, old).status_code == 200
+    assert login(system, new).status_code == 401
+    wait_for(lambda: system.sql("customers", "SELECT 1 FROM customers WHERE email = :e "
+                                             "AND account_id = :a", e=old, a=me["id"]),
+             message="the customer's email restored")
