@@ -73,6 +73,10 @@ class OrderPlacedPayload(_Payload):
     lines = fields.List(fields.Nested(OrderLinePayload), required=True)
     shipping_address = fields.Nested(AddressPayload, allow_none=True, load_default=None)
     notify_customer = fields.Boolean(load_default=True)
+    # The guest's key to this order, sealed: it reaches the customer only by email, so
+    # holding it proves the inbox (the checkout response never carries it).
+    access_token_sealed = fields.String(allow_none=True, load_default=None)
+    offer_account = fields.Boolean(load_default=False)
 
 
 class StoreSettingsChangedPayload(_Payload):
@@ -91,8 +95,9 @@ class AccountPayload(_Payload):
 
 class AccountRegisteredPayload(AccountPayload):
     status = fields.String(required=True)
-    # Sealed (messaging.keys.seal): the plaintext token exists only in the email.
-    verify_token_sealed = fields.String(required=True)
+    # Sealed (messaging.keys.seal): the plaintext token exists only in the email. None when
+    # the email is already proven (an account created from an order's emailed link).
+    verify_token_sealed = fields.String(allow_none=True, load_default=None)
 
 
 class PasswordResetRequestedPayload(AccountPayload):

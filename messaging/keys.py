@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -95,3 +97,18 @@ def seal(secret: str) -> str:
 
 def unseal(sealed: str) -> str:
     return _fernet().decrypt(sealed.encode()).decode()
+
+
+def new_token() -> tuple[str, str]:
+    """(plaintext for a link, hash to store): 256 random bits; only the hash is kept."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    # The token is 256 random bits: a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, stored_hash: str | None) -> bool:
+    return bool(stored_hash) and hmac.compare_digest(hash_token(token), stored_hash)

@@ -77,10 +77,29 @@ def logout() -> Response:
 
 @accounts.post("/auth/activate")
 def activate() -> Any:
-    """An invited customer sets a first password, and is logged in."""
+    """Set a first password, and be logged in: an invited customer (``token`` from the
+    invitation), or a guest accepting the account offered after checkout (``order_id`` and
+    the order ``token`` from the confirmation email)."""
     body = json_body()
     _accounts_offered()
-    return jsonify(rpc_call("identity", "activate", body, client_info()))
+    if "order_id" not in body:
+        return jsonify(rpc_call("identity", "activate", body, client_info()))
+    reject_unknown(body, {"order_id", "token", "password", "first_name", "last_name"})
+    if store_settings()["customer_accounts"] != "optional":
+        raise Problem(403, "account_offer_unavailable",
+                      "This store does not offer accounts after checkout.")
+    order = rpc_call("orders", "get_guest_order", str(body["order_id"]),
+                     _string_field(body, "token"))
+    account = rpc_call("identity", "create_account_from_order", {
+        "email": order["email"], "password": body.get("password"), "locale": order["locale"],
+        "first_name": body.get("first_name") or (order.get("shipping_address") or {}).get(
+            "first_name"),
+        "last_name": body.get("last_name") or (order.get("shipping_address") or {}).get(
+            "last_name"),
+    }, client_info())
+    response = jsonify(account)
+    response.status_code = 201
+    return response
 
 
 @accounts.post("/auth/verify-email")

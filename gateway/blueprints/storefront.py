@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
-from gateway.auth import STOREFRONT, claims_for
+from gateway.auth import STOREFRONT, claims_for, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.policy import checkout_decision
 from gateway.problems import Problem
@@ -49,6 +49,7 @@ def checkout() -> Any:
         "locale": account["locale"] if account else settings["locale"],
         "idempotency_key": key,
         "customer_id": account["id"] if account else None,
+        "offer_account": decision.offer_account,
     })
     replayed = order.pop("replayed", False)
     response = jsonify(order=order, offer_account=decision.offer_account)
@@ -57,3 +58,29 @@ def checkout() -> Any:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@storefront.get("/orders/<order_id>")
+def guest_order(order_id: str) -> Any:
+    """Order status for a guest, with the token from the confirmation email."""
+    token = request.args.get("token", "")
+    if not token or len(token) > 200:
+        raise Problem(404, "order_not_found", "No such order.")
+    return jsonify(rpc_call("orders", "get_guest_order", order_id, token))
+
+
+@storefront.get("/me/orders")
+@customer_required
+def my_orders() -> Any:
+    page = {key: value for key, value in request.args.items() if key in ("limit", "before")}
+    unknown = set(request.args) - {"limit", "before"}
+    if unknown:
+        raise Problem(422, "validation_failed", "Unknown query parameters.",
+                      errors={name: ["Unknown parameter."] for name in sorted(unknown)})
+    return jsonify(rpc_call("orders", "list_customer_orders", g.claims["sub"], page))
+
+
+@storefront.get("/me/orders/<order_id>")
+@customer_required
+def my_order(order_id: str) -> Any:
+    return jsonify(rpc_call("orders", "get_customer_order", g.claims["sub"], order_id))

@@ -16,6 +16,7 @@ from messaging.envelope import Envelope, envelope_from_wire
 from messaging.logs import JsonFormatter, mask_email, set_correlation_id
 from messaging.topology import declarations
 from services.customers.service import CustomersService
+from services.identity.service import IdentityService
 from services.notifications.service import NotificationsService
 from services.orders.service import OrdersService
 
@@ -71,7 +72,8 @@ def test_retry_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 
 def test_topology_is_read_off_the_service_classes() -> None:
-    entities = declarations([OrdersService, CustomersService, NotificationsService],
+    entities = declarations([OrdersService, CustomersService, NotificationsService,
+                             IdentityService],
                             RetryPolicy((1000,)))
     names = {entity.name for entity in entities}
     assert handler_queue_name("orders", "order_placed", "customers", "handle_order_placed") \
@@ -83,7 +85,8 @@ def test_topology_is_read_off_the_service_classes() -> None:
         "customers.retry", "customers.retry.1000ms", "customers.dead-letter",
         "notifications.dead-letter",
     } <= names
-    assert "orders.dead-letter" not in names  # orders consumes nothing yet
+    assert "evt-identity-account_email_verified--orders.handle_account_email_verified" in names
+    assert "identity.dead-letter" not in names  # identity consumes no events
 
 
 def test_json_logs_carry_the_request_id_and_extra_fields() -> None:

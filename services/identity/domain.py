@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -85,17 +83,6 @@ def password_problems(password: str, email: str, min_length: int) -> list[str]:
     if len(local_part) >= 3 and local_part in lowered:
         problems.append("The password must not contain your email address.")
     return problems
-
-
-def new_token() -> tuple[str, str]:
-    """(plaintext for the link, hash to store): 256 random bits, only the hash kept."""
-    token = secrets.token_urlsafe(32)
-    return token, hash_token(token)
-
-
-def hash_token(token: str) -> str:
-    # The token is 256 random bits: a fast hash is enough (no dictionary to attack).
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

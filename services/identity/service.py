@@ -28,7 +28,7 @@ from messaging.contracts import (
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
-from messaging.keys import seal
+from messaging.keys import hash_token, new_token, seal
 from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit
 from services.identity import domain
@@ -132,6 +132,38 @@ class IdentityService(HealthEndpoints):
         return {"status": "accepted"}
 
     @rpc
+    def create_account_from_order(self, request: dict[str, Any],
+                                  client: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A guest accepts the account offered after checkout. The caller (the gateway) has
+        checked the order's emailed access token, so the email is proven: the account starts
+        verified, and the guest's orders and customer record follow it."""
+        data = load_or_raise(RegisterSchema(), request)
+        settings = self.get_store_settings()
+        _check_password(data["password"], data["email"], settings)
+        password_hash = self.passwords.hash(data["password"])
+        try:
+            with self.db.transaction() as session:
+                _ensure_no_account(session, data["email"])
+                account = Account(
+                    email=data["email"], password_hash=password_hash,
+                    status=domain.status_at_registration(settings), email_verified=False,
+                    locale=data["locale"] or settings["locale"],
+                    first_name=data["first_name"], last_name=data["last_name"],
+                    last_login_at=utcnow(),
+                )
+                session.add(account)
+                session.flush()
+                emit(session, ACCOUNT_REGISTERED, {**_account_payload(account),
+                                                   "status": account.status,
+                                                   "verify_token_sealed": None})
+                _mark_verified(session, account)
+                return self._start_session(session, account.id, STOREFRONT, client,
+                                           status=account.status)
+        except IntegrityError:
+            raise ServiceError("account_exists", "This email already has an account: log in.",
+                               409) from None
+
+    @rpc
     def verify_email(self, token: str) -> dict[str, Any]:
         with self.db.transaction() as session:
             row = _usable_token(session, "verify_email", token)
@@ -183,7 +215,7 @@ class IdentityService(HealthEndpoints):
     def request_password_reset(self, email: str) -> None:
         """Email a reset link if the account exists; say nothing either way."""
         email = domain.normalise_email(str(email))[:254]
-        token, _ = domain.new_token()  # made either way: the same work for unknown emails
+        token, _ = new_token()  # made either way: the same work for unknown emails
         with self.db.transaction() as session:
             account = session.scalars(select(Account).where(Account.email == email)).first()
             if account is None or account.status not in domain.CAN_LOG_IN:
@@ -393,7 +425,7 @@ class IdentityService(HealthEndpoints):
         with self.db.transaction() as session:
             row = session.scalars(
                 select(RefreshToken)
-                .where(RefreshToken.token_hash == domain.hash_token(str(refresh_token)))
+                .where(RefreshToken.token_hash == hash_token(str(refresh_token)))
                 .with_for_update()
             ).first()
             verdict = domain.judge_refresh(row, now)
@@ -418,7 +450,7 @@ class IdentityService(HealthEndpoints):
     def logout(self, refresh_token: str) -> None:
         with self.db.transaction() as session:
             family = session.scalar(select(RefreshToken.family_id).where(
-                RefreshToken.token_hash == domain.hash_token(str(refresh_token))))
+                RefreshToken.token_hash == hash_token(str(refresh_token))))
             if family is not None:
                 _revoke_family(session, family)
 
@@ -490,7 +522,7 @@ class IdentityService(HealthEndpoints):
                        **claims: Any) -> dict[str, Any]:
         now = utcnow()
         family_id = family_id or uuid.uuid4()
-        refresh_token, refresh_hash = domain.new_token()
+        refresh_token, refresh_hash = new_token()
         client = client or {}
         session.add(RefreshToken(
             family_id=family_id, subject_id=subject_id, audience=audience,
@@ -558,9 +590,9 @@ def _issue_one_time(session: Session, account_id: uuid.UUID, purpose: str,
         .values(superseded_at=now)
     )
     if token is None:
-        token, token_hash = domain.new_token()
+        token, token_hash = new_token()
     else:
-        token_hash = domain.hash_token(token)
+        token_hash = hash_token(token)
     row = OneTimeToken(purpose=purpose, account_id=account_id, token_hash=token_hash,
                        created_at=now, expires_at=now + domain.TOKEN_TTLS[purpose])
     session.add(row)
@@ -569,7 +601,7 @@ def _issue_one_time(session: Session, account_id: uuid.UUID, purpose: str,
 
 
 def _usable_token(session: Session, purpose: str, token: str, lock: bool = True) -> OneTimeToken:
-    query = select(OneTimeToken).where(OneTimeToken.token_hash == domain.hash_token(str(token)),
+    query = select(OneTimeToken).where(OneTimeToken.token_hash == hash_token(str(token)),
                                        OneTimeToken.purpose == purpose)
     row = session.scalars(query.with_for_update() if lock else query).first()
     if (row is None or row.used_at is not None or row.superseded_at is not None
@@ -585,6 +617,11 @@ def _email_taken() -> ServiceError:
 def _ensure_email_free(session: Session, email: str) -> None:
     if session.scalar(select(Account.id).where(Account.email == email)):
         raise _email_taken()
+
+
+def _ensure_no_account(session: Session, email: str) -> None:
+    if session.scalar(select(Account.id).where(Account.email == email)):
+        raise ServiceError("account_exists", "This email already has an account: log in.", 409)
 
 
 def _throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:

@@ -191,11 +191,18 @@ class NotificationsService(HealthEndpoints):
         here, for the message being sent."""
         base = self.mail.storefront_url.rstrip("/")
         if kind == domain.ORDER_CONFIRMATION:
-            return {**context, "order_url": f"{base}/orders/{context['order']['order_id']}"}
+            order = context["order"]
+            sealed = order.get("access_token_sealed")
+            token = unseal(sealed) if sealed else None
+            order_url = f"{base}/orders/{order['order_id']}" + (f"?token={token}" if token else "")
+            account_url = (f"{base}/create-account?order={order['order_id']}&token={token}"
+                           if token and order.get("offer_account") else None)
+            return {**context, "order_url": order_url, "account_url": account_url}
         context = {**context, "store_name": context.get("store_name") or "Clientela"}
         if kind == domain.WELCOME:
-            token = unseal(context["verify_token_sealed"])
-            return {**context, "verify_url": f"{base}/verify-email?token={token}"}
+            sealed = context.get("verify_token_sealed")  # none: the email is already proven
+            verify_url = f"{base}/verify-email?token={unseal(sealed)}" if sealed else None
+            return {**context, "verify_url": verify_url}
         if kind == domain.PASSWORD_RESET:
             token = unseal(context["token_sealed"])
             return {**context, "reset_url": f"{base}/reset-password?token={token}"}

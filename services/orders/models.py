@@ -54,6 +54,8 @@ class Order(Base):
     total: Mapped[int] = mapped_column(Integer)
     shipping_address: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    # SHA-256 of the guest's order access token (the token itself is only in the email).
+    access_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(

@@ -59,6 +59,7 @@ class PlaceOrderSchema(_Strict):
                                    validate=validate.OneOf(PAYMENT_METHODS))
     idempotency_key = fields.String(allow_none=True, load_default=None,
                                     validate=validate.Length(1, 200))
+    offer_account = fields.Boolean(load_default=False)
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
@@ -83,6 +84,14 @@ class OrderLineSchema(Schema):
     unit_price = fields.Integer()
     line_total = fields.Integer()
     digital = fields.Boolean()
+
+
+class OrderPageSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    before = fields.DateTime(load_default=None, allow_none=True)
 
 
 class OrderSchema(Schema):

@@ -10,16 +10,23 @@ from nameko.rpc import rpc
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from messaging.contracts import ORDER_PLACED
-from messaging.envelope import utcnow
+from messaging.consumer import consume_event
+from messaging.contracts import ACCOUNT_EMAIL_VERIFIED, ORDER_PLACED, load_payload
+from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
+from messaging.keys import new_token, seal, token_matches
 from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit
 from services.orders import domain
 from services.orders.dependencies import orders_database
 from services.orders.models import Counter, Order, OrderHistory, OrderLine, Product
-from services.orders.schemas import OrderSchema, PlaceOrderSchema, ProductSchema
+from services.orders.schemas import (
+    OrderPageSchema,
+    OrderSchema,
+    PlaceOrderSchema,
+    ProductSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,54 @@ class OrdersService(HealthEndpoints):
             if order is None:
                 raise ServiceError("order_not_found", "No such order.", 404)
             return OrderSchema().dump(order)
+
+    @rpc
+    def get_guest_order(self, order_id: str, token: str) -> dict[str, Any]:
+        """A guest's view of their order, opened with the token from the confirmation email.
+        A wrong token and a missing order look the same."""
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id))
+            if order is None or not token_matches(str(token), order.access_token_hash):
+                raise ServiceError("order_not_found", "No such order.", 404)
+            return OrderSchema().dump(order)
+
+    @rpc
+    def list_customer_orders(self, customer_id: str, page: dict[str, Any]) -> dict[str, Any]:
+        """A customer's orders, newest first; ``before`` (the last placed_at seen) pages on."""
+        query = load_or_raise(OrderPageSchema(), page)
+        with self.db.transaction() as session:
+            statement = (select(Order).where(Order.customer_id == _uuid(customer_id))
+                         .order_by(Order.placed_at.desc(), Order.id.desc())
+                         .limit(query["limit"] + 1))
+            if query["before"]:
+                statement = statement.where(Order.placed_at < query["before"])
+            orders = session.scalars(statement).all()
+            items = OrderSchema(many=True).dump(orders[:query["limit"]])
+        more = len(orders) > query["limit"]
+        return {"items": items, "next_before": items[-1]["placed_at"] if more else None}
+
+    @rpc
+    def get_customer_order(self, customer_id: str, order_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id))
+            if order is None or order.customer_id != _uuid(customer_id):
+                raise ServiceError("order_not_found", "No such order.", 404)  # not "forbidden"
+            return OrderSchema().dump(order)
+
+    @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
+    def handle_account_email_verified(self, envelope: Envelope) -> None:
+        """The account proved this email: its guest orders become the customer's."""
+        account = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            session.execute(
+                update(Order)
+                .where(Order.email == account["email"].strip().lower(),
+                       Order.customer_id.is_(None))
+                .values(customer_id=account["account_id"])
+                .execution_options(synchronize_session=False)
+            )
 
     @rpc
     def place_order(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +160,7 @@ class OrdersService(HealthEndpoints):
 
         subtotal = sum(line.line_total for line in priced)
         now = utcnow()
+        access_token, access_token_hash = new_token()
         order = Order(
             number=self._next_order_number(session),
             status="pending_payment",
@@ -121,6 +177,7 @@ class OrdersService(HealthEndpoints):
             shipping_address=data["shipping_address"] if shipping else None,
             idempotency_key=data["idempotency_key"],
             request_fingerprint=fingerprint,
+            access_token_hash=access_token_hash,
             placed_at=now,
             lines=[
                 OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
@@ -140,6 +197,8 @@ class OrdersService(HealthEndpoints):
             "order_id": order.id,
             "placed_at": order.placed_at,
             "notify_customer": True,
+            "access_token_sealed": seal(access_token),
+            "offer_account": data["offer_account"] and order.customer_id is None,
         })
         return order
 

@@ -531,3 +531,77 @@ def test_email_change_is_confirmed_by_the_new_address_and_revertible_from_the_ol
     wait_for(lambda: system.sql("customers", "SELECT 1 FROM customers WHERE email = :e "
                                              "AND account_id = :a", e=old, a=me["id"]),
              message="the customer's email restored")
+
+
+def test_a_guest_accepts_the_account_offer_and_keeps_their_orders(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    email = new_email("guest")
+    placed = [checkout(system, email=email) for _ in range(2)]
+    assert [p.status_code for p in placed] == [201, 201]
+    assert all("token" not in json.dumps(p.json()) for p in placed)  # only the email has it
+    first, second = (p.json()["order"] for p in placed)
+    mails = smtp.wait_for_mail_to(email, count=2)
+    token = link_token(next(m for m in mails if first["number"] in m.subject).text(), "orders/"
+                       + first["id"])
+    assert f"/create-account?order={first['id']}&token={token}" in mails[0].text() + \
+        mails[1].text()
+
+    # the guest's order page, by the emailed token only
+    assert requests.get(system.api(f"/orders/{first['id']}"), params={"token": token},
+                        timeout=10).json()["number"] == first["number"]
+    for order_id, tok in [(first["id"], "wrong"), (second["id"], token), (first["id"], "")]:
+        assert requests.get(system.api(f"/orders/{order_id}"), params={"token": tok},
+                            timeout=10).status_code == 404
+
+    created = requests.post(system.api("/auth/activate"), timeout=10, json={
+        "order_id": first["id"], "token": token, "password": GOOD_PASSWORD})
+    assert created.status_code == 201, created.text
+    session = created.json()
+    me = requests.get(system.api("/me"), headers=bearer(session), timeout=10).json()
+    assert (me["email"], me["email_verified"], me["first_name"]) == (email, True, "Eva")
+
+    def my_orders() -> list[dict]:
+        return requests.get(system.api("/me/orders"), headers=bearer(session),
+                            timeout=10).json()["items"]
+
+    orders = wait_for(lambda: len(my_orders()) == 2 and my_orders(), message="linked orders")
+    assert [o["id"] for o in orders] == [second["id"], first["id"]]  # newest first
+    assert requests.get(system.api(f"/me/orders/{first['id']}"), headers=bearer(session),
+                        timeout=10).json()["number"] == first["number"]
+    again = requests.post(system.api("/auth/activate"), timeout=10, json={
+        "order_id": first["id"], "token": token, "password": GOOD_PASSWORD})
+    assert (again.status_code, again.json()["code"]) == (409, "account_exists")
+    wait_for(lambda: system.sql("customers", "SELECT 1 FROM customers WHERE email = :e AND "
+                                             "type = 'registered' AND account_id = :a",
+                                e=email, a=me["id"]), message="the guest record linked")
+
+    # someone else's order is a 404 to this customer, never a 403
+    _, stranger = registered_account(system, smtp)
+    assert requests.get(system.api(f"/me/orders/{first['id']}"), headers=bearer(stranger),
+                        timeout=10).status_code == 404
+
+
+def test_registering_an_unproven_email_does_not_reveal_its_guest_orders(
+    system: System, smtp: SmtpSink, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    victim = new_email("victim")
+    assert checkout(system, email=victim).status_code == 201
+    smtp.wait_for_mail_to(victim)
+    assert register(system, victim).status_code == 202  # an intruder registers that email
+    session = login(system, victim).json()
+    time.sleep(1.5)
+    assert requests.get(system.api("/me/orders"), headers=bearer(session),
+                        timeout=10).json()["items"] == []
+    [(kind, account_id)] = system.sql("customers", "SELECT type, account_id FROM customers "
+                                                   "WHERE email = :e", e=victim)
+    assert (kind, account_id) == ("guest", None)
+    # only the inbox's owner can prove it, and then the orders follow
+    welcome = smtp.wait_for_mail_to(victim, count=2)[-1]
+    requests.post(system.api("/auth/verify-email"), timeout=10,
+                  json={"token": link_token(welcome.text(), "verify-email")})
+    wait_for(lambda: len(requests.get(system.api("/me/orders"), headers=bearer(session),
+                                      timeout=10).json()["items"]) == 1,
+             message="the orders after verification")

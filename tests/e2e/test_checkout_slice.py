@@ -64,7 +64,8 @@ def test_guest_checkout_places_order_emails_it_and_records_the_customer(
     text = mail.text()
     assert "Gracias por tu pedido #1001" in text
     assert "34,00\xa0€" in text
-    assert f"http://shop.test/orders/{order['id']}" in text
+    assert f"http://shop.test/orders/{order['id']}?token=" in text
+    assert "create-account" not in text  # accounts are disabled: no offer
     assert "Taza con logo" in mail.html()
 
     # customers: the guest, with its figures kept from the event

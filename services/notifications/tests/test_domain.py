@@ -11,7 +11,7 @@ from services.notifications.dependencies import Mailer, build_message, money, re
 
 
 def order_context(first_name: str = "Ana") -> dict:
-    return {"order_url": "https://shop.test/orders/42", "order": {
+    return {"order_url": "https://shop.test/orders/42?token=t", "account_url": None, "order": {
         "order_id": "42", "number": "#1001", "currency": "EUR", "total": 3400,
         "lines": [{"sku": "MUG", "title": "Taza", "quantity": 2, "line_total": 2500}],
         "shipping_address": {"first_name": first_name, "last_name": "García",
@@ -28,6 +28,14 @@ def test_order_confirmation_in_both_languages() -> None:
     assert "€34.00" in text
     # an unknown locale falls back to English rather than failing the email
     assert render_email("order_confirmation", "de", order_context())[0] == subject
+
+
+def test_the_account_offer_appears_only_when_made() -> None:
+    context = {**order_context(), "account_url": "https://shop.test/create-account?order=42"}
+    _, text, html = render_email("order_confirmation", "en", context)
+    assert "create an account" in text and 'href="https://shop.test/create-account' in html
+    _, text, _ = render_email("order_confirmation", "en", order_context())
+    assert "create-account" not in text
 
 
 def test_names_cannot_inject_markup_or_headers() -> None:
