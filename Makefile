@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run prepare test test-unit lint clean help
+.PHONY: setup run prepare test test-unit bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,10 @@ test: setup  ## the whole suite against real RabbitMQ, PostgreSQL and SMTP
 
 test-unit: setup  ## only the tests that need no broker or database
 	pytest -m "not e2e" messaging/tests/test_unit*.py services/*/tests/test_domain*.py gateway/tests
+
+bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command that made them
+	@clientela check --postgres "$$TEST_POSTGRES_URL"
+	python -W ignore -m bench.accounts
 
 lint: setup  ## ruff
 	ruff check .

@@ -1,0 +1,112 @@
+"""Shared benchmark plumbing: a system on PostgreSQL started like `make run`, a load loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
+from tests.support.smtp import SmtpSink
+from tests.support.system import System
+
+SERVICES = ("identity", "customers", "orders", "notifications")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Figure:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    concurrency: int
+
+
+@contextmanager
+def running_system(**env: str) -> Iterator[System]:
+    """The whole system on PostgreSQL and its own vhost, mail to a local SMTP sink."""
+    sink = SmtpSink().start()
+    with rabbit_vhost("clientela_bench") as vhost, postgres_databases(*SERVICES) as urls:
+        workdir = Path(tempfile.mkdtemp(prefix="clientela-bench-"))
+        system = System(workdir, amqp_uri_for(vhost), urls, sink.url,
+                        {"LOG_LEVEL": "WARNING", "GATEWAY_WORKERS": "2", **env}).start()
+        try:
+            yield system
+        finally:
+            system.stop()
+            sink.stop()
+
+
+def load(name: str, call: Callable[[requests.Session, int], bool], concurrency: int,
+         seconds: float, warmup: float = 1.0) -> Figure:
+    """Run ``call`` from ``concurrency`` threads for ``seconds``; latency of each call."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    start_at = time.monotonic() + warmup
+    stop_at = start_at + seconds
+
+    def worker(index: int) -> None:
+        nonlocal errors
+        session = requests.Session()
+        i = 0
+        while True:
+            begun = time.monotonic()
+            if begun >= stop_at:
+                return
+            ok = call(session, index * 1_000_000 + i)
+            i += 1
+            took = time.monotonic() - begun
+            if begun >= start_at:
+                with lock:
+                    latencies.append(took)
+                    errors += 0 if ok else 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    count = len(latencies)
+    return Figure(
+        name=name, requests=count, errors=errors, seconds=seconds,
+        per_second=round(count / seconds, 1),
+        p50_ms=round(statistics.median(latencies) * 1000, 1) if count else 0.0,
+        p99_ms=round(latencies[min(count - 1, int(count * 0.99))] * 1000, 1) if count else 0.0,
+        concurrency=concurrency,
+    )
+
+
+def report(bench: str, figures: list[Figure], notes: dict[str, str]) -> None:
+    command = " ".join(["python", "-m", f"bench.{bench}", *sys.argv[1:]])
+    print(f"\n{bench}: {os.cpu_count()} cores, {platform.python_version()}, "
+          f"everything on this one machine (load generator included)")
+    print(f"{'figure':45} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'conc':>5}")
+    for f in figures:
+        print(f"{f.name:45} {f.per_second:9.1f} {f.p50_ms:8.1f} {f.p99_ms:8.1f} "
+              f"{f.errors:7d} {f.concurrency:5d}")
+    for key, value in notes.items():
+        print(f"  {key}: {value}")
+    print(f"command: {command}")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / f"{bench}.json").write_text(json.dumps({
+        "bench": bench, "command": command, "cores": os.cpu_count(),
+        "figures": [asdict(f) for f in figures], "notes": notes,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }, indent=2))
