@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify
 
 from gateway.auth import client_info, staff_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call
@@ -23,7 +23,15 @@ def refresh() -> Any:
     body = json_body()
     reject_unknown(body, {"refresh_token"})
     return jsonify(rpc_call("identity", "refresh", str(body.get("refresh_token", "")),
-                            client_info()))
+                            client_info(), "admin"))
+
+
+@admin.post("/auth/logout")
+def logout() -> Response:
+    body = json_body()
+    reject_unknown(body, {"refresh_token"})
+    rpc_call("identity", "logout", str(body.get("refresh_token", "")))
+    return Response(status=204)
 
 
 @admin.get("/settings")

@@ -15,8 +15,8 @@ storefront = Blueprint("storefront", __name__)
 
 # What a shopper may send; everything else in the order request is decided here or in orders.
 CHECKOUT_FIELDS = {"email", "lines", "shipping_address", "payment_method"}
-PUBLIC_SETTINGS = ("customer_accounts", "password_min_length", "locale", "currency",
-                   "store_name")
+PUBLIC_SETTINGS = ("customer_accounts", "password_min_length", "password_min_classes",
+                   "locale", "currency", "store_name")
 
 
 @storefront.get("/store")

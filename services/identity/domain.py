@@ -12,6 +12,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "customer_accounts": "disabled",
     "require_approval": False,
     "password_min_length": 8,
+    "password_min_classes": 0,
     "locale": "es",
     "currency": "EUR",
     "store_name": "Clientela Store",
@@ -68,10 +69,24 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
-def password_problems(password: str, email: str, min_length: int) -> list[str]:
+def character_classes(password: str) -> int:
+    """How many of: lower case, upper case, digits, anything else (symbols, spaces, ...)."""
+    return sum([
+        any(c.islower() for c in password),
+        any(c.isupper() for c in password),
+        any(c.isdigit() for c in password),
+        any(not c.isalnum() for c in password),
+    ])
+
+
+def password_problems(password: str, email: str, min_length: int, min_classes: int = 0
+                      ) -> list[str]:
     """Why a password is refused (empty: accepted). Length counts characters, not bytes, and
     nothing is truncated: a 64-character Unicode passphrase is used whole."""
     problems = []
+    if min_classes and character_classes(password) < min_classes:
+        problems.append(f"Mix at least {min_classes} of: lower case, upper case, digits, "
+                        "symbols.")
     if len(password) < min_length:
         problems.append(f"Use at least {min_length} characters.")
     if len(password) > PASSWORD_MAX_LENGTH:

@@ -29,6 +29,8 @@ class StoreSettings(Base):
     customer_accounts: Mapped[str] = mapped_column(String(16), default="disabled")
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     password_min_length: Mapped[int] = mapped_column(Integer, default=8)
+    # How many of lower case, upper case, digits and symbols a password needs (0: no rule).
+    password_min_classes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locale: Mapped[str] = mapped_column(String(10), default="es")
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     store_name: Mapped[str] = mapped_column(String(100), default="Clientela Store")

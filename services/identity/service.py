@@ -418,9 +418,10 @@ class IdentityService(HealthEndpoints):
 
     # sessions (both audiences) --------------------------------------------------------
     @rpc
-    def refresh(self, refresh_token: str, client: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
-        """Rotate a refresh token: the old one is spent, a new one continues the session."""
+    def refresh(self, refresh_token: str, client: dict[str, Any] | None = None,
+                audience: str = STOREFRONT) -> dict[str, Any]:
+        """Rotate a refresh token: the old one is spent, a new one continues the session.
+        A token only refreshes at its own door: a staff token never at the storefront's."""
         now = utcnow()
         with self.db.transaction() as session:
             row = session.scalars(
@@ -429,6 +430,8 @@ class IdentityService(HealthEndpoints):
                 .with_for_update()
             ).first()
             verdict = domain.judge_refresh(row, now)
+            if row is not None and row.audience != audience:
+                verdict = domain.RefreshVerdict(False, reason="wrong audience")
             if verdict.revoke_family:
                 _revoke_family(session, row.family_id)
                 log.warning("refresh token reused: session revoked",
@@ -558,7 +561,8 @@ def _settings_row(session: Session, lock: bool = False) -> StoreSettings:
 
 def _check_password(password: str, email: str, settings: dict[str, Any],
                     field: str = "password") -> None:
-    problems = domain.password_problems(password, email, settings["password_min_length"])
+    problems = domain.password_problems(password, email, settings["password_min_length"],
+                                        settings.get("password_min_classes", 0))
     if problems:
         raise ServiceError("validation_failed", "Choose a stronger password.", 422,
                            errors={field: problems})

@@ -18,6 +18,7 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, text
 
 from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
@@ -144,6 +145,17 @@ def test_registration_refuses_weak_passwords_and_unknown_fields(
         response = register(system, email, password)
         assert response.status_code == 422, password
         assert needle in " ".join(response.json()["errors"]["password"])
+    strict = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                          json={"password_min_classes": 3})
+    assert strict.status_code == 200
+    time.sleep(1.1)
+    try:
+        response = register(system, new_email(), "only lower case words here")
+        assert "Mix at least 3" in " ".join(response.json()["errors"]["password"])
+        assert register(system, new_email(), "Mixed Case words 42").status_code == 202
+    finally:
+        requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                     json={"password_min_classes": 0})
     for field, value in [("role", "owner"), ("status", "active"), ("email_verified", True)]:
         response = register(system, new_email(), **{field: value})
         assert response.status_code == 422 and field in response.json()["errors"]
@@ -227,19 +239,30 @@ def test_forgotten_password_reset_end_to_end(system: System, smtp: SmtpSink,
     [_, first_reset] = smtp.wait_for_mail_to(email, count=2)
     first_token = link_token(first_reset.text(), "reset-password")
 
-    requests.post(system.api("/auth/password/forgot"), json={"email": email}, timeout=10)
-    [*_, second_reset] = smtp.wait_for_mail_to(email, count=3)
-    token = link_token(second_reset.text(), "reset-password")
-
     def reset(token: str, password: str) -> requests.Response:
         return requests.post(system.api("/auth/password/reset"), timeout=10,
                              json={"token": token, "password": password})
 
-    # a newer link supersedes the older one
+    def new_link(count: int) -> str:
+        requests.post(system.api("/auth/password/forgot"), json={"email": email}, timeout=10)
+        return link_token(smtp.wait_for_mail_to(email, count=count)[-1].text(),
+                          "reset-password")
+
+    # an expired link is refused
+    expired_token = new_link(3)
+    with create_engine(system.database_urls["identity"]).begin() as connection:
+        connection.execute(text("UPDATE one_time_tokens SET expires_at = now() - interval "
+                                "'1 minute' WHERE token_hash = :h"),
+                           {"h": hashlib.sha256(expired_token.encode()).hexdigest()})
+    assert reset(expired_token, "a brand new passphrase 1").json()["code"] == "invalid_token"
+
+    token = new_link(4)
+    # a newer link supersedes the older ones
     assert reset(first_token, "a brand new passphrase 1").json()["code"] == "invalid_token"
     # a weak password is refused without spending the link
     assert reset(token, "123456").status_code == 422
     assert reset(token, "a brand new passphrase 1").status_code == 204
+    # and a used one never works again
     assert reset(token, "yet another passphrase 2").json()["code"] == "invalid_token"
 
     assert login(system, email).status_code == 401
@@ -247,7 +270,7 @@ def test_forgotten_password_reset_end_to_end(system: System, smtp: SmtpSink,
     # every earlier session is gone
     assert requests.post(system.api("/auth/refresh"), timeout=10,
                          json={"refresh_token": session["refresh_token"]}).status_code == 401
-    [*_, notice] = smtp.wait_for_mail_to(email, count=4)
+    [*_, notice] = smtp.wait_for_mail_to(email, count=5)
     assert "password" in notice.subject.lower() or "contraseña" in notice.subject.lower()
 
     # only hashes are stored: the plaintext is nowhere in identity's or notifications' tables
@@ -325,6 +348,16 @@ def test_forged_expired_and_misdirected_tokens_are_refused(
                                timeout=10)
     assert (admin_route.status_code, admin_route.json()["code"]) == (403, "wrong_audience")
     assert requests.get(system.api("/me"), headers=owner, timeout=10).status_code == 403
+
+    # refresh tokens, likewise, only at their own door
+    staff_session = requests.post(system.api("/admin/auth/login"), timeout=10, json={
+        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()
+    assert requests.post(system.api("/auth/refresh"), timeout=10, json={
+        "refresh_token": staff_session["refresh_token"]}).status_code == 401
+    assert requests.post(system.api("/admin/auth/refresh"), timeout=10, json={
+        "refresh_token": tokens["refresh_token"]}).status_code == 401
+    assert requests.post(system.api("/admin/auth/refresh"), timeout=10, json={
+        "refresh_token": staff_session["refresh_token"]}).status_code == 200
 
 
 def test_only_the_owner_changes_settings(system: System, owner: dict[str, str]) -> None:

@@ -50,3 +50,24 @@ def test_refresh_verdicts() -> None:
     assert not domain.judge_refresh(None, now).ok
     expired = SimpleNamespace(revoked_at=None, used_at=None, expires_at=now)
     assert domain.judge_refresh(expired, now).reason == "expired"
+
+
+def test_character_classes_rule() -> None:
+    assert domain.character_classes("abc") == 1
+    assert domain.character_classes("aB3 ") == 4
+    assert domain.password_problems("lowercase only words", "x@y.z", 8, min_classes=3)
+    assert not domain.password_problems("Lowercase and Upper", "x@y.z", 8, min_classes=3)
+
+
+def test_hashes_are_upgraded_when_the_cost_is_raised() -> None:
+    from argon2 import PasswordHasher
+
+    from services.identity.dependencies import Passwords
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    stronger = Passwords(PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1))
+    old_hash = cheap.hash("a fine long passphrase")
+    assert stronger.verify(old_hash, "a fine long passphrase")  # still logs in
+    assert stronger.needs_rehash(old_hash)  # and is rehashed at that login
+    assert not stronger.needs_rehash(stronger.hash("a fine long passphrase"))
+    assert not stronger.verify(old_hash, "wrong") and not stronger.verify(None, "x")
