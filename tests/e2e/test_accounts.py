@@ -341,6 +341,9 @@ def test_forged_expired_and_misdirected_tokens_are_refused(
                          headers={"kid": header["kid"]})
     response = me(expired)
     assert (response.status_code, response.json()["code"]) == (401, "token_expired")
+    foreign = jwt.encode({**claims, "aud": "another-app"}, key, algorithm="EdDSA",
+                         headers={"kid": header["kid"]})
+    assert me(foreign).status_code == 401
     assert "Bearer" in response.headers["WWW-Authenticate"]
 
     # a customer token never opens an admin route, and a staff token never a storefront one
