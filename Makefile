@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: setup run prepare test test-unit bench lint clean help
 
@@ -31,15 +32,15 @@ run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWA
 	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   mail: var/mail/ (Maildir)"
 	PYTHONWARNINGS="ignore::DeprecationWarning" honcho start -f Procfile
 
-test: setup  ## the whole suite against real RabbitMQ, PostgreSQL and SMTP
-	@clientela check --postgres "$$TEST_POSTGRES_URL"
+test: setup  ## the whole suite against real RabbitMQ, PostgreSQL, Redis and SMTP
+	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	pytest
 
 test-unit: setup  ## only the tests that need no broker or database
 	pytest -m "not e2e" messaging/tests/test_unit*.py services/*/tests/test_domain*.py gateway/tests
 
 bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command that made them
-	@clientela check --postgres "$$TEST_POSTGRES_URL"
+	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	python -W ignore -m bench.accounts
 
 lint: setup  ## ruff

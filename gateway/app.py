@@ -6,6 +6,7 @@ import re
 import uuid
 
 from flask import Flask, Response, g, request
+from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.auth import TokenVerifier
@@ -14,6 +15,7 @@ from gateway.blueprints.admin import admin
 from gateway.blueprints.health import health
 from gateway.blueprints.storefront import storefront
 from gateway.config import GatewayConfig
+from gateway.limits import init_limits
 from gateway.problems import register_error_handlers
 from gateway.rpc import RpcPool
 from gateway.store import StoreSettingsCache
@@ -53,6 +55,13 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         return response
 
     register_error_handlers(app)
+    init_limits(app, config)
+    if config.cors_origins:
+        CORS(app, resources={r"/api/*": {"origins": list(config.cors_origins)}},
+             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+             expose_headers=["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed",
+                             "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+             max_age=600)
     app.register_blueprint(health)
     app.register_blueprint(storefront, url_prefix="/api/v1")
     app.register_blueprint(accounts, url_prefix="/api/v1")

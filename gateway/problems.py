@@ -66,7 +66,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:
         headers = {}
-        if exc.status in (429, 503) and "retry_after" in exc.extra:
+        if exc.status in (409, 429, 503) and "retry_after" in exc.extra:
             headers["Retry-After"] = str(exc.extra["retry_after"])
         return problem_response(
             Problem(exc.status, exc.code, exc.detail, errors=exc.errors or None,

@@ -18,11 +18,13 @@ def amqp_uri() -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ops.infra import check_postgres, check_rabbitmq
+    from ops.infra import check_postgres, check_rabbitmq, check_redis
 
     problems = [check_rabbitmq(amqp_uri())]
     if args.postgres:
         problems.append(check_postgres(args.postgres))
+    if args.redis:
+        problems.append(check_redis(args.redis))
     problems = [p for p in problems if p]
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check that RabbitMQ (and optionally PostgreSQL) answer")
     check.add_argument("--postgres", metavar="URL", help="also check this PostgreSQL URL")
+    check.add_argument("--redis", metavar="URL", help="also check this Redis URL")
     check.set_defaults(func=cmd_check)
 
     migrate = sub.add_parser("migrate", help="upgrade every service's database to the latest")

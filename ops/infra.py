@@ -52,3 +52,24 @@ def check_postgres(url: str) -> str | None:
         parsed = urlparse(url.replace("postgresql+psycopg2", "postgresql"))
         where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}"
         return POSTGRES_HELP.format(where=where, url=_redact(url))
+
+
+REDIS_HELP = """Redis is not reachable at {where} (rate limits shared by gateways; tests).
+Start it, then try again:
+  - installed locally (Debian/Ubuntu):   sudo redis-server --daemonize yes
+    (or: sudo systemctl start redis-server)
+  - with Docker:   docker run -d --name redis -p 6379:6379 redis:7
+Or point REDIS_URL / TEST_REDIS_URL at a running server (now: {url})."""
+
+
+def check_redis(url: str, timeout: float = 3.0) -> str | None:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "localhost", parsed.port or 6379
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
+                return None
+    except OSError:
+        pass
+    return REDIS_HELP.format(where=f"{host}:{port}", url=_redact(url))

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, g, jsonify
 
 from gateway.auth import client_info, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
+from gateway.limits import limit
 from gateway.policy import ensure_accounts_offered
 from gateway.problems import Problem
 
@@ -39,6 +40,7 @@ def _no_sooner_than(started: float, floor: float = EMAIL_ENUMERATION_FLOOR_SECON
 
 
 @accounts.post("/customers")
+@limit("register")
 def register() -> Any:
     started = time.monotonic()
     body = json_body()
@@ -52,6 +54,7 @@ def register() -> Any:
 
 
 @accounts.post("/auth/login")
+@limit("login")
 def login() -> Any:
     body = json_body()
     _accounts_offered()
@@ -76,6 +79,7 @@ def logout() -> Response:
 
 
 @accounts.post("/auth/activate")
+@limit("login")
 def activate() -> Any:
     """Set a first password, and be logged in: an invited customer (``token`` from the
     invitation), or a guest accepting the account offered after checkout (``order_id`` and
@@ -110,6 +114,7 @@ def verify_email() -> Any:
 
 
 @accounts.post("/auth/password/forgot")
+@limit("forgot")
 def forgot_password() -> Any:
     """Always 202, in the same time, whether or not the email has an account."""
     started = time.monotonic()

@@ -8,12 +8,14 @@ from flask import Blueprint, Response, current_app, g, jsonify
 
 from gateway.auth import client_info, staff_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call
+from gateway.limits import limit
 from gateway.problems import Problem
 
 admin = Blueprint("admin", __name__)
 
 
 @admin.post("/auth/login")
+@limit("login")
 def login() -> Any:
     return jsonify(rpc_call("identity", "staff_login", json_body(), client_info()))
 

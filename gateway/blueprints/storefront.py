@@ -8,6 +8,7 @@ from flask import Blueprint, g, jsonify, request
 
 from gateway.auth import STOREFRONT, claims_for, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
+from gateway.limits import limit
 from gateway.policy import checkout_decision
 from gateway.problems import Problem
 
@@ -31,6 +32,7 @@ def list_products() -> Any:
 
 
 @storefront.post("/checkout")
+@limit("checkout")
 def checkout() -> Any:
     body = json_body()
     reject_unknown(body, CHECKOUT_FIELDS)

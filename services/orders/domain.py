@@ -6,11 +6,14 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from messaging.errors import ServiceError
 
 FIRST_ORDER_NUMBER = 1001
+# A claimed Idempotency-Key with no order after this long belongs to a request that died.
+IDEMPOTENCY_CLAIM_TIMEOUT = timedelta(seconds=60)
 
 # Order status: pending_payment → paid → completed; canceled before completed; abandoned
 # when unpaid past the hold window. Values are the states each may move to.
@@ -108,9 +111,15 @@ def needs_shipping(lines: Iterable[PricedLine]) -> bool:
     return any(not line.digital for line in lines)
 
 
+# What the shopper asked for. The gateway adds the rest (locale, the account offer) from
+# settings it caches per process, so two identical retries may differ there: not hashed.
+FINGERPRINTED_FIELDS = ("email", "lines", "shipping_address", "payment_method", "customer_id")
+
+
 def request_fingerprint(request: Mapping[str, Any]) -> str:
     """Stable hash of a checkout request, to tell an idempotent retry from a reused key."""
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    asked = {field: request.get(field) for field in FINGERPRINTED_FIELDS}
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

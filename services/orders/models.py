@@ -110,3 +110,15 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class IdempotencyKey(Base):
+    """A checkout's Idempotency-Key, claimed before the order is made: a retry after success
+    gets the same order, a concurrent duplicate while the first is running gets a 409."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from messaging.consumer import consume_event
@@ -20,7 +20,14 @@ from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit
 from services.orders import domain
 from services.orders.dependencies import orders_database
-from services.orders.models import Counter, Order, OrderHistory, OrderLine, Product
+from services.orders.models import (
+    Counter,
+    IdempotencyKey,
+    Order,
+    OrderHistory,
+    OrderLine,
+    Product,
+)
 from services.orders.schemas import (
     OrderPageSchema,
     OrderSchema,
@@ -108,43 +115,54 @@ class OrdersService(HealthEndpoints):
         The order, its stock holds, its history row and ``order_placed`` commit together.
         """
         data = load_or_raise(PlaceOrderSchema(), request)
-        fingerprint = domain.request_fingerprint({k: v for k, v in request.items()
-                                                  if k != "idempotency_key"})
+        fingerprint = domain.request_fingerprint(request)
         key = data["idempotency_key"]
+        if key:
+            replay = self._claim_key(key, fingerprint)
+            if replay is not None:
+                return replay
         try:
             with self.db.transaction() as session:
-                if key:
-                    existing = self._replay(session, key, fingerprint)
-                    if existing is not None:
-                        return existing
                 order = self._create_order(session, data, fingerprint)
+                if key:
+                    session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key)
+                                    .values(order_id=order.id))
                 result = OrderSchema().dump(order)
-        except IntegrityError:
-            # A concurrent request with the same key committed first: answer as it did.
-            if not key:
-                raise
-            with self.db.transaction() as session:
-                existing = self._replay(session, key, fingerprint)
-                if existing is None:
-                    raise
-                return existing
+        except Exception:
+            if key:  # nothing was made: a retry with this key may try again
+                with self.db.transaction() as session:
+                    session.execute(delete(IdempotencyKey).where(
+                        IdempotencyKey.key == key, IdempotencyKey.order_id.is_(None)))
+            raise
         log.info("order placed", extra={"order_number": result["number"],
                                         "email": mask_email(result["email"])})
         return {**result, "replayed": False}
 
-    # helpers ----------------------------------------------------------------------------
-    def _replay(self, session: Any, key: str, fingerprint: str) -> dict[str, Any] | None:
-        order = session.scalars(select(Order).where(Order.idempotency_key == key)).first()
-        if order is None:
-            return None
-        if order.request_fingerprint != fingerprint:
-            raise ServiceError(
-                "idempotency_key_reused",
-                "This Idempotency-Key was used for a different request.",
-                422,
-            )
-        return {**OrderSchema().dump(order), "replayed": True}
+    def _claim_key(self, key: str, fingerprint: str) -> dict[str, Any] | None:
+        """Claim an Idempotency-Key in its own committed transaction; or answer as the first
+        request did (its order), or refuse (another body: 422; still running: 409)."""
+        now = utcnow()
+        try:
+            with self.db.transaction() as session:
+                claim = session.get(IdempotencyKey, key, with_for_update=True)
+                if claim is None:
+                    session.add(IdempotencyKey(key=key, fingerprint=fingerprint, claimed_at=now))
+                    return None
+                if claim.fingerprint != fingerprint:
+                    raise ServiceError(
+                        "idempotency_key_reused",
+                        "This Idempotency-Key was used for a different request.", 422)
+                if claim.order_id is not None:
+                    order = session.get(Order, claim.order_id)
+                    return {**OrderSchema().dump(order), "replayed": True}
+                if now - claim.claimed_at < domain.IDEMPOTENCY_CLAIM_TIMEOUT:
+                    raise _in_progress()
+                claim.claimed_at = now  # the first attempt died mid-way: take it over
+                return None
+        except IntegrityError:  # claimed by a concurrent request a moment ago
+            raise _in_progress() from None
 
+    # helpers ----------------------------------------------------------------------------
     def _create_order(self, session: Any, data: dict[str, Any], fingerprint: str) -> Order:
         quantities = domain.merge_lines(data["lines"])
         products = {
@@ -229,6 +247,12 @@ class OrdersService(HealthEndpoints):
             session.flush()
             number = domain.FIRST_ORDER_NUMBER
         return number
+
+
+def _in_progress() -> ServiceError:
+    return ServiceError("idempotency_in_progress",
+                        "A request with this Idempotency-Key is still being processed.", 409,
+                        extra={"retry_after": 1})
 
 
 def _uuid(value: str) -> uuid.UUID:

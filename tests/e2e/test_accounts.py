@@ -641,3 +641,21 @@ def test_registering_an_unproven_email_does_not_reveal_its_guest_orders(
     wait_for(lambda: len(requests.get(system.api("/me/orders"), headers=bearer(session),
                                       timeout=10).json()["items"]) == 1,
              message="the orders after verification")
+
+
+def test_abused_routes_are_rate_limited_per_address_across_gateway_processes(
+    system: System, owner: dict[str, str]
+) -> None:
+    set_accounts(system, owner, "optional")
+    client = {"X-Forwarded-For": "203.0.113.50"}
+    statuses = [requests.post(system.api("/auth/password/forgot"), json={"email": new_email()},
+                              headers=client, timeout=10) for _ in range(6)]
+    # five per minute (the default), counted in Redis whichever gateway process answered
+    assert [r.status_code for r in statuses] == [202] * 5 + [429]
+    limited = statuses[-1]
+    assert limited.headers["Content-Type"].startswith("application/problem+json")
+    assert int(limited.headers["Retry-After"]) > 0
+    # another address is not affected
+    assert requests.post(system.api("/auth/password/forgot"), json={"email": new_email()},
+                         headers={"X-Forwarded-For": "203.0.113.51"}, timeout=10
+                         ).status_code == 202

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import create_engine, text
 
 from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
@@ -137,6 +138,54 @@ def test_idempotency_key_replays_the_same_order(system: System) -> None:
                      headers={"Idempotency-Key": key})
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_concurrent_duplicate_is_told_to_wait(system: System) -> None:
+    email = f"inflight-{uuid.uuid4().hex[:8]}@example.com"
+    key = str(uuid.uuid4())
+    lines = [{"sku": "TSHIRT-RED-M", "quantity": 1}]
+    # the claim a request leaves while it is still running: this request's fingerprint (read
+    # off an earlier identical request) under a new key, with no order yet
+    first_key = str(uuid.uuid4())
+    assert checkout(system, email, lines, headers={"Idempotency-Key": first_key}
+                    ).status_code == 201
+    [(fingerprint,)] = system.sql("orders", "SELECT fingerprint FROM idempotency_keys "
+                                            "WHERE key = :k", k=first_key)
+    with create_engine(system.database_urls["orders"]).begin() as connection:
+        connection.execute(text("INSERT INTO idempotency_keys (key, fingerprint, claimed_at) "
+                                "VALUES (:k, :f, now())"), {"k": key, "f": fingerprint})
+    busy = checkout(system, email, lines, headers={"Idempotency-Key": key})
+    assert (busy.status_code, busy.json()["code"]) == (409, "idempotency_in_progress")
+    assert busy.headers["Retry-After"] == "1"
+    # a claim whose request died long ago is taken over
+    with create_engine(system.database_urls["orders"]).begin() as connection:
+        connection.execute(text("UPDATE idempotency_keys SET claimed_at = now() - interval "
+                                "'5 minutes' WHERE key = :k"), {"k": key})
+    assert checkout(system, email, lines, headers={"Idempotency-Key": key}).status_code == 201
+
+    # a burst of the same request: one order, the others replay it or are told to wait
+    burst_key = str(uuid.uuid4())
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda _: checkout(
+            system, email, lines, headers={"Idempotency-Key": burst_key}), range(6)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}, statuses
+    ids = {r.json()["order"]["id"] for r in responses if r.status_code in (200, 201)}
+    assert len(ids) == 1
+    [(count,)] = system.sql("orders", "SELECT count(*) FROM orders WHERE idempotency_key = :k",
+                            k=burst_key)
+    assert count == 1
+
+
+def test_a_failed_checkout_frees_its_key(system: System) -> None:
+    key = str(uuid.uuid4())
+    email = f"retry-{uuid.uuid4().hex[:8]}@example.com"
+    failed = checkout(system, email, [{"sku": "NOPE", "quantity": 1}],
+                      headers={"Idempotency-Key": key})
+    assert failed.status_code == 422
+    again = checkout(system, email, [{"sku": "NOPE", "quantity": 1}],
+                     headers={"Idempotency-Key": key})
+    assert again.status_code == 422 and again.json()["code"] == "unknown_product"
 
 
 def test_last_units_are_never_oversold(system: System) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import create_engine, text
 from tests.support.infra import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 OWNER_EMAIL = "owner@shop.test"
 OWNER_PASSWORD = "correct horse battery staple 42"
 BIN = Path(sys.executable).parent
@@ -35,7 +37,13 @@ class System:
             "SMTP_URL": smtp_url,
             "CLIENTELA_VAR_DIR": str(workdir / "var"),
             "GATEWAY_PORT": str(self.gateway_port),
-            "GATEWAY_WORKERS": "1",
+            # Two gateway processes: rate limits must hold across them (Redis).
+            "GATEWAY_WORKERS": "2",
+            "REDIS_URL": TEST_REDIS_URL,
+            "RATE_LIMIT_PREFIX": f"clientela-test-{uuid.uuid4().hex[:8]}",
+            # The test runner's own address is exempt; tests that exercise limits or
+            # throttling name another client address in X-Forwarded-For.
+            "RATE_LIMIT_EXEMPT_ADDRESSES": "127.0.0.1",
             "STOREFRONT_URL": "http://shop.test",
             # Short delays so retries are seen within a test's patience.
             "RETRY_DELAYS_MS": "200,500,1000",

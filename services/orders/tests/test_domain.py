@@ -68,7 +68,9 @@ def test_unknown_inactive_and_mixed_currency_products_are_refused() -> None:
     assert error.value.code == "mixed_currencies"
 
 
-def test_request_fingerprint_ignores_key_order() -> None:
-    assert domain.request_fingerprint({"a": 1, "b": [1, 2]}) == \
-        domain.request_fingerprint({"b": [1, 2], "a": 1})
-    assert domain.request_fingerprint({"a": 1}) != domain.request_fingerprint({"a": 2})
+def test_request_fingerprint_covers_what_the_shopper_asked_for() -> None:
+    asked = {"email": "a@b.c", "lines": [{"sku": "A", "quantity": 1}]}
+    assert domain.request_fingerprint({**asked, "locale": "es", "idempotency_key": "k1"}) == \
+        domain.request_fingerprint({"locale": "en", **asked, "idempotency_key": "k2"})
+    assert domain.request_fingerprint(asked) != domain.request_fingerprint(
+        {**asked, "lines": [{"sku": "A", "quantity": 2}]})
