@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
+from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.auth import TokenVerifier
@@ -63,6 +64,9 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
                              "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
              max_age=600)
     app.register_blueprint(health)
+    # Swagger UI, served from the package's own files (no CDN), reading /openapi.json.
+    app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={
+        "app_name": "Clientela API"}), url_prefix="/docs")
     app.register_blueprint(storefront, url_prefix="/api/v1")
     app.register_blueprint(accounts, url_prefix="/api/v1")
     app.register_blueprint(admin, url_prefix="/api/v1/admin")

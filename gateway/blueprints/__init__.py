@@ -37,6 +37,11 @@ def json_body() -> dict[str, Any]:
         raise Problem(422, "validation_failed", "The body must be a JSON object.")
     if _depth(body) > MAX_JSON_DEPTH:
         raise Problem(422, "too_deeply_nested", "The body is nested too deeply.")
+    if not _clean_text(body):
+        # NUL cannot be stored (PostgreSQL text) and a lone surrogate is not UTF-8: both are
+        # refused here, once, rather than failing somewhere deep in a service.
+        raise Problem(400, "invalid_characters",
+                      "Text must not contain NUL characters or unpaired surrogates.")
     return body
 
 
@@ -45,6 +50,22 @@ def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:
     if unknown:
         raise Problem(422, "validation_failed", "The request has unknown fields.",
                       errors={name: ["Unknown field."] for name in unknown})
+
+
+def _clean_text(value: Any) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_clean_text(k) and _clean_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_clean_text(v) for v in value)
+    return True
 
 
 def _depth(value: Any, level: int = 1) -> int:

@@ -14,8 +14,27 @@ from flask import Blueprint, Response, g, jsonify
 from gateway.auth import client_info, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.limits import limit
+from gateway.openapi import document
 from gateway.policy import ensure_accounts_offered
 from gateway.problems import Problem
+from gateway.schemas import (
+    AcceptedSchema,
+    ActivateRequestSchema,
+    EmailRequestSchema,
+    RefreshTokenRequestSchema,
+    RevokedSchema,
+    TokenRequestSchema,
+)
+from services.identity.schemas import (
+    AccountSchema,
+    ChangePasswordSchema,
+    EmailChangeSchema,
+    LoginSchema,
+    RegisterSchema,
+    ResetPasswordSchema,
+    SessionListSchema,
+    TokensSchema,
+)
 
 accounts = Blueprint("accounts", __name__)
 
@@ -41,6 +60,9 @@ def _no_sooner_than(started: float, floor: float = EMAIL_ENUMERATION_FLOOR_SECON
 
 @accounts.post("/customers")
 @limit("register")
+@document("Register an account", tags=["accounts"], body=RegisterSchema,
+          responses={202: AcceptedSchema},
+          description="The same answer whether or not the email already has an account.")
 def register() -> Any:
     started = time.monotonic()
     body = json_body()
@@ -55,6 +77,7 @@ def register() -> Any:
 
 @accounts.post("/auth/login")
 @limit("login")
+@document("Log in", tags=["accounts"], body=LoginSchema, responses={200: TokensSchema})
 def login() -> Any:
     body = json_body()
     _accounts_offered()
@@ -62,6 +85,8 @@ def login() -> Any:
 
 
 @accounts.post("/auth/refresh")
+@document("Rotate a refresh token", tags=["accounts"], body=RefreshTokenRequestSchema,
+          responses={200: TokensSchema})
 def refresh() -> Any:
     body = json_body()
     reject_unknown(body, {"refresh_token"})
@@ -71,6 +96,8 @@ def refresh() -> Any:
 
 
 @accounts.post("/auth/logout")
+@document("Log out (ends this session)", tags=["accounts"], body=RefreshTokenRequestSchema,
+          responses={204: None})
 def logout() -> Response:
     body = json_body()
     reject_unknown(body, {"refresh_token"})
@@ -80,6 +107,8 @@ def logout() -> Response:
 
 @accounts.post("/auth/activate")
 @limit("login")
+@document("Activate an account and log in", tags=["accounts"], body=ActivateRequestSchema,
+          responses={200: TokensSchema, 201: TokensSchema})
 def activate() -> Any:
     """Set a first password, and be logged in: an invited customer (``token`` from the
     invitation), or a guest accepting the account offered after checkout (``order_id`` and
@@ -107,6 +136,8 @@ def activate() -> Any:
 
 
 @accounts.post("/auth/verify-email")
+@document("Confirm an email address", tags=["accounts"], body=TokenRequestSchema,
+          responses={200: AccountSchema})
 def verify_email() -> Any:
     body = json_body()
     reject_unknown(body, {"token"})
@@ -115,6 +146,8 @@ def verify_email() -> Any:
 
 @accounts.post("/auth/password/forgot")
 @limit("forgot")
+@document("Ask for a password reset link", tags=["accounts"], body=EmailRequestSchema,
+          responses={202: AcceptedSchema})
 def forgot_password() -> Any:
     """Always 202, in the same time, whether or not the email has an account."""
     started = time.monotonic()
@@ -130,6 +163,8 @@ def forgot_password() -> Any:
 
 
 @accounts.post("/auth/password/reset")
+@document("Set a new password with a reset link", tags=["accounts"],
+          body=ResetPasswordSchema, responses={204: None})
 def reset_password() -> Response:
     body = json_body()
     _accounts_offered()
@@ -138,12 +173,15 @@ def reset_password() -> Response:
 
 
 @accounts.get("/me")
+@document("My account", tags=["me"], auth="customer", responses={200: AccountSchema})
 @customer_required
 def me() -> Any:
     return jsonify(rpc_call("identity", "get_account", g.claims["sub"]))
 
 
 @accounts.post("/me/password")
+@document("Change my password", tags=["me"], auth="customer", body=ChangePasswordSchema,
+          responses={204: None})
 @customer_required
 def change_password() -> Response:
     body = json_body()
@@ -152,6 +190,8 @@ def change_password() -> Response:
 
 
 @accounts.post("/me/email")
+@document("Change my email (confirmed from the new address)", tags=["me"],
+          auth="customer", body=EmailChangeSchema, responses={202: AcceptedSchema})
 @customer_required
 def change_email() -> Any:
     """Needs the password; the new address gets a confirmation link, nothing changes before."""
@@ -163,6 +203,8 @@ def change_email() -> Any:
 
 
 @accounts.post("/auth/email/confirm")
+@document("Confirm a new email address", tags=["accounts"], body=TokenRequestSchema,
+          responses={200: AccountSchema})
 def confirm_email_change() -> Any:
     body = json_body()
     reject_unknown(body, {"token"})
@@ -170,6 +212,8 @@ def confirm_email_change() -> Any:
 
 
 @accounts.post("/auth/email/revert")
+@document("Undo an email change (from the old address)", tags=["accounts"],
+          body=TokenRequestSchema, responses={200: AccountSchema})
 def revert_email_change() -> Any:
     body = json_body()
     reject_unknown(body, {"token"})
@@ -177,6 +221,8 @@ def revert_email_change() -> Any:
 
 
 @accounts.get("/me/sessions")
+@document("Where I am logged in", tags=["me"], auth="customer",
+          responses={200: SessionListSchema})
 @customer_required
 def list_sessions() -> Any:
     return jsonify(items=rpc_call("identity", "list_sessions", g.claims["sub"],
@@ -184,6 +230,7 @@ def list_sessions() -> Any:
 
 
 @accounts.delete("/me/sessions/<session_id>")
+@document("Log out one session", tags=["me"], auth="customer", responses={204: None})
 @customer_required
 def revoke_session(session_id: str) -> Response:
     rpc_call("identity", "revoke_session", g.claims["sub"], session_id)
@@ -191,6 +238,8 @@ def revoke_session(session_id: str) -> Response:
 
 
 @accounts.delete("/me/sessions")
+@document("Log out every other session", tags=["me"], auth="customer",
+          responses={200: RevokedSchema})
 @customer_required
 def revoke_other_sessions() -> Any:
     """Sign out everywhere else; this session stays."""

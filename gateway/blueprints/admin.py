@@ -9,18 +9,34 @@ from flask import Blueprint, Response, current_app, g, jsonify
 from gateway.auth import client_info, staff_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call
 from gateway.limits import limit
+from gateway.openapi import document
 from gateway.problems import Problem
+from gateway.schemas import (
+    AdminCustomerCreatedSchema,
+    AdminCustomerCreateSchema,
+    RefreshTokenRequestSchema,
+)
+from services.identity.schemas import (
+    AccountSchema,
+    LoginSchema,
+    StoreSettingsSchema,
+    StoreSettingsUpdateSchema,
+    TokensSchema,
+)
 
 admin = Blueprint("admin", __name__)
 
 
 @admin.post("/auth/login")
 @limit("login")
+@document("Staff log in", tags=["admin"], body=LoginSchema, responses={200: TokensSchema})
 def login() -> Any:
     return jsonify(rpc_call("identity", "staff_login", json_body(), client_info()))
 
 
 @admin.post("/auth/refresh")
+@document("Rotate a staff refresh token", tags=["admin"], body=RefreshTokenRequestSchema,
+          responses={200: TokensSchema})
 def refresh() -> Any:
     body = json_body()
     reject_unknown(body, {"refresh_token"})
@@ -29,6 +45,8 @@ def refresh() -> Any:
 
 
 @admin.post("/auth/logout")
+@document("Staff log out", tags=["admin"], body=RefreshTokenRequestSchema,
+          responses={204: None})
 def logout() -> Response:
     body = json_body()
     reject_unknown(body, {"refresh_token"})
@@ -37,12 +55,15 @@ def logout() -> Response:
 
 
 @admin.get("/settings")
+@document("Store settings", tags=["admin"], auth="staff", responses={200: StoreSettingsSchema})
 @staff_required("owner", "staff")
 def get_settings() -> Any:
     return jsonify(rpc_call("identity", "get_store_settings"))
 
 
 @admin.put("/settings")
+@document("Change store settings (owner only)", tags=["admin"], auth="staff",
+          body=StoreSettingsUpdateSchema, responses={200: StoreSettingsSchema})
 @staff_required("owner")
 def put_settings() -> Any:
     settings = rpc_call("identity", "update_store_settings", json_body(),
@@ -56,6 +77,8 @@ def _actor() -> str:
 
 
 @admin.post("/customers")
+@document("Add a customer, optionally inviting them to an account", tags=["admin"],
+          auth="staff", body=AdminCustomerCreateSchema, responses={201: AdminCustomerCreatedSchema})
 @staff_required("owner", "staff")
 def create_customer() -> Any:
     """Add a customer; with ``send_invite`` an account is created and the customer is emailed
@@ -84,6 +107,8 @@ def _account_of(customer_id: str) -> str:
 
 
 @admin.post("/customers/<customer_id>/invite")
+@document("Invite a customer to an account", tags=["admin"], auth="staff",
+          responses={200: AdminCustomerCreatedSchema})
 @staff_required("owner", "staff")
 def invite_customer(customer_id: str) -> Any:
     customer = rpc_call("customers", "get_customer", customer_id)
@@ -95,6 +120,8 @@ def invite_customer(customer_id: str) -> Any:
 
 
 @admin.post("/customers/<customer_id>/<any(approve, disable, enable):action>")
+@document("Approve, disable or re-enable a customer's account", tags=["admin"],
+          auth="staff", responses={200: AccountSchema})
 @staff_required("owner", "staff")
 def change_account_status(customer_id: str, action: str) -> Any:
     return jsonify(rpc_call("identity", "change_account_status", _account_of(customer_id),

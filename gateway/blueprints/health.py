@@ -7,17 +7,31 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify
 
+from gateway.openapi import build_spec, document
+from gateway.schemas import ReadinessSchema, StatusSchema
+
 health = Blueprint("health", __name__)
+
+
+@health.get("/openapi.json")
+def openapi_json() -> Any:
+    spec = current_app.extensions.get("openapi")
+    if spec is None:
+        spec = current_app.extensions["openapi"] = build_spec(current_app)
+    return jsonify(spec)
 
 SERVICES = ("identity", "customers", "orders", "notifications")
 
 
 @health.get("/healthz")
+@document("The gateway is alive", tags=["ops"], responses={200: StatusSchema})
 def healthz() -> Any:
     return jsonify(status="ok")
 
 
 @health.get("/readyz")
+@document("The broker and every service answer (503 otherwise)", tags=["ops"],
+          responses={200: ReadinessSchema})
 def readyz() -> Any:
     rpc = current_app.extensions["rpc"]
     request_id = g.get("request_id")

@@ -1,4 +1,4 @@
-"""Storefront routes (audience ``storefront``)."""
+"""Storefront routes (audience ``storefront``): the store, the catalogue, checkout, orders."""
 
 from __future__ import annotations
 
@@ -9,30 +9,51 @@ from flask import Blueprint, g, jsonify, request
 from gateway.auth import STOREFRONT, claims_for, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.limits import limit
+from gateway.openapi import document
 from gateway.policy import checkout_decision
 from gateway.problems import Problem
+from services.identity.schemas import PublicStoreSchema
+from services.orders.schemas import (
+    CheckoutRequestSchema,
+    CheckoutResponseSchema,
+    OrderListSchema,
+    OrderSchema,
+    ProductListSchema,
+)
 
 storefront = Blueprint("storefront", __name__)
 
 # What a shopper may send; everything else in the order request is decided here or in orders.
-CHECKOUT_FIELDS = {"email", "lines", "shipping_address", "payment_method"}
-PUBLIC_SETTINGS = ("customer_accounts", "password_min_length", "password_min_classes",
-                   "locale", "currency", "store_name")
+CHECKOUT_FIELDS = set(CheckoutRequestSchema().fields)
+PUBLIC_SETTINGS = tuple(PublicStoreSchema().fields)
 
 
 @storefront.get("/store")
+@document("What a storefront needs to know about the store", tags=["store"],
+          responses={200: PublicStoreSchema})
 def get_store() -> Any:
     settings = store_settings()
     return jsonify({key: settings[key] for key in PUBLIC_SETTINGS})
 
 
 @storefront.get("/products")
+@document("The catalogue (active products)", tags=["store"], responses={200: ProductListSchema})
 def list_products() -> Any:
     return jsonify(items=rpc_call("orders", "list_products"))
 
 
 @storefront.post("/checkout")
 @limit("checkout")
+@document(
+    "Place an order", tags=["checkout"], body=CheckoutRequestSchema, auth="optional-customer",
+    responses={201: CheckoutResponseSchema, 200: CheckoutResponseSchema},
+    headers={"Idempotency-Key": {"required": False, "schema": {
+        "type": "string", "minLength": 1, "maxLength": 200},
+        "description": "Retrying with the same key returns the same order (200)."}},
+    description="Guest checkout, or a logged-in customer's, as the store's login policy "
+                "allows (403 accounts_disabled, 401 login_required, 403 "
+                "account_not_approved). Prices and stock come from the catalogue only.",
+)
 def checkout() -> Any:
     body = json_body()
     reject_unknown(body, CHECKOUT_FIELDS)
@@ -63,8 +84,10 @@ def checkout() -> Any:
 
 
 @storefront.get("/orders/<order_id>")
+@document("A guest's order, with the token from the confirmation email", tags=["orders"],
+          responses={200: OrderSchema},
+          query={"token": {"required": True, "schema": {"type": "string"}}})
 def guest_order(order_id: str) -> Any:
-    """Order status for a guest, with the token from the confirmation email."""
     token = request.args.get("token", "")
     if not token or len(token) > 200:
         raise Problem(404, "order_not_found", "No such order.")
@@ -72,6 +95,11 @@ def guest_order(order_id: str) -> Any:
 
 
 @storefront.get("/me/orders")
+@document("My orders, newest first", tags=["orders"], auth="customer",
+          responses={200: OrderListSchema},
+          query={"limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                 "before": {"schema": {"type": "string", "format": "date-time"},
+                            "description": "next_before from the previous page"}})
 @customer_required
 def my_orders() -> Any:
     page = {key: value for key, value in request.args.items() if key in ("limit", "before")}
@@ -83,6 +111,7 @@ def my_orders() -> Any:
 
 
 @storefront.get("/me/orders/<order_id>")
+@document("One of my orders", tags=["orders"], auth="customer", responses={200: OrderSchema})
 @customer_required
 def my_order(order_id: str) -> Any:
     return jsonify(rpc_call("orders", "get_customer_order", g.claims["sub"], order_id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -74,3 +76,37 @@ def test_service_errors_cannot_overwrite_standard_problem_members(client: FlaskC
 
     body = assert_problem(client.get("/boom"), 409, "illegal_transition")
     assert body["allowed"] == ["active"]
+
+
+def test_openapi_documents_every_api_route(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"] == "3.0.3"
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    app = client.application
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"\{(?:[a-z]+(?:\([^)]*\))?:)?(\w+)\}", r"{\1}", path)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method.lower()) in documented, (path, method)
+    checkout = spec["paths"]["/api/v1/checkout"]["post"]
+    assert checkout["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "CheckoutRequest")
+    assert "default" in checkout["responses"]
+    body = spec["components"]["schemas"]["CheckoutRequest"]
+    assert body["additionalProperties"] is False and "unit_price" not in str(body)
+
+
+def test_docs_page_is_served_without_a_cdn(client: FlaskClient) -> None:
+    page = client.get("/docs/")
+    assert page.status_code == 200 and b"swagger" in page.data.lower()
+    assert b"cdn" not in page.data.lower() and b"unpkg" not in page.data.lower()
+    assert client.get("/docs/swagger-ui-bundle.js").status_code == 200
+
+
+@pytest.mark.parametrize("raw", [b'{"email": "a\\u0000b@example.com"}', b'{"x\\u0000": 1}',
+                                 b'{"email": "\\ud800"}', b'{"lines": [{"sku": "\\udfff"}]}'])
+def test_nul_and_lone_surrogates_are_refused_up_front(client: FlaskClient, raw: bytes) -> None:
+    assert_problem(client.post("/api/v1/checkout", data=raw, content_type="application/json"),
+                   400, "invalid_characters")

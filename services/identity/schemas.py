@@ -119,3 +119,24 @@ class SessionSchema(Schema):
     user_agent = fields.String(allow_none=True)
     ip = fields.String(allow_none=True)
     current = fields.Boolean()
+
+
+class TokensSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+    refresh_token = fields.String(required=True)
+    session_id = fields.UUID(required=True)
+
+
+class SessionListSchema(Schema):
+    items = fields.List(fields.Nested(SessionSchema), required=True)
+
+
+class PublicStoreSchema(Schema):
+    customer_accounts = fields.String(required=True)
+    password_min_length = fields.Integer(required=True)
+    password_min_classes = fields.Integer(required=True)
+    locale = fields.String(required=True)
+    currency = fields.String(required=True)
+    store_name = fields.String(required=True)

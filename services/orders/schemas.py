@@ -48,23 +48,31 @@ class LineRequestSchema(_Strict):
                               validate=validate.Range(1, MAX_QUANTITY))
 
 
-class PlaceOrderSchema(_Strict):
+class CheckoutRequestSchema(_Strict):
+    """What a shopper sends to POST /api/v1/checkout. Prices never: they come from the
+    catalogue. A logged-in customer's email comes from their account."""
+
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
-    customer_id = fields.UUID(allow_none=True, load_default=None)
     lines = fields.List(fields.Nested(LineRequestSchema), required=True,
                         validate=validate.Length(1, MAX_LINES))
     shipping_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
     payment_method = fields.String(load_default="bank_transfer",
                                    validate=validate.OneOf(PAYMENT_METHODS))
-    idempotency_key = fields.String(allow_none=True, load_default=None,
-                                    validate=validate.Length(1, 200))
-    offer_account = fields.Boolean(load_default=False)
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
         data["email"] = data["email"].strip().lower()
         return data
+
+
+class PlaceOrderSchema(CheckoutRequestSchema):
+    """The RPC: the shopper's request plus what the gateway decided."""
+
+    locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
+    customer_id = fields.UUID(allow_none=True, load_default=None)
+    idempotency_key = fields.String(allow_none=True, load_default=None,
+                                    validate=validate.Length(1, 200))
+    offer_account = fields.Boolean(load_default=False)
 
 
 class ProductSchema(Schema):
@@ -111,3 +119,19 @@ class OrderSchema(Schema):
     shipping_address = fields.Dict(allow_none=True)
     placed_at = fields.DateTime()
     lines = fields.List(fields.Nested(OrderLineSchema))
+
+
+class ProductListSchema(Schema):
+    items = fields.List(fields.Nested(ProductSchema), required=True)
+
+
+class OrderListSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema), required=True)
+    next_before = fields.String(allow_none=True, required=True,
+                                metadata={"description": "pass as `before` for the next page"})
+
+
+class CheckoutResponseSchema(Schema):
+    order = fields.Nested(OrderSchema, required=True)
+    offer_account = fields.Boolean(
+        required=True, metadata={"description": "the confirmation email offers an account"})

@@ -1,0 +1,107 @@
+"""OpenAPI 3 for the gateway, built from the routes themselves and marshmallow schemas.
+
+A route says what it takes and returns with ``@document``; ``build_spec`` walks Flask's URL
+map, so the document cannot list a route that does not exist or miss one that does (a test
+checks that every /api route is documented).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from marshmallow import Schema
+
+from gateway.schemas import ProblemSchema
+
+API_VERSION = "1.0.0"
+_CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
+
+
+def document(summary: str, *, tags: list[str], body: type[Schema] | Schema | None = None,
+             responses: dict[int, type[Schema] | Schema | None] | None = None,
+             auth: str | None = None, query: dict[str, dict[str, Any]] | None = None,
+             headers: dict[str, dict[str, Any]] | None = None,
+             description: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Describe a route. ``auth``: "customer", "staff", "optional-customer" or None."""
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.__openapi__ = {  # type: ignore[attr-defined]
+            "summary": summary, "tags": tags, "body": body, "responses": responses or {},
+            "auth": auth, "query": query or {}, "headers": headers or {},
+            "description": description or (view.__doc__ or "").strip() or None,
+        }
+        return view
+
+    return mark
+
+
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    parameters = []
+
+    def convert(match: re.Match[str]) -> str:
+        schema: dict[str, Any] = {"type": "string"}
+        if match["conv"] == "any":
+            schema["enum"] = [a.strip().strip("'\"") for a in match["args"].split(",")]
+        parameters.append({"name": match["name"], "in": "path", "required": True,
+                           "schema": schema})
+        return "{" + match["name"] + "}"
+
+    return _CONVERTER.sub(convert, rule), parameters
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    spec = APISpec(
+        title="Clientela API", version=API_VERSION, openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Customer accounts and orders for online stores. Errors are "
+                             "application/problem+json (RFC 9457)."},
+    )
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.security_scheme("customer", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "Access token from /api/v1/auth/login (audience storefront)"})
+    spec.components.security_scheme("staff", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "Access token from /api/v1/admin/auth/login (audience admin)"})
+    problem = {"description": "A problem (RFC 9457)", "content": {
+        "application/problem+json": {"schema": "Problem"}}}
+
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        meta = getattr(app.view_functions[rule.endpoint], "__openapi__", None)
+        if meta is None:
+            continue
+        path, parameters = _path(rule.rule)
+        for name, definition in meta["query"].items():
+            parameters.append({"name": name, "in": "query", **definition})
+        for name, definition in meta["headers"].items():
+            parameters.append({"name": name, "in": "header", **definition})
+        operation: dict[str, Any] = {
+            "summary": meta["summary"], "tags": meta["tags"],
+            "operationId": rule.endpoint.replace(".", "_"),
+            "responses": {"default": problem},
+        }
+        if meta["description"]:
+            operation["description"] = meta["description"]
+        if parameters:
+            operation["parameters"] = parameters
+        if meta["body"] is not None:
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": meta["body"]}}}
+        for status, schema in meta["responses"].items():
+            operation["responses"][str(status)] = (
+                {"description": "No content"} if schema is None else
+                {"description": "Success", "content": {"application/json": {"schema": schema}}})
+        if meta["auth"] == "customer":
+            operation["security"] = [{"customer": []}]
+        elif meta["auth"] == "staff":
+            operation["security"] = [{"staff": []}]
+        elif meta["auth"] == "optional-customer":
+            operation["security"] = [{"customer": []}, {}]
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        spec.path(path=path, operations={m.lower(): dict(operation) for m in methods})
+    return spec.to_dict()

@@ -1,0 +1,84 @@
+"""The gateway's own wire formats: problems, envelopes around lists, small request bodies.
+
+Request and resource schemas that a service validates are that service's own (its
+``schemas.py``); the gateway reads them to describe its API, never to run service code.
+"""
+
+from marshmallow import INCLUDE, RAISE, Schema, fields
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details; extension members (``allowed``, ``retry_after``, ...) may
+    follow (RFC 9457 §3.2)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    code = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "field → messages, for invalid input"})
+
+
+class StatusSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True)
+    services = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class AcceptedSchema(Schema):
+    status = fields.String(required=True)
+    detail = fields.String(required=True)
+
+
+class RefreshTokenRequestSchema(_Strict):
+    refresh_token = fields.String(required=True)
+
+
+class TokenRequestSchema(_Strict):
+    token = fields.String(required=True)
+
+
+class EmailRequestSchema(_Strict):
+    email = fields.String(required=True)
+
+
+class ActivateRequestSchema(_Strict):
+    """Either ``token`` (an invitation) or ``order_id`` + ``token`` (the account offered
+    after a guest checkout, from its confirmation email)."""
+
+    token = fields.String(required=True)
+    password = fields.String(required=True)
+    order_id = fields.UUID()
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+
+
+class RevokedSchema(Schema):
+    revoked = fields.Integer(required=True)
+
+
+class AdminCustomerCreateSchema(_Strict):
+    email = fields.String(required=True)
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    locale = fields.String(allow_none=True)
+    send_invite = fields.Boolean(metadata={"description": "create an account and email an "
+                                                          "activation link (7 days)"})
+
+
+class AdminCustomerCreatedSchema(Schema):
+    invited = fields.Boolean(required=True)
+    customer = fields.Dict()
+    account = fields.Dict()
