@@ -14,6 +14,7 @@ from gateway.auth import TokenVerifier
 from gateway.blueprints.accounts import accounts
 from gateway.blueprints.admin import admin
 from gateway.blueprints.health import health
+from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
 from gateway.config import GatewayConfig
 from gateway.limits import init_limits
@@ -69,5 +70,6 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         "app_name": "Clientela API"}), url_prefix="/docs")
     app.register_blueprint(storefront, url_prefix="/api/v1")
     app.register_blueprint(accounts, url_prefix="/api/v1")
+    app.register_blueprint(profile, url_prefix="/api/v1")
     app.register_blueprint(admin, url_prefix="/api/v1/admin")
     return app

@@ -6,6 +6,8 @@ Request and resource schemas that a service validates are that service's own (it
 
 from marshmallow import INCLUDE, RAISE, Schema, fields
 
+from services.orders.schemas import CheckoutRequestSchema
+
 
 class _Strict(Schema):
     class Meta:
@@ -82,3 +84,12 @@ class AdminCustomerCreatedSchema(Schema):
     invited = fields.Boolean(required=True)
     customer = fields.Dict()
     account = fields.Dict()
+
+
+class StorefrontCheckoutSchema(CheckoutRequestSchema):
+    """The checkout body: a logged-in customer may name a saved address instead of writing
+    one, and may save a new one to the address book."""
+
+    shipping_address_id = fields.UUID(metadata={"description": "one of /me/addresses"})
+    save_address = fields.Boolean(metadata={"description": "add shipping_address to "
+                                                           "/me/addresses"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 
 from messaging.envelope import Envelope
 
@@ -33,6 +33,39 @@ ORDER_PLACED = "order_placed"
 class _Payload(Schema):
     class Meta:
         unknown = EXCLUDE  # tolerate additive changes from newer producers
+
+
+def _text(max_len: int, required: bool = True) -> fields.String:
+    if required:
+        return fields.String(required=True, validate=validate.Length(1, max_len))
+    return fields.String(allow_none=True, load_default=None,
+                         validate=validate.Length(max=max_len))
+
+
+class AddressSchema(Schema):
+    """A postal address as every service and the API take it (strict, bounded, trimmed)."""
+
+    class Meta:
+        unknown = RAISE
+
+    first_name = _text(100)
+    last_name = _text(100)
+    company = _text(200, required=False)
+    line1 = _text(200)
+    line2 = _text(200, required=False)
+    city = _text(100)
+    region = _text(100, required=False)
+    postal_code = _text(20, required=False)
+    country = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z]{2}$", error="ISO 3166 alpha-2"))
+    phone = _text(30, required=False)
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+        if "country" in data:  # absent from a partial update
+            data["country"] = data["country"].upper()
+        return data
 
 
 class AddressPayload(_Payload):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -12,19 +13,23 @@ from gateway.limits import limit
 from gateway.openapi import document
 from gateway.policy import checkout_decision
 from gateway.problems import Problem
+from gateway.schemas import StorefrontCheckoutSchema
+from messaging.errors import ServiceError
 from services.identity.schemas import PublicStoreSchema
 from services.orders.schemas import (
-    CheckoutRequestSchema,
     CheckoutResponseSchema,
     OrderListSchema,
     OrderSchema,
     ProductListSchema,
 )
 
+log = logging.getLogger(__name__)
+
 storefront = Blueprint("storefront", __name__)
 
 # What a shopper may send; everything else in the order request is decided here or in orders.
-CHECKOUT_FIELDS = set(CheckoutRequestSchema().fields)
+CHECKOUT_FIELDS = set(StorefrontCheckoutSchema().fields)
+ADDRESS_BOOK_ONLY = ("id", "default_shipping", "default_billing")
 PUBLIC_SETTINGS = tuple(PublicStoreSchema().fields)
 
 
@@ -45,7 +50,8 @@ def list_products() -> Any:
 @storefront.post("/checkout")
 @limit("checkout")
 @document(
-    "Place an order", tags=["checkout"], body=CheckoutRequestSchema, auth="optional-customer",
+    "Place an order", tags=["checkout"], body=StorefrontCheckoutSchema,
+    auth="optional-customer",
     responses={201: CheckoutResponseSchema, 200: CheckoutResponseSchema},
     headers={"Idempotency-Key": {"required": False, "schema": {
         "type": "string", "minLength": 1, "maxLength": 200},
@@ -65,6 +71,21 @@ def checkout() -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
+    address_id = body.pop("shipping_address_id", None)
+    save_address = body.pop("save_address", False)
+    if (address_id or save_address) and account is None:
+        raise Problem(422, "validation_failed", "Saved addresses need a logged-in customer.",
+                      errors={"shipping_address_id" if address_id else "save_address":
+                              ["Log in to use the address book."]})
+    if address_id is not None:
+        if "shipping_address" in body:
+            raise Problem(422, "validation_failed", "Give an address or an address id, not both.",
+                          errors={"shipping_address_id": ["Not with shipping_address."]})
+        saved = rpc_call("customers", "get_address", account["id"], str(address_id))
+        body["shipping_address"] = {k: v for k, v in saved.items() if k not in ADDRESS_BOOK_ONLY}
+    if not isinstance(save_address, bool):
+        raise Problem(422, "validation_failed", "save_address must be true or false.",
+                      errors={"save_address": ["Not a valid boolean."]})
     order = rpc_call("orders", "place_order", {
         **body,
         # A logged-in customer's order is theirs: their id, their account's email.
@@ -75,6 +96,12 @@ def checkout() -> Any:
         "offer_account": decision.offer_account,
     })
     replayed = order.pop("replayed", False)
+    if save_address and not replayed and body.get("shipping_address"):
+        # The order stands whatever happens here (a full address book, say).
+        try:
+            rpc_call("customers", "add_address", account["id"], body["shipping_address"])
+        except ServiceError as exc:
+            log.info("checkout address not saved: %s", exc.code)
     response = jsonify(order=order, offer_account=decision.offer_account)
     response.status_code = 200 if replayed else 201
     response.headers["Location"] = f"/api/v1/orders/{order['id']}"

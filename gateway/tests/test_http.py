@@ -92,9 +92,9 @@ def test_openapi_documents_every_api_route(client: FlaskClient) -> None:
             assert (path, method.lower()) in documented, (path, method)
     checkout = spec["paths"]["/api/v1/checkout"]["post"]
     assert checkout["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "CheckoutRequest")
+        "StorefrontCheckout")
     assert "default" in checkout["responses"]
-    body = spec["components"]["schemas"]["CheckoutRequest"]
+    body = spec["components"]["schemas"]["StorefrontCheckout"]
     assert body["additionalProperties"] is False and "unit_price" not in str(body)
 
 

@@ -108,3 +108,15 @@ def test_mask_email() -> None:
     assert mask_email("bob@shop.es") == "b***@shop.es"
     assert mask_email(None) == "***"
     assert mask_email("garbage") == "***"
+
+
+def test_addresses_are_trimmed_upper_cased_and_partially_updatable() -> None:
+    from messaging.contracts import AddressSchema
+
+    full = AddressSchema().load({"first_name": " Ana ", "last_name": "G", "line1": "C/ Mayor",
+                                 "city": "Madrid", "country": "es"})
+    assert (full["first_name"], full["country"], full["phone"]) == ("Ana", "ES", None)
+    assert AddressSchema(partial=True).load({"city": " Cádiz "}) == {"city": "Cádiz"}
+    with pytest.raises(ValidationError):
+        AddressSchema().load({"first_name": "A", "last_name": "B", "line1": "x",
+                              "city": "y", "country": "ESP"})

@@ -42,3 +42,26 @@ def link_account(customer: Any, account: dict[str, Any]) -> None:
     customer.first_name = customer.first_name or account.get("first_name")
     customer.last_name = customer.last_name or account.get("last_name")
     customer.locale = customer.locale or account.get("locale")
+
+
+MAX_ADDRESSES = 100
+ADDRESS_FIELDS = ("first_name", "last_name", "company", "line1", "line2", "city", "region",
+                  "postal_code", "country", "phone")
+
+
+def apply_defaults(addresses: list[Any], chosen: Any, default_shipping: bool | None,
+                   default_billing: bool | None) -> None:
+    """Make ``chosen`` the default for what was asked, and no other address; the first
+    address a customer adds is both defaults."""
+    if len(addresses) == 1:
+        default_shipping = True if default_shipping is None else default_shipping
+        default_billing = True if default_billing is None else default_billing
+    for flag, wanted in (("default_shipping", default_shipping),
+                         ("default_billing", default_billing)):
+        if wanted is None:
+            continue
+        if wanted:
+            for address in addresses:
+                setattr(address, flag, address is chosen)
+        else:
+            setattr(chosen, flag, False)

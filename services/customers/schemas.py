@@ -2,6 +2,8 @@
 
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
+from messaging.contracts import AddressSchema
+
 
 class CustomerSchema(Schema):
     id = fields.UUID()
@@ -43,3 +45,37 @@ class CustomerCreateSchema(Schema):
     def normalise(self, data: dict, **kwargs: object) -> dict:
         data["email"] = data["email"].strip().lower()
         return data
+
+
+class AddressInputSchema(AddressSchema):
+    default_shipping = fields.Boolean(load_default=None, allow_none=True)
+    default_billing = fields.Boolean(load_default=None, allow_none=True)
+
+
+class AddressSchemaOut(Schema):
+    id = fields.UUID(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    company = fields.String(allow_none=True)
+    line1 = fields.String(required=True)
+    line2 = fields.String(allow_none=True)
+    city = fields.String(required=True)
+    region = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    country = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    default_shipping = fields.Boolean(required=True)
+    default_billing = fields.Boolean(required=True)
+
+
+class AddressListSchema(Schema):
+    items = fields.List(fields.Nested(AddressSchemaOut), required=True)
+
+
+class CheckoutPrefillSchema(Schema):
+    email = fields.String(required=True)
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    shipping_address = fields.Nested(AddressSchemaOut, allow_none=True, required=True)
+    billing_address = fields.Nested(AddressSchemaOut, allow_none=True, required=True)

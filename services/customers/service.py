@@ -28,8 +28,13 @@ from messaging.logs import LogContext
 from messaging.outbox import emit
 from services.customers import domain
 from services.customers.dependencies import customers_database
-from services.customers.models import Customer, CustomerSpend
-from services.customers.schemas import CustomerCreateSchema, CustomerSchema
+from services.customers.models import Address, Customer, CustomerSpend
+from services.customers.schemas import (
+    AddressInputSchema,
+    AddressSchemaOut,
+    CustomerCreateSchema,
+    CustomerSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,75 @@ class CustomersService(HealthEndpoints):
         except IntegrityError:
             raise ServiceError("customer_exists", "A customer with this email exists.",
                                409) from None
+
+    # the customer's own address book (by account id) -----------------------------------
+    @rpc
+    def list_addresses(self, account_id: str) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id)
+            return AddressSchemaOut(many=True).dump(_addresses(session, customer.id))
+
+    @rpc
+    def get_address(self, account_id: str, address_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id)
+            return AddressSchemaOut().dump(_own_address(session, customer.id, address_id))
+
+    @rpc
+    def add_address(self, account_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        data = load_or_raise(AddressInputSchema(), request)
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id, lock=True)
+            addresses = _addresses(session, customer.id)
+            if len(addresses) >= domain.MAX_ADDRESSES:
+                raise ServiceError("too_many_addresses",
+                                   f"An address book holds {domain.MAX_ADDRESSES} addresses; "
+                                   "delete one first.", 422)
+            address = Address(customer_id=customer.id, default_shipping=False,
+                              default_billing=False,
+                              **{f: data[f] for f in domain.ADDRESS_FIELDS})
+            session.add(address)
+            addresses.append(address)
+            domain.apply_defaults(addresses, address, data["default_shipping"],
+                                  data["default_billing"])
+            session.flush()
+            return AddressSchemaOut().dump(address)
+
+    @rpc
+    def update_address(self, account_id: str, address_id: str, request: dict[str, Any]
+                       ) -> dict[str, Any]:
+        data = load_or_raise(AddressInputSchema(partial=True), request)
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id, lock=True)
+            address = _own_address(session, customer.id, address_id)
+            for field in domain.ADDRESS_FIELDS:
+                if field in data:
+                    setattr(address, field, data[field])
+            domain.apply_defaults(_addresses(session, customer.id), address,
+                                  data.get("default_shipping"), data.get("default_billing"))
+            session.flush()
+            return AddressSchemaOut().dump(address)
+
+    @rpc
+    def delete_address(self, account_id: str, address_id: str) -> None:
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id, lock=True)
+            session.delete(_own_address(session, customer.id, address_id))
+
+    @rpc
+    def checkout_prefill(self, account_id: str) -> dict[str, Any]:
+        """What a checkout form starts with: names, phone, default addresses."""
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id)
+            addresses = _addresses(session, customer.id)
+            shipping = next((a for a in addresses if a.default_shipping), None)
+            billing = next((a for a in addresses if a.default_billing), None)
+            return {
+                "first_name": customer.first_name, "last_name": customer.last_name,
+                "phone": customer.phone,
+                "shipping_address": AddressSchemaOut().dump(shipping) if shipping else None,
+                "billing_address": AddressSchemaOut().dump(billing) if billing else None,
+            }
 
     @consume_event("orders", ORDER_PLACED)
     def handle_order_placed(self, envelope: Envelope) -> None:
@@ -170,11 +244,34 @@ class CustomersService(HealthEndpoints):
         emit(session, CUSTOMER_CREATED, _customer_event(customer))
 
 
-def _uuid(value: Any) -> uuid.UUID:
+def _own_record(session: Any, account_id: str, lock: bool = False) -> Customer:
+    """The customer record linked to this account. An account whose email is still unproven
+    while a guest record holds that email has none yet: it must not see the guest's data."""
+    query = select(Customer).where(Customer.account_id == _uuid(account_id))
+    customer = session.scalars(query.with_for_update() if lock else query).first()
+    if customer is None:
+        raise ServiceError("verify_email_first",
+                           "Confirm your email address to use your address book.", 403)
+    return customer
+
+
+def _addresses(session: Any, customer_id: uuid.UUID) -> list[Address]:
+    return list(session.scalars(select(Address).where(Address.customer_id == customer_id)
+                                .order_by(Address.created_at, Address.id)))
+
+
+def _own_address(session: Any, customer_id: uuid.UUID, address_id: str) -> Address:
+    address = session.get(Address, _uuid(address_id, "address_not_found"))
+    if address is None or address.customer_id != customer_id:
+        raise ServiceError("address_not_found", "No such address.", 404)  # never "not yours"
+    return address
+
+
+def _uuid(value: Any, code: str = "customer_not_found") -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise ServiceError("customer_not_found", "No such customer.", 404) from None
+        raise ServiceError(code, "Not found.", 404) from None
 
 
 def _customer_event(customer: Customer) -> dict[str, Any]:

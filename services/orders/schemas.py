@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
+from messaging.contracts import AddressSchema
 from services.orders.domain import PAYMENT_METHODS
 
 MAX_LINES = 100
@@ -15,35 +16,8 @@ class _Strict(Schema):
         unknown = RAISE  # unknown fields are an error, never silently ignored
 
 
-def _text(max_len: int, required: bool = True) -> fields.String:
-    if required:
-        return fields.String(required=True, validate=validate.Length(1, max_len))
-    return fields.String(
-        allow_none=True, load_default=None, validate=validate.Length(max=max_len)
-    )
-
-
-class AddressSchema(_Strict):
-    first_name = _text(100)
-    last_name = _text(100)
-    company = _text(200, required=False)
-    line1 = _text(200)
-    line2 = _text(200, required=False)
-    city = _text(100)
-    region = _text(100, required=False)
-    postal_code = _text(20, required=False)
-    country = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{2}$",
-                                                                    error="ISO 3166 alpha-2"))
-    phone = _text(30, required=False)
-
-    @post_load
-    def normalise(self, data: dict, **kwargs: object) -> dict:
-        data["country"] = data["country"].upper()
-        return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
-
-
 class LineRequestSchema(_Strict):
-    sku = _text(64)
+    sku = fields.String(required=True, validate=validate.Length(1, 64))
     quantity = fields.Integer(required=True, strict=True,
                               validate=validate.Range(1, MAX_QUANTITY))
 
