@@ -110,3 +110,39 @@ def report(bench: str, figures: list[Figure], notes: dict[str, str]) -> None:
         "figures": [asdict(f) for f in figures], "notes": notes,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }, indent=2))
+
+
+_LABELS = [
+    ("gunicorn", "gateway"), ("IdentityService", "identity"),
+    ("CustomersService", "customers"), ("OrdersService", "orders"),
+    ("NotificationsService", "notifications"), ("postgres", "postgresql"),
+    ("beam.smp", "rabbitmq"), ("redis-server", "redis"),
+]
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each part of the system, read from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        label = "load generator + SMTP sink" if int(entry.name) == me else next(
+            (name for needle, name in _LABELS if needle in cmdline and "sh -c" not in cmdline),
+            None)
+        if label:
+            totals[label] = totals.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float
+              ) -> dict[str, float]:
+    """Cores used by each part between two snapshots (2.0 = both cores of this machine)."""
+    return {k: round((after.get(k, 0.0) - before.get(k, 0.0)) / seconds, 2)
+            for k in sorted(after, key=lambda k: before.get(k, 0.0) - after.get(k, 0.0))}

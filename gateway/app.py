@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -72,4 +73,8 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.register_blueprint(accounts, url_prefix="/api/v1")
     app.register_blueprint(profile, url_prefix="/api/v1")
     app.register_blueprint(admin, url_prefix="/api/v1/admin")
+    if os.environ.get("BENCH_ROUTES") == "1":  # ceilings for bench/, never in production
+        from gateway.blueprints.bench import bench
+
+        app.register_blueprint(bench, url_prefix="/_bench")
     return app

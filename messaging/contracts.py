@@ -7,6 +7,7 @@ again on receipt. Adding an optional field keeps the version; anything else bump
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
@@ -202,6 +203,11 @@ CONTRACTS: dict[str, EventContract] = {
 }
 
 
+@cache
+def _schema(contract: EventContract) -> Schema:
+    return contract.schema()  # built once per contract: schemas are reusable
+
+
 def contract_for(event_type: str) -> EventContract:
     try:
         return CONTRACTS[event_type]
@@ -214,7 +220,7 @@ def build_envelope(
 ) -> Envelope:
     """Validate ``payload`` against its contract and wrap it in a JSON-safe envelope."""
     contract = contract_for(event_type)
-    schema = contract.schema()
+    schema = _schema(contract)
     wire_payload = schema.dump(payload)
     errors = schema.validate(wire_payload)
     if errors:
@@ -233,4 +239,4 @@ def load_payload(envelope: Envelope) -> dict[str, Any]:
     contract = contract_for(envelope.event_type)
     if envelope.version != contract.version:
         raise ValidationError({"version": [f"unsupported version {envelope.version}"]})
-    return contract.schema().load(envelope.payload)
+    return _schema(contract).load(envelope.payload)

@@ -20,6 +20,11 @@ class HealthEndpoints:
     def ready(self) -> dict[str, Any]:
         return self._readiness()
 
+    @rpc
+    def ping(self) -> str:
+        """Does nothing: the cost of one RPC round trip, for benchmarks' ceilings."""
+        return "pong"
+
     @http("GET", "/healthz")
     def healthz(self, request: Any) -> tuple[int, dict[str, str], str]:
         return 200, {"Content-Type": "application/json"}, json.dumps({"status": "ok"})

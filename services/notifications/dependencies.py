@@ -8,6 +8,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formataddr
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -34,7 +35,9 @@ def money(amount_minor: int, currency: str, locale: str) -> str:
     return format_currency(amount_minor / 10**digits, currency, locale=locale)
 
 
+@cache
 def template_environment() -> Environment:
+    """One environment per process: it compiles each template once and keeps it."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         # HTML bodies are escaped; subjects and text bodies are plain text.

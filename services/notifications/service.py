@@ -123,15 +123,18 @@ class NotificationsService(HealthEndpoints):
                 context: dict[str, Any]) -> None:
         """Log the delivery with the event's processed mark (one transaction), then send."""
         delivery_id = domain.delivery_id(envelope.event_id, kind, recipient)
+        now = utcnow()
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
                 return
+            # Born claimed by this worker (attempt 1): no second transaction to claim it. If
+            # the worker dies, the lease runs out and the sweep sends it.
             session.add(Delivery(
                 id=delivery_id, event_id=envelope.event_id, kind=kind, recipient=recipient,
-                locale=locale, status="pending", attempts=0, context=context,
-                next_attempt_at=utcnow(),
+                locale=locale, status="sending", attempts=1, context=context,
+                next_attempt_at=now, locked_until=now + SEND_LEASE,
             ))
-        self._deliver(delivery_id)
+        self._send(delivery_id, kind, recipient, locale, context, attempts=1)
 
     def _deliver(self, delivery_id: Any) -> None:
         now = utcnow()
@@ -153,6 +156,10 @@ class NotificationsService(HealthEndpoints):
             delivery = session.get(Delivery, delivery_id)
             kind, recipient, locale = delivery.kind, delivery.recipient, delivery.locale
             context, attempts = dict(delivery.context), delivery.attempts
+        self._send(delivery_id, kind, recipient, locale, context, attempts)
+
+    def _send(self, delivery_id: Any, kind: str, recipient: str, locale: str,
+              context: dict[str, Any], attempts: int) -> None:
         try:
             subject, text, html = render_email(kind, locale, self._links(kind, context))
             message = build_message(
