@@ -66,6 +66,12 @@ def test_keys_are_made_once_and_shared_read_only() -> None:
     services = COMPOSE["services"]
     assert "clientela keys" in services["prepare"]["command"][-1]
     assert "clientela-keys:/data/keys" in services["prepare"]["volumes"]
-    for name in ("identity", "notifications"):
+    for name in ("identity", "orders", "notifications"):  # sign, seal or unseal tokens
         assert "clientela-keys:/data/keys:ro" in services[name]["volumes"]
         assert services[name]["environment"]["CLIENTELA_VAR_DIR"] == "/data"
+
+
+def test_the_gateway_counts_rate_limits_in_redis() -> None:
+    gateway = COMPOSE["services"]["gateway"]
+    assert gateway["environment"]["REDIS_URL"].startswith("redis://redis:")
+    assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"

@@ -110,3 +110,15 @@ def test_docs_page_is_served_without_a_cdn(client: FlaskClient) -> None:
 def test_nul_and_lone_surrogates_are_refused_up_front(client: FlaskClient, raw: bytes) -> None:
     assert_problem(client.post("/api/v1/checkout", data=raw, content_type="application/json"),
                    400, "invalid_characters")
+
+
+def test_a_service_that_does_not_answer_in_time_is_a_504_problem(client: FlaskClient) -> None:
+    from nameko.exceptions import RpcTimeout
+
+    @client.application.get("/slow")
+    def slow() -> None:
+        raise RpcTimeout(1)
+
+    response = client.get("/slow")
+    assert_problem(response, 504, "upstream_timeout")
+    assert response.headers["Retry-After"] == "2"
