@@ -14,6 +14,7 @@ import argparse
 import os
 import random
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,10 +25,30 @@ import requests
 from sqlalchemy import create_engine, text
 
 from bench.common import Figure, cpu_seconds, cpu_share, load, report, running_system
-from tests.support.system import System
+from tests.support.infra import free_port
+from tests.support.system import BIN, REPO, System
 
 ADDRESS = {"first_name": "Bench", "last_name": "Mark", "line1": "Calle 1", "city": "Madrid",
            "postal_code": "28001", "country": "ES"}
+
+
+@contextmanager
+def _replicas(system: System, service: str, extra: int) -> Iterator[None]:
+    """Start ``extra`` more processes of a service, as a second honcho line would."""
+    processes = []
+    for _ in range(extra):
+        env = {**system.env, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+               "SERVICE_NAME": service.split(".")[1]}
+        processes.append(subprocess.Popen(
+            [str(BIN / "nameko"), "run", "--config", "config.yaml", service], cwd=REPO,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(5 if extra else 0)  # connected and consuming
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 @contextmanager
@@ -69,9 +90,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--orders-replicas", type=int, default=1,
+                        help="orders processes (the relay and consumers share work safely)")
     args = parser.parse_args()
 
-    with running_system(BENCH_ROUTES="1") as system:
+    with running_system(BENCH_ROUTES="1") as system, _replicas(
+            system, "services.orders.service:OrdersService", args.orders_replicas - 1):
         engine = create_engine(system.database_urls["orders"])
         with engine.begin() as connection:
             for i in range(50):
@@ -132,7 +156,8 @@ def main() -> None:
         f"{figures[-1].per_second / max(pairs[-1][1].per_second, 0.1):.2f} of the ceiling")
     notes.update(cpu)
     notes["orders stored"] = f"{orders} (events still in the outbox at the end: {unsent})"
-    notes["gateway"] = "gunicorn gthread, 2 workers x 8 threads; orders: 1 process, 10 workers"
+    notes["gateway"] = (f"gunicorn gthread, 2 workers x 8 threads; orders: "
+                        f"{args.orders_replicas} process(es), 10 workers each")
     report("checkout", figures, notes)
 
 
