@@ -19,7 +19,7 @@ from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
 from gateway.config import GatewayConfig
 from gateway.limits import init_limits
-from gateway.problems import register_error_handlers
+from gateway.problems import Problem, register_error_handlers
 from gateway.rpc import RpcPool
 from gateway.store import StoreSettingsCache
 from messaging.logs import configure_logging, set_correlation_id
@@ -48,6 +48,9 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if _REQUEST_ID.match(supplied) else str(uuid.uuid4())
         set_correlation_id(g.request_id)
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v
+                                          for k, v in request.args.items(multi=True)):
+            raise Problem(400, "invalid_characters", "The URL must not contain NUL characters.")
 
     @app.after_request
     def _echo_request_id(response: Response) -> Response:

@@ -6,7 +6,9 @@ Request and resource schemas that a service validates are that service's own (it
 
 from marshmallow import INCLUDE, RAISE, Schema, fields
 
-from services.orders.schemas import CheckoutRequestSchema
+from services.customers.schemas import ProfileSchema
+from services.identity.schemas import AccountSchema
+from services.orders.schemas import CheckoutRequestSchema, OrderSchema
 
 
 class _Strict(Schema):
@@ -93,3 +95,14 @@ class StorefrontCheckoutSchema(CheckoutRequestSchema):
     shipping_address_id = fields.UUID(metadata={"description": "one of /me/addresses"})
     save_address = fields.Boolean(metadata={"description": "add shipping_address to "
                                                            "/me/addresses"})
+
+
+class MeSchema(AccountSchema):
+    profile = fields.Nested(ProfileSchema, allow_none=True, required=True)
+
+
+class CustomerPageSchema(Schema):
+    """The merchant's customer page: record, addresses, categories, figures, recent orders."""
+
+    customer = fields.Dict(required=True)
+    recent_orders = fields.List(fields.Nested(OrderSchema), required=True)

@@ -172,6 +172,8 @@ class CustomerPayload(_Payload):
     type = fields.String(required=True, validate=validate.OneOf(["guest", "registered"]))
     first_name = fields.String(allow_none=True, load_default=None)
     last_name = fields.String(allow_none=True, load_default=None)
+    account_id = fields.UUID(allow_none=True, load_default=None)
+    locale = fields.String(allow_none=True, load_default=None)
 
 
 @dataclass(frozen=True)

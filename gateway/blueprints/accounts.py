@@ -21,10 +21,12 @@ from gateway.schemas import (
     AcceptedSchema,
     ActivateRequestSchema,
     EmailRequestSchema,
+    MeSchema,
     RefreshTokenRequestSchema,
     RevokedSchema,
     TokenRequestSchema,
 )
+from messaging.errors import ServiceError
 from services.identity.schemas import (
     AccountSchema,
     ChangePasswordSchema,
@@ -173,10 +175,19 @@ def reset_password() -> Response:
 
 
 @accounts.get("/me")
-@document("My account", tags=["me"], auth="customer", responses={200: AccountSchema})
+@document("My account and profile", tags=["me"], auth="customer", responses={200: MeSchema})
 @customer_required
 def me() -> Any:
-    return jsonify(rpc_call("identity", "get_account", g.claims["sub"]))
+    """The account (identity) with the profile (customers); ``profile`` is null until the
+    account's email is proven when a guest record already holds that email."""
+    account = rpc_call("identity", "get_account", g.claims["sub"])
+    try:
+        profile = rpc_call("customers", "get_profile", g.claims["sub"])
+    except ServiceError as exc:
+        if exc.code != "verify_email_first":
+            raise
+        profile = None
+    return jsonify({**account, "profile": profile})
 
 
 @accounts.post("/me/password")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gateway.auth import client_info, staff_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call
@@ -14,7 +14,15 @@ from gateway.problems import Problem
 from gateway.schemas import (
     AdminCustomerCreatedSchema,
     AdminCustomerCreateSchema,
+    CustomerPageSchema,
     RefreshTokenRequestSchema,
+)
+from services.customers.schemas import (
+    CategoryInputSchema,
+    CategoryListSchema,
+    CategorySchema,
+    CustomerListQuerySchema,
+    CustomerListSchema,
 )
 from services.identity.schemas import (
     AccountSchema,
@@ -126,3 +134,75 @@ def invite_customer(customer_id: str) -> Any:
 def change_account_status(customer_id: str, action: str) -> Any:
     return jsonify(rpc_call("identity", "change_account_status", _account_of(customer_id),
                             action, _actor()))
+
+
+@admin.get("/customers")
+@document("Customers: search, filter, sort, page", tags=["admin"], auth="staff",
+          responses={200: CustomerListSchema},
+          query={name: {"schema": {"type": "string"}} for name in CustomerListQuerySchema().fields})
+@staff_required("owner", "staff")
+def list_customers() -> Any:
+    return jsonify(rpc_call("customers", "list_customers", dict(request.args.items())))
+
+
+@admin.get("/customers/<customer_id>")
+@document("A customer: profile, addresses, categories, figures, recent orders",
+          tags=["admin"], auth="staff", responses={200: CustomerPageSchema})
+@staff_required("owner", "staff")
+def get_customer(customer_id: str) -> Any:
+    customer = rpc_call("customers", "get_customer_detail", customer_id)
+    orders = rpc_call("orders", "recent_orders_of", customer.get("account_id"),
+                      customer["email"], 10)
+    return jsonify(customer=customer, recent_orders=orders)
+
+
+@admin.get("/categories")
+@document("Customer categories, with how many customers each", tags=["admin"], auth="staff",
+          responses={200: CategoryListSchema})
+@staff_required("owner", "staff")
+def list_categories() -> Any:
+    return jsonify(items=rpc_call("customers", "list_categories"))
+
+
+@admin.post("/categories")
+@document("Create a category", tags=["admin"], auth="staff", body=CategoryInputSchema,
+          responses={201: CategorySchema})
+@staff_required("owner", "staff")
+def create_category() -> Any:
+    response = jsonify(rpc_call("customers", "create_category", json_body()))
+    response.status_code = 201
+    return response
+
+
+@admin.patch("/categories/<category_id>")
+@document("Rename a category", tags=["admin"], auth="staff", body=CategoryInputSchema,
+          responses={200: CategorySchema})
+@staff_required("owner", "staff")
+def rename_category(category_id: str) -> Any:
+    return jsonify(rpc_call("customers", "rename_category", category_id, json_body()))
+
+
+@admin.delete("/categories/<category_id>")
+@document("Delete a category (its customers stay)", tags=["admin"], auth="staff",
+          responses={204: None})
+@staff_required("owner", "staff")
+def delete_category(category_id: str) -> Response:
+    rpc_call("customers", "delete_category", category_id)
+    return Response(status=204)
+
+
+@admin.put("/categories/<category_id>/customers/<customer_id>")
+@document("Put a customer in a category", tags=["admin"], auth="staff", responses={204: None})
+@staff_required("owner", "staff")
+def add_to_category(category_id: str, customer_id: str) -> Response:
+    rpc_call("customers", "set_membership", category_id, customer_id, True)
+    return Response(status=204)
+
+
+@admin.delete("/categories/<category_id>/customers/<customer_id>")
+@document("Take a customer out of a category", tags=["admin"], auth="staff",
+          responses={204: None})
+@staff_required("owner", "staff")
+def remove_from_category(category_id: str, customer_id: str) -> Response:
+    rpc_call("customers", "set_membership", category_id, customer_id, False)
+    return Response(status=204)

@@ -14,9 +14,19 @@ from services.customers.schemas import (
     AddressListSchema,
     AddressSchemaOut,
     CheckoutPrefillSchema,
+    ProfileSchema,
+    ProfileUpdateSchema,
 )
 
 profile = Blueprint("profile", __name__)
+
+
+@profile.patch("/me")
+@document("Change my profile (names, phone, language, marketing consent)", tags=["me"],
+          auth="customer", body=ProfileUpdateSchema, responses={200: ProfileSchema})
+@customer_required
+def update_profile() -> Any:
+    return jsonify(rpc_call("customers", "update_profile", g.claims["sub"], json_body()))
 
 
 @profile.get("/me/addresses")

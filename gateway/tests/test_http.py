@@ -122,3 +122,8 @@ def test_a_service_that_does_not_answer_in_time_is_a_504_problem(client: FlaskCl
     response = client.get("/slow")
     assert_problem(response, 504, "upstream_timeout")
     assert response.headers["Retry-After"] == "2"
+
+
+def test_nul_in_the_url_is_refused(client: FlaskClient) -> None:
+    assert_problem(client.get("/api/v1/orders/x%00y?token=t"), 400, "invalid_characters")
+    assert_problem(client.get("/api/v1/admin/customers?q=a%00b"), 400, "invalid_characters")

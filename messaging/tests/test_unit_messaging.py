@@ -86,7 +86,7 @@ def test_topology_is_read_off_the_service_classes() -> None:
         "notifications.dead-letter",
     } <= names
     assert "evt-identity-account_email_verified--orders.handle_account_email_verified" in names
-    assert "identity.dead-letter" not in names  # identity consumes no events
+    assert "evt-customers-customer_updated--identity.handle_customer_updated" in names
 
 
 def test_json_logs_carry_the_request_id_and_extra_fields() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Any
 
@@ -65,3 +67,40 @@ def apply_defaults(addresses: list[Any], chosen: Any, default_shipping: bool | N
                 setattr(address, flag, address is chosen)
         else:
             setattr(chosen, flag, False)
+
+
+def set_marketing_consent(customer: Any, accepts: bool, now: datetime) -> None:
+    """Record consent given or withdrawn, with when: a change only when it changes."""
+    if bool(customer.accepts_marketing) == accepts:
+        return
+    customer.accepts_marketing = accepts
+    if accepts:
+        customer.marketing_consent_at = now
+    else:
+        customer.marketing_withdrawn_at = now
+
+
+# The merchant's list: sort keys, as (column name, descending).
+SORTS = {
+    "-total_spent": ("total_spent", True), "total_spent": ("total_spent", False),
+    "-orders_count": ("orders_count", True), "orders_count": ("orders_count", False),
+    "-last_order_at": ("last_order_at", True), "last_order_at": ("last_order_at", False),
+    "created_at": ("created_at", False), "-created_at": ("created_at", True),
+    "name": ("name", False), "-name": ("name", True),
+}
+
+
+def encode_cursor(sort: str, value: Any, last_id: str) -> str:
+    """An opaque keyset cursor: where the previous page ended, for this sort."""
+    raw = json.dumps({"s": sort, "v": value, "i": last_id}, default=str)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if data["s"] != sort:
+            raise ValueError("cursor from another sort")
+        return data["v"], str(data["i"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Uuid, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from messaging.database import UtcDateTime
@@ -44,6 +44,13 @@ class Customer(Base):
     last_payment_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
     city: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Marketing consent, with when it was given and withdrawn (proof for the merchant).
+    accepts_marketing: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false(), index=True)
+    marketing_consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    marketing_withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
+                                                                    nullable=True)
+    note: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # the merchant's
 
     spend: Mapped[list[CustomerSpend]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", lazy="selectin"
@@ -83,3 +90,23 @@ class Address(Base):
     default_billing: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Category(Base):
+    """A merchant's group of customers ("Wholesale", "Customers from Spain")."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CustomerCategory(Base):
+    __tablename__ = "customer_categories"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    category_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -3,6 +3,7 @@
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from messaging.contracts import AddressSchema
+from services.customers.domain import SORTS
 
 
 class CustomerSchema(Schema):
@@ -22,6 +23,10 @@ class CustomerSchema(Schema):
     last_payment_method = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
     city = fields.String(allow_none=True)
+    accepts_marketing = fields.Boolean()
+    marketing_consent_at = fields.DateTime(allow_none=True)
+    marketing_withdrawn_at = fields.DateTime(allow_none=True)
+    note = fields.String(allow_none=True)
     total_spent = fields.Method("dump_spend")
 
     def dump_spend(self, customer: object) -> dict[str, int]:
@@ -79,3 +84,84 @@ class CheckoutPrefillSchema(Schema):
     phone = fields.String(allow_none=True)
     shipping_address = fields.Nested(AddressSchemaOut, allow_none=True, required=True)
     billing_address = fields.Nested(AddressSchemaOut, allow_none=True, required=True)
+
+
+class ProfileSchema(Schema):
+    id = fields.UUID(required=True)
+    email = fields.String(required=True)
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    locale = fields.String(allow_none=True)
+    accepts_marketing = fields.Boolean(required=True)
+    marketing_consent_at = fields.DateTime(allow_none=True)
+    marketing_withdrawn_at = fields.DateTime(allow_none=True)
+
+
+class ProfileUpdateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    first_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    last_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=30))
+    locale = fields.String(validate=validate.OneOf(["es", "en"]))
+    accepts_marketing = fields.Boolean()
+
+
+class CustomerListQuerySchema(Schema):
+    """GET /admin/customers: filters, a sort, and a keyset cursor."""
+
+    class Meta:
+        unknown = RAISE
+
+    q = fields.String(validate=validate.Length(1, 100),
+                      metadata={"description": "name, email or phone contains"})
+    type = fields.String(validate=validate.OneOf(["guest", "registered"]))
+    has_account = fields.Boolean()
+    category = fields.UUID()
+    country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    min_orders = fields.Integer(validate=validate.Range(0, 1_000_000))
+    accepts_marketing = fields.Boolean()
+    created_from = fields.DateTime()
+    created_to = fields.DateTime()
+    last_order_from = fields.DateTime()
+    last_order_to = fields.DateTime()
+    currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"),
+                             metadata={"description": "the currency total_spent sorts by"})
+    sort = fields.String(load_default="-created_at", validate=validate.OneOf(list(SORTS)))
+    limit = fields.Integer(load_default=25, validate=validate.Range(1, 100))
+    cursor = fields.String(validate=validate.Length(max=500))
+
+
+class CustomerListSchema(Schema):
+    items = fields.List(fields.Nested(CustomerSchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "matching customers"})
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class CategoryInputSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        data["name"] = " ".join(data["name"].split())
+        return data
+
+
+class CategorySchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    customers = fields.Integer(required=True)
+
+
+class CategoryListSchema(Schema):
+    items = fields.List(fields.Nested(CategorySchema), required=True)
+
+
+class CustomerDetailSchema(CustomerSchema):
+    addresses = fields.List(fields.Nested(AddressSchemaOut), required=True)
+    categories = fields.List(fields.Nested(CategorySchema(only=("id", "name"))), required=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import select
+from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
@@ -21,22 +23,35 @@ from messaging.contracts import (
     ORDER_PLACED,
     load_payload,
 )
-from messaging.envelope import Envelope
+from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.logs import LogContext
 from messaging.outbox import emit
 from services.customers import domain
 from services.customers.dependencies import customers_database
-from services.customers.models import Address, Customer, CustomerSpend
+from services.customers.models import (
+    Address,
+    Category,
+    Customer,
+    CustomerCategory,
+    CustomerSpend,
+)
 from services.customers.schemas import (
     AddressInputSchema,
     AddressSchemaOut,
+    CategoryInputSchema,
     CustomerCreateSchema,
+    CustomerListQuerySchema,
     CustomerSchema,
+    ProfileSchema,
+    ProfileUpdateSchema,
 )
 
 log = logging.getLogger(__name__)
+
+PROFILE, CUSTOMERS, LIST_QUERY = ProfileSchema(), CustomerSchema(many=True), \
+    CustomerListQuerySchema()
 
 
 class CustomersService(HealthEndpoints):
@@ -80,6 +95,147 @@ class CustomersService(HealthEndpoints):
         except IntegrityError:
             raise ServiceError("customer_exists", "A customer with this email exists.",
                                409) from None
+
+    # the customer's own profile (by account id) -----------------------------------------
+    @rpc
+    def get_profile(self, account_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return PROFILE.dump(_own_record(session, account_id))
+
+    @rpc
+    def update_profile(self, account_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        data = load_or_raise(ProfileUpdateSchema(), request)
+        with self.db.transaction() as session:
+            customer = _own_record(session, account_id, lock=True)
+            if "accepts_marketing" in data:
+                domain.set_marketing_consent(customer, data.pop("accepts_marketing"), utcnow())
+            for field, value in data.items():
+                setattr(customer, field, value)
+            emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+            return PROFILE.dump(customer)
+
+    # the merchant's view -----------------------------------------------------------------
+    @rpc
+    def list_customers(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Filtered, sorted, keyset-paged (stable under inserts), with the total count."""
+        data = load_or_raise(LIST_QUERY, query)
+        column, descending = domain.SORTS[data["sort"]]
+        spend = aliased(CustomerSpend)
+        sort_key = {
+            "total_spent": func.coalesce(spend.amount, 0),
+            "orders_count": Customer.orders_count,
+            "last_order_at": func.coalesce(Customer.last_order_at, EPOCH),
+            "created_at": Customer.created_at,
+            # A customer without a name (a digital-only guest) sorts by email instead.
+            "name": func.lower(func.coalesce(Customer.first_name + " " + Customer.last_name,
+                                             Customer.first_name, Customer.email)),
+        }[column]
+        filters = _customer_filters(data)
+        with self.db.transaction() as session:
+            total = session.scalar(select(func.count()).select_from(Customer).where(*filters))
+            statement = (
+                select(Customer, sort_key.label("sort_value"))
+                .outerjoin(spend, and_(spend.customer_id == Customer.id,
+                                       spend.currency == data["currency"]))
+                .where(*filters)
+            )
+            if data.get("cursor"):
+                try:
+                    value, last_id = domain.decode_cursor(data["cursor"], data["sort"])
+                    value = _cursor_value(column, value)
+                    after = tuple_(sort_key, Customer.id)
+                    bound = tuple_(literal(value), literal(uuid.UUID(last_id)))
+                except ValueError:
+                    raise ServiceError("validation_failed", "The cursor is not valid.", 422,
+                                       errors={"cursor": ["Not a cursor of this list."]}
+                                       ) from None
+                statement = statement.where(after < bound if descending else after > bound)
+            order = (sort_key.desc(), Customer.id.desc()) if descending else (
+                sort_key.asc(), Customer.id.asc())
+            rows = session.execute(statement.order_by(*order).limit(data["limit"] + 1)).all()
+            page = rows[:data["limit"]]
+            next_cursor = None
+            if len(rows) > data["limit"]:
+                last = page[-1]
+                next_cursor = domain.encode_cursor(data["sort"], last.sort_value,
+                                                   str(last.Customer.id))
+            return {"items": CUSTOMERS.dump([row.Customer for row in page]), "total": total,
+                    "next_cursor": next_cursor}
+
+    @rpc
+    def get_customer_detail(self, customer_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            customer = session.get(Customer, _uuid(customer_id))
+            if customer is None:
+                raise ServiceError("customer_not_found", "No such customer.", 404)
+            categories = session.scalars(
+                select(Category).join(CustomerCategory)
+                .where(CustomerCategory.customer_id == customer.id).order_by(Category.name)
+            ).all()
+            return {
+                **CustomerSchema().dump(customer),
+                "addresses": AddressSchemaOut(many=True).dump(_addresses(session, customer.id)),
+                "categories": [{"id": str(c.id), "name": c.name} for c in categories],
+            }
+
+    # categories ------------------------------------------------------------------------
+    @rpc
+    def list_categories(self) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(Category, func.count(CustomerCategory.customer_id).label("customers"))
+                .outerjoin(CustomerCategory).group_by(Category.id).order_by(Category.name)
+            ).all()
+            return [{"id": str(c.id), "name": c.name, "customers": n} for c, n in rows]
+
+    @rpc
+    def create_category(self, request: dict[str, Any]) -> dict[str, Any]:
+        data = load_or_raise(CategoryInputSchema(), request)
+        try:
+            with self.db.transaction() as session:
+                category = Category(name=data["name"])
+                session.add(category)
+                session.flush()
+                return {"id": str(category.id), "name": category.name, "customers": 0}
+        except IntegrityError:
+            raise _category_exists() from None
+
+    @rpc
+    def rename_category(self, category_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        data = load_or_raise(CategoryInputSchema(), request)
+        try:
+            with self.db.transaction() as session:
+                category = _category(session, category_id)
+                category.name = data["name"]
+                session.flush()
+                members = session.scalar(select(func.count()).select_from(CustomerCategory)
+                                         .where(CustomerCategory.category_id == category.id))
+                return {"id": str(category.id), "name": category.name, "customers": members}
+        except IntegrityError:
+            raise _category_exists() from None
+
+    @rpc
+    def delete_category(self, category_id: str) -> None:
+        """The category goes; its customers stay (only their membership is removed)."""
+        with self.db.transaction() as session:
+            category = _category(session, category_id)
+            session.execute(delete(CustomerCategory)
+                            .where(CustomerCategory.category_id == category.id))
+            session.delete(category)
+
+    @rpc
+    def set_membership(self, category_id: str, customer_id: str, member: bool) -> None:
+        """Idempotent: adding a member twice, or removing a non-member, changes nothing."""
+        with self.db.transaction() as session:
+            category = _category(session, category_id)
+            customer = session.get(Customer, _uuid(customer_id))
+            if customer is None:
+                raise ServiceError("customer_not_found", "No such customer.", 404)
+            existing = session.get(CustomerCategory, (customer.id, category.id))
+            if member and existing is None:
+                session.add(CustomerCategory(customer_id=customer.id, category_id=category.id))
+            elif not member and existing is not None:
+                session.delete(existing)
 
     # the customer's own address book (by account id) -----------------------------------
     @rpc
@@ -244,6 +400,58 @@ class CustomersService(HealthEndpoints):
         emit(session, CUSTOMER_CREATED, _customer_event(customer))
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATETIME_SORTS = {"last_order_at", "created_at"}
+
+
+def _cursor_value(column: str, value: Any) -> Any:
+    if column in _DATETIME_SORTS:
+        return datetime.fromisoformat(str(value))
+    if column in ("total_spent", "orders_count"):
+        return int(value)
+    return str(value)
+
+
+def _customer_filters(data: dict[str, Any]) -> list[Any]:
+    filters: list[Any] = []
+    if "q" in data:
+        filters.append(or_(*(column.icontains(data["q"], autoescape=True) for column in (
+            Customer.email, Customer.first_name, Customer.last_name, Customer.phone))))
+    if "type" in data:
+        filters.append(Customer.type == data["type"])
+    if "has_account" in data:
+        filters.append(Customer.account_id.is_not(None) if data["has_account"]
+                       else Customer.account_id.is_(None))
+    if "category" in data:
+        filters.append(exists().where(CustomerCategory.customer_id == Customer.id,
+                                      CustomerCategory.category_id == data["category"]))
+    if "country" in data:
+        filters.append(Customer.country == data["country"].upper())
+    if "min_orders" in data:
+        filters.append(Customer.orders_count >= data["min_orders"])
+    if "accepts_marketing" in data:
+        filters.append(Customer.accepts_marketing.is_(data["accepts_marketing"]))
+    for field, column, op in (("created_from", Customer.created_at, "ge"),
+                              ("created_to", Customer.created_at, "lt"),
+                              ("last_order_from", Customer.last_order_at, "ge"),
+                              ("last_order_to", Customer.last_order_at, "lt")):
+        if field in data:
+            value = data[field] if data[field].tzinfo else data[field].replace(tzinfo=UTC)
+            filters.append(column >= value if op == "ge" else column < value)
+    return filters
+
+
+def _category(session: Any, category_id: str) -> Category:
+    category = session.get(Category, _uuid(category_id, "category_not_found"))
+    if category is None:
+        raise ServiceError("category_not_found", "No such category.", 404)
+    return category
+
+
+def _category_exists() -> ServiceError:
+    return ServiceError("category_exists", "A category with this name exists.", 409)
+
+
 def _own_record(session: Any, account_id: str, lock: bool = False) -> Customer:
     """The customer record linked to this account. An account whose email is still unproven
     while a guest record holds that email has none yet: it must not see the guest's data."""
@@ -276,4 +484,5 @@ def _uuid(value: Any, code: str = "customer_not_found") -> uuid.UUID:
 
 def _customer_event(customer: Customer) -> dict[str, Any]:
     return {"customer_id": customer.id, "email": customer.email, "type": customer.type,
-            "first_name": customer.first_name, "last_name": customer.last_name}
+            "first_name": customer.first_name, "last_name": customer.last_name,
+            "account_id": customer.account_id, "locale": customer.locale}

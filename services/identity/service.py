@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_APPROVED,
     ACCOUNT_DISABLED,
@@ -19,13 +20,15 @@ from messaging.contracts import (
     ACCOUNT_ENABLED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
+    CUSTOMER_UPDATED,
     EMAIL_CHANGE_REQUESTED,
     EMAIL_CHANGED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     STORE_SETTINGS_CHANGED,
+    load_payload,
 )
-from messaging.envelope import utcnow
+from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.keys import hash_token, new_token, seal
@@ -336,6 +339,23 @@ class IdentityService(HealthEndpoints):
             emit(session, EMAIL_CHANGED, {**_account_payload(account), "old_email": changed_to,
                                           "reverted": True, "revert_token_sealed": None})
             return AccountSchema().dump(account)
+
+    @consume_event("customers", CUSTOMER_UPDATED)
+    def handle_customer_updated(self, envelope: Envelope) -> None:
+        """Keep the names and language account emails use in step with the profile."""
+        customer = load_payload(envelope)
+        if customer["account_id"] is None:
+            return
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            account = session.get(Account, customer["account_id"])
+            if account is None:
+                return
+            account.first_name = customer["first_name"]
+            account.last_name = customer["last_name"]
+            if customer["locale"]:
+                account.locale = customer["locale"]
 
     # merchant actions on accounts ----------------------------------------------------
     @rpc

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from messaging.consumer import consume_event
@@ -88,6 +88,20 @@ class OrdersService(HealthEndpoints):
             items = ORDERS.dump(orders[:query["limit"]])
         more = len(orders) > query["limit"]
         return {"items": items, "next_before": items[-1]["placed_at"] if more else None}
+
+    @rpc
+    def recent_orders_of(self, account_id: str | None, email: str, limit: int = 10
+                         ) -> list[dict[str, Any]]:
+        """For the merchant's customer page: the account's orders and the email's guest
+        orders, newest first."""
+        match = and_(Order.customer_id.is_(None), Order.email == email.strip().lower())
+        if account_id:
+            match = or_(Order.customer_id == _uuid(account_id), match)
+        with self.db.transaction() as session:
+            orders = session.scalars(select(Order).where(match)
+                                     .order_by(Order.placed_at.desc())
+                                     .limit(max(1, min(int(limit), 50)))).all()
+            return ORDERS.dump(orders)
 
     @rpc
     def get_customer_order(self, customer_id: str, order_id: str) -> dict[str, Any]:
