@@ -127,3 +127,19 @@ def test_a_service_that_does_not_answer_in_time_is_a_504_problem(client: FlaskCl
 def test_nul_in_the_url_is_refused(client: FlaskClient) -> None:
     assert_problem(client.get("/api/v1/orders/x%00y?token=t"), 400, "invalid_characters")
     assert_problem(client.get("/api/v1/admin/customers?q=a%00b"), 400, "invalid_characters")
+
+
+def test_cors_answers_only_the_configured_storefront_origins() -> None:
+    app = create_app(GatewayConfig(amqp_uri="amqp://guest:guest@127.0.0.1:1/", rpc_timeout=1,
+                                   cors_origins=("https://shop.example",)))
+    client = app.test_client()
+    preflight = client.options("/api/v1/checkout", headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Content-Type, Idempotency-Key"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "idempotency-key" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    other = client.options("/api/v1/checkout", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    exposed = client.get("/healthz", headers={"Origin": "https://shop.example"})
+    assert "Access-Control-Allow-Origin" not in exposed.headers  # only /api is shared
