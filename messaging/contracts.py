@@ -29,6 +29,10 @@ ACCOUNT_ENABLED = "account_enabled"
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_UPDATED = "customer_updated"
 ORDER_PLACED = "order_placed"
+ORDER_STATUS_CHANGED = "order_status_changed"
+PAYMENT_STATUS_CHANGED = "payment_status_changed"
+FULFILLMENT_UPDATED = "fulfillment_updated"
+ORDER_CANCELED = "order_canceled"
 
 
 class _Payload(Schema):
@@ -111,6 +115,27 @@ class OrderPlacedPayload(_Payload):
     # holding it proves the inbox (the checkout response never carries it).
     access_token_sealed = fields.String(allow_none=True, load_default=None)
     offer_account = fields.Boolean(load_default=False)
+
+
+class OrderChangePayload(_Payload):
+    """A change to one of an order's three states: who made it, from what, to what, and
+    whether the customer should hear about it."""
+
+    order_id = fields.UUID(required=True)
+    number = fields.String(required=True)
+    customer_id = fields.UUID(allow_none=True, load_default=None)
+    email = fields.Email(required=True)
+    locale = fields.String(required=True)
+    currency = fields.String(required=True)
+    total = fields.Integer(required=True)
+    from_ = fields.String(data_key="from", allow_none=True, load_default=None)
+    to = fields.String(required=True)
+    actor = fields.String(required=True)
+    notify_customer = fields.Boolean(required=True)
+    comment = fields.String(allow_none=True, load_default=None)
+    carrier = fields.String(allow_none=True, load_default=None)
+    tracking_number = fields.String(allow_none=True, load_default=None)
+    tracking_url = fields.String(allow_none=True, load_default=None)
 
 
 class StoreSettingsChangedPayload(_Payload):
@@ -201,6 +226,10 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(CUSTOMER_CREATED, "customers", 1, CustomerPayload),
         EventContract(CUSTOMER_UPDATED, "customers", 1, CustomerPayload),
         EventContract(ORDER_PLACED, "orders", 1, OrderPlacedPayload),
+        EventContract(ORDER_STATUS_CHANGED, "orders", 1, OrderChangePayload),
+        EventContract(PAYMENT_STATUS_CHANGED, "orders", 1, OrderChangePayload),
+        EventContract(FULFILLMENT_UPDATED, "orders", 1, OrderChangePayload),
+        EventContract(ORDER_CANCELED, "orders", 1, OrderChangePayload),
     ]
 }
 

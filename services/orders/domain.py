@@ -125,3 +125,33 @@ def request_fingerprint(request: Mapping[str, Any]) -> str:
 
 def format_order_number(number: int) -> str:
     return f"#{number}"
+
+
+MANUAL_PAYMENT_METHODS = ("bank_transfer", "cash", "cheque")
+HOLDS_STOCK = frozenset({"pending_payment", "paid"})  # canceling these puts stock back
+
+
+def is_digital_only(lines: Iterable[Any]) -> bool:
+    return all(line.digital for line in lines)
+
+
+def follow_ups(field: str, to: str, order: Any) -> list[tuple[str, str]]:
+    """The changes another change implies, as (field, state), in order:
+    - paid: the order is paid; a digital-only order (nothing to ship) is then completed;
+    - delivered: a paid order is completed;
+    - canceled: what was still to ship is canceled too.
+    """
+    implied: list[tuple[str, str]] = []
+    if field == "payment_status" and to == "paid" and order.status == "pending_payment":
+        implied.append(("status", "paid"))
+        if is_digital_only(order.lines):
+            implied.append(("status", "completed"))
+    elif field == "fulfillment_status" and to == "delivered" and (
+            order.status == "paid" or order.payment_status == "paid"):
+        if order.status == "pending_payment":
+            implied.append(("status", "paid"))
+        implied.append(("status", "completed"))
+    elif field == "status" and to == "canceled" and order.fulfillment_status in (
+            "unfulfilled", "requested"):
+        implied.append(("fulfillment_status", "canceled"))
+    return implied

@@ -53,6 +53,9 @@ class Order(Base):
     shipping_total: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     shipping_address: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    carrier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tracking_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     # SHA-256 of the guest's order access token (the token itself is only in the email).
     access_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

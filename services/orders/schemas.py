@@ -91,6 +91,9 @@ class OrderSchema(Schema):
     shipping_total = fields.Integer()
     total = fields.Integer()
     shipping_address = fields.Dict(allow_none=True)
+    carrier = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+    tracking_url = fields.String(allow_none=True)
     placed_at = fields.DateTime()
     lines = fields.List(fields.Nested(OrderLineSchema))
 
@@ -109,3 +112,66 @@ class CheckoutResponseSchema(Schema):
     order = fields.Nested(OrderSchema, required=True)
     offer_account = fields.Boolean(
         required=True, metadata={"description": "the confirmation email offers an account"})
+
+
+class _Change(_Strict):
+    comment = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Length(max=2000))
+    notify_customer = fields.Boolean(load_default=False)
+
+
+class StatusChangeSchema(_Change):
+    status = fields.String(required=True, validate=validate.Length(1, 32))
+
+
+class PaymentChangeSchema(_Change):
+    payment_status = fields.String(required=True, validate=validate.Length(1, 32))
+
+
+class FulfillmentChangeSchema(_Change):
+    fulfillment_status = fields.String(required=True, validate=validate.Length(1, 32))
+    carrier = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Length(max=100))
+    tracking_number = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(max=100))
+    tracking_url = fields.Url(load_default=None, allow_none=True,
+                              schemes={"http", "https"}, validate=validate.Length(max=500))
+
+
+class NoteSchema(_Strict):
+    comment = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class HistorySchema(Schema):
+    at = fields.DateTime(required=True)
+    actor = fields.String(required=True)
+    field = fields.String(required=True)
+    from_value = fields.String(data_key="from", allow_none=True)
+    to_value = fields.String(data_key="to", allow_none=True)
+    comment = fields.String(allow_none=True)
+    notify_customer = fields.Boolean(required=True)
+
+
+class AdminOrderSchema(OrderSchema):
+    history = fields.List(fields.Nested(HistorySchema), required=True)
+
+
+class AdminOrderQuerySchema(_Strict):
+    status = fields.String(validate=validate.Length(max=32))
+    payment_status = fields.String(validate=validate.Length(max=32))
+    fulfillment_status = fields.String(validate=validate.Length(max=32))
+    customer_id = fields.UUID()
+    email = fields.String(validate=validate.Length(max=254))
+    q = fields.String(validate=validate.Length(1, 100),
+                      metadata={"description": "order number or email contains"})
+    placed_from = fields.DateTime()
+    placed_to = fields.DateTime()
+    limit = fields.Integer(load_default=25, validate=validate.Range(1, 100))
+    before = fields.String(validate=validate.Length(max=500),
+                           metadata={"description": "next_before of the previous page"})
+
+
+class AdminOrderListSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema), required=True)
+    total = fields.Integer(required=True)
+    next_before = fields.String(allow_none=True, required=True)

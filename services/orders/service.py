@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import and_, delete, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from messaging.consumer import consume_event
-from messaging.contracts import ACCOUNT_EMAIL_VERIFIED, ORDER_PLACED, load_payload
+from messaging.contracts import (
+    ACCOUNT_EMAIL_VERIFIED,
+    FULFILLMENT_UPDATED,
+    ORDER_CANCELED,
+    ORDER_PLACED,
+    ORDER_STATUS_CHANGED,
+    PAYMENT_STATUS_CHANGED,
+    load_payload,
+)
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
@@ -29,10 +38,16 @@ from services.orders.models import (
     Product,
 )
 from services.orders.schemas import (
+    AdminOrderQuerySchema,
+    AdminOrderSchema,
+    FulfillmentChangeSchema,
+    NoteSchema,
     OrderPageSchema,
     OrderSchema,
+    PaymentChangeSchema,
     PlaceOrderSchema,
     ProductSchema,
+    StatusChangeSchema,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +55,9 @@ log = logging.getLogger(__name__)
 # Schemas are built once: building one per call (field deep copies) showed in profiles.
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
 PLACE_ORDER, ORDER_PAGE = PlaceOrderSchema(), OrderPageSchema()
+ADMIN_ORDER = AdminOrderSchema()
+CHANGE_SCHEMAS = {"status": StatusChangeSchema(), "payment_status": PaymentChangeSchema(),
+                  "fulfillment_status": FulfillmentChangeSchema()}
 
 
 class OrdersService(HealthEndpoints):
@@ -110,6 +128,134 @@ class OrdersService(HealthEndpoints):
             if order is None or order.customer_id != _uuid(customer_id):
                 raise ServiceError("order_not_found", "No such order.", 404)  # not "forbidden"
             return ORDER.dump(order)
+
+    # the merchant's actions ------------------------------------------------------------
+    @rpc
+    def change_order(self, order_id: str, field: str, request: dict[str, Any], actor: str
+                     ) -> dict[str, Any]:
+        """Move one of the order's three states (status, payment_status, fulfillment_status)
+        along its machine. Illegal: 409 naming the allowed states; the same state: no-op.
+        Each change is a history row and an event, in the same transaction."""
+        data = load_or_raise(CHANGE_SCHEMAS[field], request)
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id), with_for_update=True)
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            if field == "payment_status" and order.payment_method not in \
+                    domain.MANUAL_PAYMENT_METHODS:
+                raise ServiceError("payment_not_manual",
+                                   f"{order.payment_method} payments are not changed by hand.",
+                                   409)
+            if field == "fulfillment_status" and domain.is_digital_only(order.lines):
+                raise ServiceError("nothing_to_ship", "This order is digital only.", 409)
+            implied = domain.follow_ups(field, data[field], order)
+            self._change(session, order, field, data[field], actor, data["comment"],
+                         data["notify_customer"], data)
+            for implied_field, state in implied:
+                if domain.MACHINES[implied_field][getattr(order, implied_field)] >= {state}:
+                    self._change(session, order, implied_field, state, "system",
+                                 f"follows {field} {data[field]}", False, {})
+            session.flush()
+            return ADMIN_ORDER.dump(order)
+
+    @rpc
+    def add_note(self, order_id: str, request: dict[str, Any], actor: str) -> dict[str, Any]:
+        data = load_or_raise(NoteSchema(), request)
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id), with_for_update=True)
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            order.history.append(OrderHistory(at=utcnow(), actor=actor, field="note",
+                                              comment=data["comment"], notify_customer=False))
+            session.flush()
+            return ADMIN_ORDER.dump(order)
+
+    @rpc
+    def get_admin_order(self, order_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id))
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            return ADMIN_ORDER.dump(order)
+
+    @rpc
+    def list_admin_orders(self, query: dict[str, Any]) -> dict[str, Any]:
+        data = load_or_raise(AdminOrderQuerySchema(), query)
+        filters: list[Any] = []
+        for field in ("status", "payment_status", "fulfillment_status"):
+            if field in data:
+                filters.append(getattr(Order, field) == data[field])
+        if "customer_id" in data:
+            filters.append(Order.customer_id == data["customer_id"])
+        if "email" in data:
+            filters.append(Order.email == data["email"].strip().lower())
+        if "q" in data:
+            number = data["q"].lstrip("#")
+            match = Order.email.icontains(data["q"], autoescape=True)
+            filters.append(or_(Order.number == int(number), match) if number.isdigit()
+                           else match)
+        for field, op in (("placed_from", "ge"), ("placed_to", "lt")):
+            if field in data:
+                value = data[field] if data[field].tzinfo else data[field].replace(tzinfo=UTC)
+                filters.append(Order.placed_at >= value if op == "ge"
+                               else Order.placed_at < value)
+        with self.db.transaction() as session:
+            total = session.scalar(select(func.count()).select_from(Order).where(*filters))
+            statement = select(Order).where(*filters)
+            if "before" in data:
+                try:
+                    placed, last_id = data["before"].rsplit("|", 1)
+                    bound = tuple_(literal(datetime.fromisoformat(placed)),
+                                   literal(uuid.UUID(last_id)))
+                except ValueError:
+                    raise ServiceError("validation_failed", "Not a valid page marker.", 422,
+                                       errors={"before": ["Not a page marker."]}) from None
+                statement = statement.where(tuple_(Order.placed_at, Order.id) < bound)
+            orders = session.scalars(statement.order_by(Order.placed_at.desc(),
+                                                        Order.id.desc())
+                                     .limit(data["limit"] + 1)).all()
+            page = orders[:data["limit"]]
+            more = len(orders) > data["limit"]
+            return {"items": ORDERS.dump(page), "total": total,
+                    "next_before": (f"{page[-1].placed_at.isoformat()}|{page[-1].id}"
+                                    if more else None)}
+
+    def _change(self, session: Any, order: Order, field: str, to: str, actor: str,
+                comment: str | None, notify: bool, details: dict[str, Any]) -> None:
+        current = getattr(order, field)
+        tracking = field == "fulfillment_status" and any(
+            details.get(k) for k in ("carrier", "tracking_number", "tracking_url"))
+        if not domain.check_transition(field, current, to) and not tracking:
+            return  # the same state again: nothing happens, nothing is recorded
+        setattr(order, field, to)
+        if tracking:
+            for key in ("carrier", "tracking_number", "tracking_url"):
+                if details.get(key):
+                    setattr(order, key, details[key])
+        if field == "status" and to == "canceled" and current in domain.HOLDS_STOCK:
+            self._release_stock(session, order)
+        order.history.append(OrderHistory(at=utcnow(), actor=actor, field=field,
+                                          from_value=current, to_value=to, comment=comment,
+                                          notify_customer=notify))
+        event = ORDER_CANCELED if (field, to) == ("status", "canceled") else {
+            "status": ORDER_STATUS_CHANGED, "payment_status": PAYMENT_STATUS_CHANGED,
+            "fulfillment_status": FULFILLMENT_UPDATED}[field]
+        emit(session, event, {
+            "order_id": order.id, "number": f"#{order.number}", "customer_id": order.customer_id,
+            "email": order.email, "locale": order.locale, "currency": order.currency,
+            "total": order.total, "from": current, "to": to, "actor": actor,
+            "notify_customer": notify, "comment": comment, "carrier": order.carrier,
+            "tracking_number": order.tracking_number, "tracking_url": order.tracking_url,
+        })
+
+    def _release_stock(self, session: Any, order: Order) -> None:
+        """Put a canceled order's units back. Called only on the transition into canceled,
+        under the order's row lock: at most once per order."""
+        for line in order.lines:
+            session.execute(update(Product)
+                            .where(Product.sku == line.sku, Product.stock.is_not(None))
+                            .values(stock=Product.stock + line.quantity)
+                            .execution_options(synchronize_session=False))
 
     @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
     def handle_account_email_verified(self, envelope: Envelope) -> None:

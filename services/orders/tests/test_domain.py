@@ -74,3 +74,27 @@ def test_request_fingerprint_covers_what_the_shopper_asked_for() -> None:
         domain.request_fingerprint({"locale": "en", **asked, "idempotency_key": "k2"})
     assert domain.request_fingerprint(asked) != domain.request_fingerprint(
         {**asked, "lines": [{"sku": "A", "quantity": 2}]})
+
+
+def order_in(status: str, payment: str, fulfillment: str, digital: bool = False
+             ) -> SimpleNamespace:
+    return SimpleNamespace(status=status, payment_status=payment,
+                           fulfillment_status=fulfillment,
+                           lines=[SimpleNamespace(digital=digital)])
+
+
+def test_what_a_change_implies() -> None:
+    pending = order_in("pending_payment", "pending", "unfulfilled")
+    assert domain.follow_ups("payment_status", "paid", pending) == [("status", "paid")]
+    digital = order_in("pending_payment", "pending", "unfulfilled", digital=True)
+    assert domain.follow_ups("payment_status", "paid", digital) == [
+        ("status", "paid"), ("status", "completed")]
+    paid = order_in("paid", "paid", "in_transit")
+    assert domain.follow_ups("fulfillment_status", "delivered", paid) == [
+        ("status", "completed")]
+    unpaid = order_in("pending_payment", "pending", "in_transit")
+    assert domain.follow_ups("fulfillment_status", "delivered", unpaid) == []
+    assert domain.follow_ups("status", "canceled", pending) == [
+        ("fulfillment_status", "canceled")]
+    shipped = order_in("paid", "paid", "in_transit")
+    assert domain.follow_ups("status", "canceled", shipped) == []

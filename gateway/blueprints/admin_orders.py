@@ -1,0 +1,84 @@
+"""The merchant's orders: list, detail with history, and changes to the three states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+
+from gateway.auth import staff_required
+from gateway.blueprints import json_body, rpc_call
+from gateway.openapi import document
+from services.orders.schemas import (
+    AdminOrderListSchema,
+    AdminOrderQuerySchema,
+    AdminOrderSchema,
+    FulfillmentChangeSchema,
+    NoteSchema,
+    PaymentChangeSchema,
+    StatusChangeSchema,
+)
+
+admin_orders = Blueprint("admin_orders", __name__)
+
+
+def _actor() -> str:
+    return f"staff:{g.claims['sub']}"
+
+
+@admin_orders.get("/orders")
+@document("Orders: filter by the three states, customer, dates; search number or email",
+          tags=["admin orders"], auth="staff", responses={200: AdminOrderListSchema},
+          query={name: {"schema": {"type": "string"}} for name in AdminOrderQuerySchema().fields})
+@staff_required("owner", "staff")
+def list_orders() -> Any:
+    return jsonify(rpc_call("orders", "list_admin_orders", dict(request.args.items())))
+
+
+@admin_orders.get("/orders/<order_id>")
+@document("An order with its history (who changed what, when)", tags=["admin orders"],
+          auth="staff", responses={200: AdminOrderSchema})
+@staff_required("owner", "staff")
+def get_order(order_id: str) -> Any:
+    return jsonify(rpc_call("orders", "get_admin_order", order_id))
+
+
+def _change(order_id: str, field: str) -> Any:
+    return jsonify(rpc_call("orders", "change_order", order_id, field, json_body(), _actor()))
+
+
+@admin_orders.post("/orders/<order_id>/status")
+@document("Change the order status (pending_payment, paid, completed, canceled)",
+          tags=["admin orders"], auth="staff", body=StatusChangeSchema,
+          responses={200: AdminOrderSchema},
+          description="An illegal move is a 409 naming the allowed ones; the same state "
+                      "again changes nothing. Canceling puts the stock back.")
+@staff_required("owner", "staff")
+def change_status(order_id: str) -> Any:
+    return _change(order_id, "status")
+
+
+@admin_orders.post("/orders/<order_id>/payment-status")
+@document("Change the payment status of a manual payment (cash, bank transfer, cheque)",
+          tags=["admin orders"], auth="staff", body=PaymentChangeSchema,
+          responses={200: AdminOrderSchema})
+@staff_required("owner", "staff")
+def change_payment_status(order_id: str) -> Any:
+    return _change(order_id, "payment_status")
+
+
+@admin_orders.post("/orders/<order_id>/fulfillment")
+@document("Move fulfilment (requested, in_transit, delivered) with carrier and tracking",
+          tags=["admin orders"], auth="staff", body=FulfillmentChangeSchema,
+          responses={200: AdminOrderSchema})
+@staff_required("owner", "staff")
+def change_fulfillment(order_id: str) -> Any:
+    return _change(order_id, "fulfillment_status")
+
+
+@admin_orders.post("/orders/<order_id>/notes")
+@document("Add a note to the order's history", tags=["admin orders"], auth="staff",
+          body=NoteSchema, responses={200: AdminOrderSchema})
+@staff_required("owner", "staff")
+def add_note(order_id: str) -> Any:
+    return jsonify(rpc_call("orders", "add_note", order_id, json_body(), _actor()))

@@ -1,0 +1,126 @@
+"""The merchant runs orders: the three state machines, history, stock, events. Through HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+
+ADDRESS = {"first_name": "Olga", "last_name": "Ruiz", "line1": "Plaza 2", "city": "León",
+           "country": "ES"}
+
+
+@pytest.fixture(scope="module")
+def owner(system: System) -> dict[str, str]:
+    token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
+        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def place(system: System, sku: str = "MUG-LOGO", quantity: int = 1,
+          payment_method: str = "bank_transfer") -> dict[str, Any]:
+    response = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": f"o-{uuid.uuid4().hex[:8]}@example.com", "payment_method": payment_method,
+        "lines": [{"sku": sku, "quantity": quantity}], "shipping_address": ADDRESS})
+    assert response.status_code == 201, response.text
+    return response.json()["order"]
+
+
+def change(system: System, owner: dict[str, str], order: dict[str, Any], what: str,
+           **body: Any) -> requests.Response:
+    return requests.post(system.api(f"/admin/orders/{order['id']}/{what}"), headers=owner,
+                         json=body, timeout=10)
+
+
+def stock(system: System, sku: str) -> int:
+    [(value,)] = system.sql("orders", "SELECT stock FROM products WHERE sku = :s", s=sku)
+    return value
+
+
+def test_an_order_from_payment_to_delivery(system: System, owner: dict[str, str]) -> None:
+    order = place(system)
+    paid = change(system, owner, order, "payment-status", payment_status="paid",
+                  comment="transfer received", notify_customer=True)
+    assert paid.status_code == 200, paid.text
+    body = paid.json()
+    assert (body["payment_status"], body["status"]) == ("paid", "paid")
+    assert [(h["field"], h["from"], h["to"]) for h in body["history"]][-2:] == [
+        ("payment_status", "pending", "paid"), ("status", "pending_payment", "paid")]
+    assert body["history"][-2]["actor"].startswith("staff:")
+    assert body["history"][-2]["comment"] == "transfer received"
+
+    again = change(system, owner, order, "payment-status", payment_status="paid")
+    assert len(again.json()["history"]) == len(body["history"])  # the same state: a no-op
+    illegal = change(system, owner, order, "payment-status", payment_status="pending")
+    assert illegal.status_code == 409 and illegal.json()["allowed"] == ["refunded"]
+
+    change(system, owner, order, "fulfillment", fulfillment_status="requested")
+    shipped = change(system, owner, order, "fulfillment", fulfillment_status="in_transit",
+                     carrier="Correos", tracking_number="PK123",
+                     tracking_url="https://track.example/PK123", notify_customer=True).json()
+    assert (shipped["carrier"], shipped["tracking_number"]) == ("Correos", "PK123")
+    delivered = change(system, owner, order, "fulfillment",
+                       fulfillment_status="delivered").json()
+    assert (delivered["fulfillment_status"], delivered["status"]) == ("delivered", "completed")
+    assert change(system, owner, order, "status", status="canceled").status_code == 409
+
+    events = [row.event_type for row in system.sql(
+        "orders", "SELECT event_type FROM outbox WHERE body LIKE :o ORDER BY id",
+        o=f"%{order['id']}%")]
+    assert events == ["order_placed", "payment_status_changed", "order_status_changed",
+                      "fulfillment_updated", "fulfillment_updated", "fulfillment_updated",
+                      "order_status_changed"]
+    note = requests.post(system.api(f"/admin/orders/{order['id']}/notes"), headers=owner,
+                         json={"comment": "gift wrap"}, timeout=10).json()
+    assert note["history"][-1]["comment"] == "gift wrap"
+
+
+def test_canceling_puts_the_stock_back_once(system: System, owner: dict[str, str]) -> None:
+    before = stock(system, "POSTER-A2")
+    order = place(system, "POSTER-A2", 2)
+    assert stock(system, "POSTER-A2") == before - 2
+    canceled = change(system, owner, order, "status", status="canceled", comment="no stock")
+    assert canceled.json()["status"] == "canceled"
+    assert canceled.json()["fulfillment_status"] == "canceled"
+    change(system, owner, order, "status", status="canceled")  # again: nothing more
+    assert stock(system, "POSTER-A2") == before
+    assert system.sql("orders", "SELECT count(*) FROM outbox WHERE event_type = "
+                                "'order_canceled' AND body LIKE :o", o=f"%{order['id']}%"
+                      )[0][0] == 1
+
+
+def test_digital_and_card_orders(system: System, owner: dict[str, str]) -> None:
+    ebook = place(system, "EBOOK-RECIPES")
+    done = change(system, owner, ebook, "payment-status", payment_status="paid").json()
+    assert done["status"] == "completed"  # nothing to ship: complete on payment
+    nothing = change(system, owner, ebook, "fulfillment", fulfillment_status="requested")
+    assert (nothing.status_code, nothing.json()["code"]) == (409, "nothing_to_ship")
+    card = place(system, payment_method="card")
+    refused = change(system, owner, card, "payment-status", payment_status="paid")
+    assert (refused.status_code, refused.json()["code"]) == (409, "payment_not_manual")
+    unknown = change(system, owner, card, "status", status="teleported")
+    assert unknown.status_code == 422
+
+
+def test_the_merchants_order_list(system: System, owner: dict[str, str]) -> None:
+    order = place(system)
+    change(system, owner, order, "status", status="canceled")
+
+    def listing(**query: Any) -> dict[str, Any]:
+        return requests.get(system.api("/admin/orders"), params=query, headers=owner,
+                            timeout=10).json()
+
+    assert order["id"] in [o["id"] for o in listing(status="canceled")["items"]]
+    assert [o["id"] for o in listing(q=order["number"])["items"]] == [order["id"]]
+    assert [o["id"] for o in listing(email=order["email"])["items"]] == [order["id"]]
+    first = listing(limit=2)
+    second = listing(limit=2, before=first["next_before"])
+    assert not {o["id"] for o in first["items"]} & {o["id"] for o in second["items"]}
+    assert first["total"] == second["total"] >= 4
+    detail = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
+                          timeout=10).json()
+    assert detail["history"][0]["to"] == "pending_payment"
