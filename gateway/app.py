@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway.auth import TokenVerifier
 from gateway.blueprints.accounts import accounts
 from gateway.blueprints.admin import admin
+from gateway.blueprints.admin_notifications import admin_notifications
 from gateway.blueprints.admin_orders import admin_orders
 from gateway.blueprints.health import health
 from gateway.blueprints.profile import profile
@@ -78,6 +79,7 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.register_blueprint(profile, url_prefix="/api/v1")
     app.register_blueprint(admin, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_orders, url_prefix="/api/v1/admin")
+    app.register_blueprint(admin_notifications, url_prefix="/api/v1/admin")
     if os.environ.get("BENCH_ROUTES") == "1":  # ceilings for bench/, never in production
         from gateway.blueprints.bench import bench
 

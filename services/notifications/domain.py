@@ -14,6 +14,16 @@ INVITATION = "invitation"
 ACCOUNT_APPROVED = "account_approved"
 EMAIL_CHANGE_CONFIRM = "email_change_confirm"
 EMAIL_CHANGE_NOTICE = "email_change_notice"
+PAYMENT_RECEIVED = "payment_received"
+ORDER_SHIPPED = "order_shipped"
+ORDER_DELIVERED = "order_delivered"
+ORDER_CANCELED = "order_canceled"
+
+# Account and security emails always go: a store cannot switch off a password reset.
+ALWAYS_SENT = frozenset({WELCOME, PASSWORD_RESET, PASSWORD_CHANGED, INVITATION,
+                         ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE})
+SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, ORDER_SHIPPED, ORDER_DELIVERED,
+              ORDER_CANCELED)
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from messaging.database import UtcDateTime
@@ -40,3 +40,13 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class NotificationSetting(Base):
+    """The store's switch for one kind of email (absent: on)."""
+
+    __tablename__ = "notification_settings"
+
+    kind: Mapped[str] = mapped_column(String(50), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)

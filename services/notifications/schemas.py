@@ -1,8 +1,9 @@
 """Notifications' wire formats."""
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from messaging.logs import mask_email
+from services.notifications.domain import SWITCHABLE
 
 
 class DeliverySchema(Schema):
@@ -16,3 +17,26 @@ class DeliverySchema(Schema):
     last_error = fields.String(allow_none=True)
     created_at = fields.DateTime()
     sent_at = fields.DateTime(allow_none=True)
+
+
+class DeliveryListSchema(Schema):
+    items = fields.List(fields.Nested(DeliverySchema), required=True)
+    next_before = fields.String(allow_none=True, required=True)
+
+
+class DeliveryQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(validate=validate.OneOf(["pending", "sending", "sent", "failed",
+                                                    "skipped"]))
+    kind = fields.String(validate=validate.Length(max=50))
+    recipient = fields.String(validate=validate.Length(max=254),
+                              metadata={"description": "exact email address"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    before = fields.String(validate=validate.Length(max=500))
+
+
+# Which emails the store sends: kind → on/off. Account emails always go, so are not here.
+NotificationSettingsSchema = Schema.from_dict(
+    {kind: fields.Boolean() for kind in SWITCHABLE}, name="NotificationSettings")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from nameko.rpc import rpc
 from nameko.timer import timer
-from sqlalchemy import or_, select, update
+from sqlalchemy import literal, or_, select, tuple_, update
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
@@ -17,12 +18,16 @@ from messaging.contracts import (
     ACCOUNT_REGISTERED,
     EMAIL_CHANGE_REQUESTED,
     EMAIL_CHANGED,
+    FULFILLMENT_UPDATED,
+    ORDER_CANCELED,
     ORDER_PLACED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
+    PAYMENT_STATUS_CHANGED,
     load_payload,
 )
 from messaging.envelope import Envelope, utcnow
+from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.keys import unseal
 from messaging.logs import LogContext, mask_email
@@ -33,8 +38,12 @@ from services.notifications.dependencies import (
     notifications_database,
     render_email,
 )
-from services.notifications.models import Delivery
-from services.notifications.schemas import DeliverySchema
+from services.notifications.models import Delivery, NotificationSetting
+from services.notifications.schemas import (
+    DeliveryQuerySchema,
+    DeliverySchema,
+    NotificationSettingsSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,22 @@ class NotificationsService(HealthEndpoints):
             self._account_email(envelope, domain.EMAIL_CHANGE_NOTICE,
                                 to=envelope.payload["old_email"])
 
+    @consume_event("orders", PAYMENT_STATUS_CHANGED)
+    def handle_payment_status_changed(self, envelope: Envelope) -> None:
+        if envelope.payload["to"] == "paid":
+            self._order_email(envelope, domain.PAYMENT_RECEIVED)
+
+    @consume_event("orders", FULFILLMENT_UPDATED)
+    def handle_fulfillment_updated(self, envelope: Envelope) -> None:
+        kind = {"in_transit": domain.ORDER_SHIPPED,
+                "delivered": domain.ORDER_DELIVERED}.get(envelope.payload["to"])
+        if kind:
+            self._order_email(envelope, kind)
+
+    @consume_event("orders", ORDER_CANCELED)
+    def handle_order_canceled(self, envelope: Envelope) -> None:
+        self._order_email(envelope, domain.ORDER_CANCELED)
+
     @timer(interval=2)
     def send_due_deliveries(self) -> None:
         """Retry sweep: pending deliveries that are due, and claims a crashed sender left."""
@@ -106,14 +131,83 @@ class NotificationsService(HealthEndpoints):
             self._deliver(delivery_id)
 
     @rpc
-    def list_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
+    def list_deliveries(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The delivery log, newest first: what went to whom, when, how it went."""
+        data = load_or_raise(DeliveryQuerySchema(), query)
+        statement = select(Delivery)
+        for field in ("status", "kind"):
+            if field in data:
+                statement = statement.where(getattr(Delivery, field) == data[field])
+        if "recipient" in data:
+            statement = statement.where(Delivery.recipient == data["recipient"].strip().lower())
+        if "before" in data:
+            try:
+                created, last_id = data["before"].rsplit("|", 1)
+                bound = tuple_(literal(datetime.fromisoformat(created)),
+                               literal(uuid.UUID(last_id)))
+            except ValueError:
+                raise ServiceError("validation_failed", "Not a valid page marker.", 422,
+                                   errors={"before": ["Not a page marker."]}) from None
+            statement = statement.where(tuple_(Delivery.created_at, Delivery.id) < bound)
         with self.db.transaction() as session:
-            rows = session.scalars(
-                select(Delivery).order_by(Delivery.created_at.desc()).limit(min(limit, 200))
-            ).all()
-            return DeliverySchema(many=True).dump(rows)
+            rows = session.scalars(statement.order_by(Delivery.created_at.desc(),
+                                                      Delivery.id.desc())
+                                   .limit(data["limit"] + 1)).all()
+            page = rows[:data["limit"]]
+            more = len(rows) > data["limit"]
+            return {"items": DeliverySchema(many=True).dump(page),
+                    "next_before": (f"{page[-1].created_at.isoformat()}|{page[-1].id}"
+                                    if more else None)}
+
+    @rpc
+    def resend(self, delivery_id: str, actor: str) -> dict[str, Any]:
+        """Send a logged email again: a new delivery of its own, logged like any other."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            original = session.get(Delivery, _uuid(delivery_id))
+            if original is None:
+                raise ServiceError("delivery_not_found", "No such email.", 404)
+            copy = Delivery(
+                # a new send, not the event again: an id of its own (fits the column)
+                id=uuid.uuid4(), event_id=str(uuid.uuid4()), kind=original.kind,
+                recipient=original.recipient, locale=original.locale, status="sending",
+                attempts=1, context=dict(original.context), next_attempt_at=now,
+                locked_until=now + SEND_LEASE,
+            )
+            session.add(copy)
+            fields_ = (copy.id, copy.kind, copy.recipient, copy.locale, dict(copy.context))
+        log.info("email resent", extra={"kind": fields_[1], "actor": actor,
+                                        "recipient": mask_email(fields_[2])})
+        self._send(*fields_, attempts=1)
+        with self.db.transaction() as session:
+            return DeliverySchema().dump(session.get(Delivery, fields_[0]))
+
+    @rpc
+    def get_settings(self) -> dict[str, bool]:
+        with self.db.transaction() as session:
+            stored = {row.kind: row.enabled for row in session.scalars(
+                select(NotificationSetting))}
+        return {kind: stored.get(kind, True) for kind in domain.SWITCHABLE}
+
+    @rpc
+    def update_settings(self, request: dict[str, Any]) -> dict[str, bool]:
+        data = load_or_raise(NotificationSettingsSchema(), request)
+        with self.db.transaction() as session:
+            for kind, enabled in data.items():
+                row = session.get(NotificationSetting, kind, with_for_update=True)
+                if row is None:
+                    session.add(NotificationSetting(kind=kind, enabled=enabled))
+                else:
+                    row.enabled = enabled
+        return self.get_settings()
 
     # helpers ----------------------------------------------------------------------------
+    def _order_email(self, envelope: Envelope, kind: str) -> None:
+        load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
+        change = envelope.payload
+        if change.get("notify_customer"):
+            self._record(envelope, kind, change["email"], change["locale"], change)
+
     def _account_email(self, envelope: Envelope, kind: str, to: str | None = None) -> None:
         load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
         account = envelope.payload
@@ -127,6 +221,15 @@ class NotificationsService(HealthEndpoints):
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
                 return
+            if kind not in domain.ALWAYS_SENT:
+                setting = session.get(NotificationSetting, kind)
+                if setting is not None and not setting.enabled:
+                    # Logged, so the merchant sees why it did not go.
+                    session.add(Delivery(
+                        id=delivery_id, event_id=envelope.event_id, kind=kind,
+                        recipient=recipient, locale=locale, status="skipped", attempts=0,
+                        context={}, next_attempt_at=now, last_error="switched off"))
+                    return
             # Born claimed by this worker (attempt 1): no second transaction to claim it. If
             # the worker dies, the lease runs out and the sweep sends it.
             session.add(Delivery(
@@ -226,4 +329,14 @@ class NotificationsService(HealthEndpoints):
         if kind == domain.EMAIL_CHANGE_NOTICE:
             token = unseal(context["revert_token_sealed"])
             return {**context, "revert_url": f"{base}/revert-email?token={token}"}
+        if kind in (domain.PAYMENT_RECEIVED, domain.ORDER_SHIPPED, domain.ORDER_DELIVERED,
+                    domain.ORDER_CANCELED):
+            return {**context, "order_url": f"{base}/orders/{context['order_id']}"}
         return context
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ServiceError("delivery_not_found", "No such email.", 404) from None

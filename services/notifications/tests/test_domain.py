@@ -6,6 +6,8 @@ import mailbox
 from email import policy
 from pathlib import Path
 
+import pytest
+
 from services.notifications import domain
 from services.notifications.dependencies import Mailer, build_message, money, render_email
 
@@ -76,3 +78,40 @@ def test_retry_schedule_runs_out() -> None:
     delays = domain.mail_retry_delays()
     assert domain.next_attempt(1, now) is not None
     assert domain.next_attempt(len(delays) + 1, now) is None
+
+
+ACCOUNT = {"first_name": "Ana", "store_name": "Tienda", "email": "ana@example.com",
+           "old_email": "old@example.com", "new_email": "new@example.com", "reason": "reset"}
+CHANGE = {"number": "#1001", "total": 1990, "currency": "EUR", "carrier": "Correos",
+          "tracking_number": "PK1", "tracking_url": "https://track.example/PK1",
+          "comment": "sin stock", "order_url": "https://shop.test/orders/1"}
+EVERY_EMAIL = {
+    "order_confirmation": (order_context(), "https://shop.test/orders/42"),
+    "welcome": ({**ACCOUNT, "verify_url": "https://shop.test/verify-email?token=v"},
+                "verify-email?token=v"),
+    "password_reset": ({**ACCOUNT, "reset_url": "https://shop.test/reset-password?token=r"},
+                       "reset-password?token=r"),
+    "password_changed": ({**ACCOUNT, "forgot_url": "https://shop.test/forgot-password"},
+                         "forgot-password"),
+    "invitation": ({**ACCOUNT, "activate_url": "https://shop.test/activate?token=a"},
+                   "activate?token=a"),
+    "account_approved": ({**ACCOUNT, "login_url": "https://shop.test/login"}, "/login"),
+    "email_change_confirm": ({**ACCOUNT, "confirm_url": "https://shop.test/confirm?token=c"},
+                             "confirm?token=c"),
+    "email_change_notice": ({**ACCOUNT, "revert_url": "https://shop.test/revert?token=x"},
+                            "revert?token=x"),
+    "payment_received": (CHANGE, "https://shop.test/orders/1"),
+    "order_shipped": (CHANGE, "https://track.example/PK1"),
+    "order_delivered": (CHANGE, "https://shop.test/orders/1"),
+    "order_canceled": (CHANGE, "sin stock"),
+}
+
+
+@pytest.mark.parametrize("locale", ["es", "en"])
+@pytest.mark.parametrize("kind", sorted(EVERY_EMAIL))
+def test_every_email_in_both_languages_carries_its_link(kind: str, locale: str) -> None:
+    context, needle = EVERY_EMAIL[kind]
+    subject, text, html = render_email(kind, locale, context)
+    assert subject and "{{" not in subject + text + html
+    assert needle in text and needle in html
+    assert f'lang="{locale}"' in html
