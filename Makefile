@@ -43,6 +43,7 @@ bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command tha
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
+	python -W ignore -m bench.notifications
 
 lint: setup  ## ruff
 	ruff check .

@@ -45,6 +45,7 @@ def running_system(**env: str) -> Iterator[System]:
         workdir = Path(tempfile.mkdtemp(prefix="clientela-bench-"))
         system = System(workdir, amqp_uri_for(vhost), urls, sink.url,
                         {"LOG_LEVEL": "WARNING", "GATEWAY_WORKERS": "2", **env}).start()
+        system.smtp = sink  # type: ignore[attr-defined]
         try:
             yield system
         finally:

@@ -271,3 +271,11 @@ def load_payload(envelope: Envelope) -> dict[str, Any]:
     if envelope.version != contract.version:
         raise ValidationError({"version": [f"unsupported version {envelope.version}"]})
     return _schema(contract).load(envelope.payload)
+
+
+def normalised_payload(envelope: Envelope) -> dict[str, Any]:
+    """The payload checked against its contract and back in JSON-safe form, with every
+    optional field present (a producer may leave out what the contract defaults)."""
+    schema = _schema(contract_for(envelope.event_type))
+    payload = load_payload(envelope)
+    return schema.dump(payload)

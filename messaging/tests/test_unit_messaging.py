@@ -120,3 +120,14 @@ def test_addresses_are_trimmed_upper_cased_and_partially_updatable() -> None:
     with pytest.raises(ValidationError):
         AddressSchema().load({"first_name": "A", "last_name": "B", "line1": "x",
                               "city": "y", "country": "ESP"})
+
+
+def test_a_consumer_sees_every_optional_field_of_a_terse_producer() -> None:
+    from messaging.contracts import normalised_payload
+
+    terse = order_payload(shipping_address={"first_name": "A", "last_name": "B",
+                                            "line1": "C", "city": "D", "country": "ES"})
+    envelope = envelope_from_wire(json.loads(json.dumps(build_envelope(
+        ORDER_PLACED, terse).to_wire())))
+    address = normalised_payload(envelope)["shipping_address"]
+    assert address["line2"] is None and address["postal_code"] is None

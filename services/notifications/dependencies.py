@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import os
+import queue
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -75,48 +77,86 @@ def build_message(*, message_id: str, sender: str, recipient: str, subject: str,
 
 class Mailer:
     """Sends over SMTP (``SMTP_URL``: smtp:// with ?starttls=1, or smtps://, with optional
-    user:password@) or, without SMTP_URL, drops messages into a local Maildir (var/mail)."""
+    user:password@) or, without SMTP_URL, drops messages into a local Maildir (var/mail).
 
-    def __init__(self, smtp_url: str | None, maildir: Path, timeout: float = 15.0) -> None:
+    SMTP connections are kept open and reused (a few, one per concurrent sender): a new
+    connection per message costs a TCP and TLS handshake and EHLO on both sides."""
+
+    def __init__(self, smtp_url: str | None, maildir: Path, timeout: float = 15.0,
+                 pool_size: int = 4) -> None:
         self.smtp_url = smtp_url
         self.maildir = maildir
         self.timeout = timeout
+        self._idle: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue(maxsize=pool_size)
 
     def send(self, msg: EmailMessage) -> None:
         if not self.smtp_url:
             mailbox.Maildir(self.maildir, create=True).add(msg)
             return
-        url = urlparse(self.smtp_url)
-        options = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            if url.scheme == "smtps":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    url.hostname or "localhost", url.port or 465, timeout=self.timeout,
-                    context=ssl.create_default_context(),
-                )
-            else:
-                client = smtplib.SMTP(url.hostname or "localhost", url.port or 25,
-                                      timeout=self.timeout)
-            with client:
-                if url.scheme == "smtp" and options.get("starttls") in ("1", "true", "yes"):
-                    client.starttls(context=ssl.create_default_context())
-                if url.username:
-                    client.login(unquote(url.username), unquote(url.password or ""))
+            client = self._idle.get_nowait()
+            reused = True
+        except queue.Empty:
+            client, reused = None, False
+        try:
+            try:
+                client = client or self._connect()
+                client.send_message(msg)
+            except smtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                # The server closed the idle connection: one fresh try.
+                self._close(client)
+                client = self._connect()
                 client.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
+            self._release(client)  # the conversation itself is fine
             codes = [code for code, _ in exc.recipients.values()]
             error = f"recipient refused: {codes}"
             if all(400 <= code < 500 for code in codes):
                 raise TransientMailError(error) from None
             raise PermanentMailError(error) from None
         except smtplib.SMTPResponseException as exc:
+            self._close(client)  # a half-finished transaction: start clean next time
             error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:300]
             if 400 <= exc.smtp_code < 500:
                 raise TransientMailError(error) from None
             raise PermanentMailError(error) from None
         except (OSError, smtplib.SMTPException) as exc:
             # Connection refused, reset, timeout, server gone: try again later.
+            self._close(client)
             raise TransientMailError(f"{type(exc).__name__}: {exc}"[:300]) from None
+        self._release(client)
+
+    def _connect(self) -> smtplib.SMTP:
+        url = urlparse(self.smtp_url or "")
+        options = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if url.scheme == "smtps":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                url.hostname or "localhost", url.port or 465, timeout=self.timeout,
+                context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(url.hostname or "localhost", url.port or 25,
+                                  timeout=self.timeout)
+        if url.scheme == "smtp" and options.get("starttls") in ("1", "true", "yes"):
+            client.starttls(context=ssl.create_default_context())
+        if url.username:
+            client.login(unquote(url.username), unquote(url.password or ""))
+        return client
+
+    def _release(self, client: smtplib.SMTP | None) -> None:
+        if client is None:
+            return
+        try:
+            self._idle.put_nowait(client)
+        except queue.Full:
+            self._close(client)
+
+    @staticmethod
+    def _close(client: smtplib.SMTP | None) -> None:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 class MailerProvider(DependencyProvider):

@@ -24,7 +24,7 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     PAYMENT_STATUS_CHANGED,
-    load_payload,
+    normalised_payload,
 )
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -59,8 +59,9 @@ class NotificationsService(HealthEndpoints):
 
     @consume_event("orders", ORDER_PLACED)
     def handle_order_placed(self, envelope: Envelope) -> None:
-        load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
-        order = envelope.payload  # the JSON-safe form is what the template renders
+        # checked against its contract (a bad payload is dead-lettered at once), with every
+        # optional field present for the templates
+        order = normalised_payload(envelope)
         if not order.get("notify_customer", True):
             return
         self._record(envelope, domain.ORDER_CONFIRMATION, order["email"], order["locale"],
@@ -203,14 +204,12 @@ class NotificationsService(HealthEndpoints):
 
     # helpers ----------------------------------------------------------------------------
     def _order_email(self, envelope: Envelope, kind: str) -> None:
-        load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
-        change = envelope.payload
+        change = normalised_payload(envelope)
         if change.get("notify_customer"):
             self._record(envelope, kind, change["email"], change["locale"], change)
 
     def _account_email(self, envelope: Envelope, kind: str, to: str | None = None) -> None:
-        load_payload(envelope)  # contract check; a bad payload is dead-lettered at once
-        account = envelope.payload
+        account = normalised_payload(envelope)
         self._record(envelope, kind, to or account["email"], account["locale"], account)
 
     def _record(self, envelope: Envelope, kind: str, recipient: str, locale: str,

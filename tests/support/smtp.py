@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,6 +17,7 @@ from tests.support.infra import free_port, wait_for
 class ReceivedMail:
     envelope_to: list[str]
     message: EmailMessage
+    received_at: float = 0.0  # time.time() when the server accepted it
 
     @property
     def subject(self) -> str:
@@ -52,7 +54,7 @@ class SmtpSink:
             if self.scripted_replies:
                 return self.scripted_replies.pop(0)
             message = message_from_bytes(envelope.content, policy=policy.default)
-            self.messages.append(ReceivedMail(list(envelope.rcpt_tos), message))
+            self.messages.append(ReceivedMail(list(envelope.rcpt_tos), message, time.time()))
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[ReceivedMail]:
