@@ -16,6 +16,10 @@ from services.orders.schemas import (
     FulfillmentChangeSchema,
     NoteSchema,
     PaymentChangeSchema,
+    ProductInputSchema,
+    ProductListSchema,
+    ProductSchema,
+    ProductUpdateSchema,
     StatusChangeSchema,
 )
 
@@ -82,3 +86,30 @@ def change_fulfillment(order_id: str) -> Any:
 @staff_required("owner", "staff")
 def add_note(order_id: str) -> Any:
     return jsonify(rpc_call("orders", "add_note", order_id, json_body(), _actor()))
+
+
+@admin_orders.get("/products")
+@document("The whole catalogue, inactive products included", tags=["admin catalogue"],
+          auth="staff", responses={200: ProductListSchema})
+@staff_required("owner", "staff")
+def list_products() -> Any:
+    return jsonify(items=rpc_call("orders", "list_all_products"))
+
+
+@admin_orders.post("/products")
+@document("Add a product (price in minor units; stock null for unlimited)",
+          tags=["admin catalogue"], auth="staff", body=ProductInputSchema,
+          responses={201: ProductSchema})
+@staff_required("owner", "staff")
+def create_product() -> Any:
+    response = jsonify(rpc_call("orders", "create_product", json_body()))
+    response.status_code = 201
+    return response
+
+
+@admin_orders.patch("/products/<sku>")
+@document("Change a product: title, price, stock, digital, active", tags=["admin catalogue"],
+          auth="staff", body=ProductUpdateSchema(partial=True), responses={200: ProductSchema})
+@staff_required("owner", "staff")
+def update_product(sku: str) -> Any:
+    return jsonify(rpc_call("orders", "update_product", sku, json_body()))

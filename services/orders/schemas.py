@@ -175,3 +175,23 @@ class AdminOrderListSchema(Schema):
     items = fields.List(fields.Nested(OrderSchema), required=True)
     total = fields.Integer(required=True)
     next_before = fields.String(allow_none=True, required=True)
+
+
+class ProductInputSchema(_Strict):
+    sku = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, . _ - (1 to 64)"))
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    price = fields.Integer(required=True, strict=True,
+                           validate=validate.Range(0, 1_000_000_000),
+                           metadata={"description": "minor units (cents)"})
+    currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    stock = fields.Integer(load_default=None, allow_none=True, strict=True,
+                           validate=validate.Range(0, 10_000_000),
+                           metadata={"description": "null: unlimited"})
+    digital = fields.Boolean(load_default=False)
+    active = fields.Boolean(load_default=True)
+
+
+class ProductUpdateSchema(ProductInputSchema):
+    class Meta:
+        exclude = ("sku",)

@@ -46,7 +46,9 @@ from services.orders.schemas import (
     OrderSchema,
     PaymentChangeSchema,
     PlaceOrderSchema,
+    ProductInputSchema,
     ProductSchema,
+    ProductUpdateSchema,
     StatusChangeSchema,
 )
 
@@ -73,6 +75,39 @@ class OrdersService(HealthEndpoints):
                 select(Product).where(Product.active.is_(True)).order_by(Product.sku)
             ).all()
             return PRODUCTS.dump(products)
+
+    @rpc
+    def list_all_products(self) -> list[dict[str, Any]]:
+        """The whole catalogue for the merchant, inactive products included."""
+        with self.db.transaction() as session:
+            return PRODUCTS.dump(session.scalars(select(Product).order_by(Product.sku)).all())
+
+    @rpc
+    def create_product(self, request: dict[str, Any]) -> dict[str, Any]:
+        data = load_or_raise(ProductInputSchema(), request)
+        try:
+            with self.db.transaction() as session:
+                product = Product(**data)
+                session.add(product)
+                session.flush()
+                return ProductSchema().dump(product)
+        except IntegrityError:
+            raise ServiceError("product_exists", "A product with this SKU exists.",
+                               409) from None
+
+    @rpc
+    def update_product(self, sku: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Change a product; stock is set as counted (null: unlimited). Orders already
+        placed keep the price they were placed at."""
+        data = load_or_raise(ProductUpdateSchema(partial=True), request)
+        with self.db.transaction() as session:
+            product = session.get(Product, str(sku)[:64], with_for_update=True)
+            if product is None:
+                raise ServiceError("product_not_found", "No such product.", 404)
+            for field, value in data.items():
+                setattr(product, field, value)
+            session.flush()
+            return ProductSchema().dump(product)
 
     @rpc
     def get_order(self, order_id: str) -> dict[str, Any]:

@@ -124,3 +124,41 @@ def test_the_merchants_order_list(system: System, owner: dict[str, str]) -> None
     detail = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
                           timeout=10).json()
     assert detail["history"][0]["to"] == "pending_payment"
+
+
+def test_the_merchant_keeps_the_catalogue(system: System, owner: dict[str, str]) -> None:
+    sku = f"SCARF-{uuid.uuid4().hex[:6]}"
+    products = system.api("/admin/products")
+    created = requests.post(products, headers=owner, timeout=10, json={
+        "sku": sku, "title": "Bufanda", "price": 2490, "stock": 3})
+    assert created.status_code == 201, created.text
+    assert requests.post(products, headers=owner, timeout=10, json={
+        "sku": sku, "title": "Again", "price": 1}).status_code == 409
+    assert requests.post(products, headers=owner, timeout=10, json={
+        "sku": "bad sku!", "title": "X", "price": -1}).status_code == 422
+    public = [p["sku"] for p in requests.get(system.api("/products"), timeout=10).json()[
+        "items"]]
+    assert sku in public
+    order = place(system, sku, 2)
+    assert order["total"] == 4980
+
+    cheaper = requests.patch(f"{products}/{sku}", headers=owner, timeout=10,
+                             json={"price": 1990, "stock": 10})
+    assert (cheaper.json()["price"], cheaper.json()["stock"]) == (1990, 10)
+    detail = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
+                          timeout=10).json()
+    assert detail["total"] == 4980  # an order keeps the price it was placed at
+
+    requests.patch(f"{products}/{sku}", headers=owner, timeout=10, json={"active": False})
+    assert sku not in [p["sku"] for p in requests.get(system.api("/products"),
+                                                      timeout=10).json()["items"]]
+    assert sku in [p["sku"] for p in requests.get(products, headers=owner,
+                                                  timeout=10).json()["items"]]
+    refused = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": "late@example.com", "lines": [{"sku": sku, "quantity": 1}],
+        "shipping_address": ADDRESS})
+    assert refused.json()["code"] == "unknown_product"
+    assert requests.patch(f"{products}/NOPE-{sku}", headers=owner, timeout=10,
+                          json={"price": 1}).status_code == 404
+    assert requests.patch(f"{products}/{sku}", headers=owner, timeout=10,
+                          json={"sku": "RENAMED"}).status_code == 422
