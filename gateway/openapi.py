@@ -23,7 +23,7 @@ _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\((?P<args>[^)]*)\))?:)?(?P<nam
 
 
 def document(summary: str, *, tags: list[str], body: type[Schema] | Schema | None = None,
-             responses: dict[int, type[Schema] | Schema | None] | None = None,
+             responses: dict[int, type[Schema] | Schema | str | None] | None = None,
              auth: str | None = None, query: dict[str, dict[str, Any]] | None = None,
              headers: dict[str, dict[str, Any]] | None = None,
              description: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -93,9 +93,15 @@ def build_spec(app: Flask) -> dict[str, Any]:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": meta["body"]}}}
         for status, schema in meta["responses"].items():
-            operation["responses"][str(status)] = (
-                {"description": "No content"} if schema is None else
-                {"description": "Success", "content": {"application/json": {"schema": schema}}})
+            if schema is None:
+                response: dict[str, Any] = {"description": "No content"}
+            elif isinstance(schema, str):  # a media type: a document, not JSON
+                response = {"description": "Success", "content": {
+                    schema: {"schema": {"type": "string"}}}}
+            else:
+                response = {"description": "Success",
+                            "content": {"application/json": {"schema": schema}}}
+            operation["responses"][str(status)] = response
         if meta["auth"] == "customer":
             operation["security"] = [{"customer": []}]
         elif meta["auth"] == "staff":

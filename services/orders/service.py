@@ -255,6 +255,38 @@ class OrdersService(HealthEndpoints):
                     "next_before": (f"{page[-1].placed_at.isoformat()}|{page[-1].id}"
                                     if more else None)}
 
+    @rpc
+    def export_page(self, placed_from: str, placed_to: str, after: str | None,
+                    limit: int = 500) -> dict[str, Any]:
+        """One page of orders placed in [from, to), oldest first, for the CSV export."""
+        try:
+            start, end = datetime.fromisoformat(placed_from), datetime.fromisoformat(placed_to)
+            statement = select(Order).where(Order.placed_at >= start, Order.placed_at < end)
+            if after:
+                placed, last_id = after.rsplit("|", 1)
+                statement = statement.where(tuple_(Order.placed_at, Order.id) > tuple_(
+                    literal(datetime.fromisoformat(placed)), literal(uuid.UUID(last_id))))
+        except ValueError:
+            raise ServiceError("validation_failed", "Not a valid date range.", 422) from None
+        with self.db.transaction() as session:
+            orders = session.scalars(statement.order_by(Order.placed_at, Order.id)
+                                     .limit(max(1, min(int(limit), 1000)))).all()
+            rows = [{
+                "number": f"#{o.number}", "placed_at": o.placed_at.isoformat(),
+                "status": o.status, "payment_status": o.payment_status,
+                "fulfillment_status": o.fulfillment_status, "payment_method": o.payment_method,
+                "email": o.email, "customer_id": str(o.customer_id or ""),
+                "currency": o.currency, "subtotal": o.subtotal,
+                "shipping_total": o.shipping_total, "total": o.total,
+                "items": "; ".join(f"{line.sku} x{line.quantity}" for line in o.lines),
+                "country": (o.shipping_address or {}).get("country", ""),
+                "city": (o.shipping_address or {}).get("city", ""),
+                "carrier": o.carrier or "", "tracking_number": o.tracking_number or "",
+            } for o in orders]
+            last = orders[-1] if orders else None
+        return {"rows": rows,
+                "after": f"{last.placed_at.isoformat()}|{last.id}" if last else None}
+
     def _change(self, session: Any, order: Order, field: str, to: str, actor: str,
                 comment: str | None, notify: bool, details: dict[str, Any]) -> None:
         current = getattr(order, field)

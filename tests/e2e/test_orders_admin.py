@@ -162,3 +162,27 @@ def test_the_merchant_keeps_the_catalogue(system: System, owner: dict[str, str])
                           json={"price": 1}).status_code == 404
     assert requests.patch(f"{products}/{sku}", headers=owner, timeout=10,
                           json={"sku": "RENAMED"}).status_code == 422
+
+
+def test_orders_export_as_csv(system: System, owner: dict[str, str]) -> None:
+    import csv
+    import io
+    from datetime import UTC, datetime, timedelta
+
+    placed = [place(system) for _ in range(3)]
+    response = requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
+                            params={"format": "csv"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in response.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    numbers = [r["number"] for r in table]
+    assert {o["number"] for o in placed} <= set(numbers)
+    assert numbers == sorted(numbers, key=lambda n: int(n[1:]))  # oldest first
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    empty = requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
+                         params={"from": future,
+                                 "to": (datetime.now(UTC) + timedelta(days=2)).isoformat()})
+    assert empty.text.strip().count("\n") == 0  # the header only
+    assert requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
+                        params={"format": "xlsx"}).status_code == 422
