@@ -1,13 +1,16 @@
-"""Orders as CSV, streamed: rows go out as the pages come in, never held whole in memory."""
+"""Orders out of the system: CSV (streamed, never held whole in memory) and printable pages."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from babel.numbers import get_currency_precision
+from babel.numbers import format_currency, get_currency_precision
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 COLUMNS = ["number", "placed_at", "status", "payment_status", "fulfillment_status",
            "payment_method", "email", "customer_id", "currency", "subtotal",
@@ -46,3 +49,17 @@ def csv_rows(fetch_page: Callable[[str | None], dict[str, Any]]) -> Iterator[str
         if not page["rows"] or page["after"] is None:
             return
         after = page["after"]
+
+
+@cache
+def _pages() -> Environment:
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      autoescape=select_autoescape(["html.j2"]), undefined=StrictUndefined)
+    env.filters["money"] = lambda minor, currency: format_currency(
+        minor / 10 ** get_currency_precision(currency), currency, locale="es")
+    return env
+
+
+def printable(template: str, order: dict[str, Any]) -> str:
+    """An order as an HTML page for the printer (names and addresses escaped)."""
+    return _pages().get_template(template).render(order=order)

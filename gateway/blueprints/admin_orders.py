@@ -17,7 +17,7 @@ from flask import (
 
 from gateway.auth import staff_required
 from gateway.blueprints import json_body, rpc_call
-from gateway.export import csv_rows
+from gateway.export import csv_rows, printable
 from gateway.openapi import document
 from gateway.problems import Problem
 from services.orders.schemas import (
@@ -100,6 +100,26 @@ def get_order(order_id: str) -> Any:
 
 def _change(order_id: str, field: str) -> Any:
     return jsonify(rpc_call("orders", "change_order", order_id, field, json_body(), _actor()))
+
+
+@admin_orders.get("/orders/<order_id>/print")
+@document("The order as a printable page", tags=["admin orders"], auth="staff",
+          responses={200: "text/html"})
+@staff_required("owner", "staff")
+def print_order(order_id: str) -> Response:
+    order = rpc_call("orders", "get_admin_order", order_id)
+    return Response(printable("order_print.html.j2", order), mimetype="text/html")
+
+
+@admin_orders.get("/orders/<order_id>/label")
+@document("A shipping label for the order", tags=["admin orders"], auth="staff",
+          responses={200: "text/html"})
+@staff_required("owner", "staff")
+def order_label(order_id: str) -> Response:
+    order = rpc_call("orders", "get_admin_order", order_id)
+    if not order.get("shipping_address"):
+        raise Problem(409, "nothing_to_ship", "This order has no shipping address.")
+    return Response(printable("order_label.html.j2", order), mimetype="text/html")
 
 
 @admin_orders.post("/orders/<order_id>/status")

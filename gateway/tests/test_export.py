@@ -27,3 +27,22 @@ def test_pages_are_streamed_in_order_with_money_and_formulas_made_safe() -> None
     assert [r["number"] for r in table] == ["#1001", "#1002", "#1003"]
     assert table[0]["total"] == "19.90" and table[2]["total"] == "1990"
     assert table[1]["email"].startswith("'=")  # never run as a formula
+
+
+def test_printable_pages_escape_what_customers_typed() -> None:
+    from gateway.export import printable
+
+    order = {"number": "#1001", "placed_at": "2026-11-01", "status": "paid",
+             "payment_status": "paid", "payment_method": "cash",
+             "fulfillment_status": "requested", "email": "a@example.com", "currency": "EUR",
+             "total": 1990, "carrier": None, "tracking_number": None,
+             "lines": [{"sku": "MUG", "title": "<b>Taza</b>", "quantity": 1,
+                        "unit_price": 1990, "line_total": 1990}],
+             "shipping_address": {"first_name": "<script>x</script>", "last_name": "G",
+                                  "company": None, "line1": "C/ Mayor 1", "line2": None,
+                                  "city": "Madrid", "region": None, "postal_code": "28013",
+                                  "country": "ES", "phone": None}}
+    page = printable("order_print.html.j2", order)
+    assert "&lt;script&gt;" in page and "<script>x" not in page and "19,90" in page
+    label = printable("order_label.html.j2", order)
+    assert "28013 Madrid" in label and "&lt;script&gt;" in label

@@ -186,3 +186,17 @@ def test_orders_export_as_csv(system: System, owner: dict[str, str]) -> None:
     assert empty.text.strip().count("\n") == 0  # the header only
     assert requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
                         params={"format": "xlsx"}).status_code == 422
+
+
+def test_print_and_label(system: System, owner: dict[str, str]) -> None:
+    order = place(system)
+    page = requests.get(system.api(f"/admin/orders/{order['id']}/print"), headers=owner,
+                        timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert order["number"] in page.text and "Taza con logo" in page.text
+    label = requests.get(system.api(f"/admin/orders/{order['id']}/label"), headers=owner,
+                         timeout=10)
+    assert "Plaza 2" in label.text and "León" in label.text
+    ebook = place(system, "EBOOK-RECIPES")
+    assert requests.get(system.api(f"/admin/orders/{ebook['id']}/label"), headers=owner,
+                        timeout=10).status_code == 409
