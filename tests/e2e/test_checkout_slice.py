@@ -6,6 +6,7 @@ checkout → orders (prices, stock, #1001, outbox) → notifications (email over
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -110,6 +111,7 @@ def test_english_store_sends_english_email(system: System, smtp: SmtpSink) -> No
     try:
         wait_for(lambda: requests.get(system.api("/store"), timeout=5).json()["locale"] == "en",
                  timeout=5, message="the new locale in force")
+        time.sleep(1.2)  # every gateway process's settings cache (1 s) has let go of "es"
         email = f"en-{uuid.uuid4().hex[:8]}@example.com"
         response = checkout(system, email, [{"sku": "TSHIRT-RED-M", "quantity": 1}])
         assert response.status_code == 201
