@@ -14,9 +14,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 COLUMNS = ["number", "placed_at", "status", "payment_status", "fulfillment_status",
            "payment_method", "email", "customer_id", "currency", "subtotal",
-           "shipping_total", "total", "items", "country", "city", "carrier",
-           "tracking_number"]
-MONEY = ("subtotal", "shipping_total", "total")
+           "shipping_total", "total", "country", "city", "carrier", "tracking_number",
+           "sku", "title", "quantity", "unit_price", "line_total"]
+MONEY = ("subtotal", "shipping_total", "total", "unit_price", "line_total")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -32,9 +32,13 @@ def _amount(minor: int, currency: str) -> str:
     return f"{minor / 10**digits:.{digits}f}"
 
 
-def csv_rows(fetch_page: Callable[[str | None], dict[str, Any]]) -> Iterator[str]:
-    """The CSV text, a chunk per page: ``fetch_page(after)`` returns {rows, after}."""
+def csv_rows(fetch_page: Callable[[str | None], dict[str, Any]], bom: bool = False
+             ) -> Iterator[str]:
+    """The CSV text, a chunk per page: ``fetch_page(after)`` returns {rows, after}. With
+    ``bom``, a UTF-8 byte order mark first, so spreadsheets read the accents right."""
     buffer = io.StringIO()
+    if bom:
+        buffer.write("\ufeff")
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     after: str | None = None

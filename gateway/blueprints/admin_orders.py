@@ -55,7 +55,11 @@ def list_orders() -> Any:
           tags=["admin orders"], auth="staff", responses={200: "text/csv"},
           query={"from": {"schema": {"type": "string", "format": "date-time"}},
                  "to": {"schema": {"type": "string", "format": "date-time"}},
-                 "format": {"schema": {"type": "string", "enum": ["csv"]}}})
+                 "status": {"schema": {"type": "string"}},
+                 "bom": {"schema": {"type": "boolean"},
+                         "description": "start with a UTF-8 BOM (for spreadsheets)"},
+                 "format": {"schema": {"type": "string", "enum": ["csv"]}}},
+          description="One row per order line, the order's fields repeated.")
 @staff_required("owner", "staff")
 def export_orders() -> Response:
     now = datetime.now(UTC)
@@ -74,12 +78,15 @@ def export_orders() -> Response:
     correlation_id = g.get("request_id")
     rpc = current_app.extensions["rpc"]
 
+    status = request.args.get("status") or None
+
     def page(after: str | None) -> dict[str, Any]:
         return rpc.call("orders", "export_page", start.isoformat(), end.isoformat(), after,
-                        500, correlation_id=correlation_id)
+                        500, status, correlation_id=correlation_id)
 
+    bom = request.args.get("bom", "false").lower() in ("1", "true", "yes")
     filename = f"orders-{start:%Y%m%d}-{end:%Y%m%d}.csv"
-    return Response(stream_with_context(csv_rows(page)), mimetype="text/csv",
+    return Response(stream_with_context(csv_rows(page, bom)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -12,8 +12,9 @@ def row(number: int, email: str = "a@example.com", currency: str = "EUR") -> dic
     return {"number": f"#{number}", "placed_at": "2026-11-01T10:00:00+00:00", "status": "paid",
             "payment_status": "paid", "fulfillment_status": "unfulfilled",
             "payment_method": "cash", "email": email, "customer_id": "", "currency": currency,
-            "subtotal": 1990, "shipping_total": 0, "total": 1990, "items": "MUG x1",
-            "country": "ES", "city": "Madrid", "carrier": "", "tracking_number": ""}
+            "subtotal": 1990, "shipping_total": 0, "total": 1990, "country": "ES",
+            "city": "Madrid", "carrier": "", "tracking_number": "", "sku": "MUG",
+            "title": "Taza", "quantity": 1, "unit_price": 1990, "line_total": 1990}
 
 
 def test_pages_are_streamed_in_order_with_money_and_formulas_made_safe() -> None:
@@ -27,6 +28,8 @@ def test_pages_are_streamed_in_order_with_money_and_formulas_made_safe() -> None
     assert [r["number"] for r in table] == ["#1001", "#1002", "#1003"]
     assert table[0]["total"] == "19.90" and table[2]["total"] == "1990"
     assert table[1]["email"].startswith("'=")  # never run as a formula
+    with_bom = "".join(csv_rows(lambda after: pages[after], bom=True))
+    assert with_bom.startswith("\ufeffnumber,")
 
 
 def test_printable_pages_escape_what_customers_typed() -> None:

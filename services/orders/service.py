@@ -257,11 +257,14 @@ class OrdersService(HealthEndpoints):
 
     @rpc
     def export_page(self, placed_from: str, placed_to: str, after: str | None,
-                    limit: int = 500) -> dict[str, Any]:
-        """One page of orders placed in [from, to), oldest first, for the CSV export."""
+                    limit: int = 500, status: str | None = None) -> dict[str, Any]:
+        """One page of orders placed in [from, to), oldest first, for the CSV export: a row
+        per order line, the order's fields repeated."""
         try:
             start, end = datetime.fromisoformat(placed_from), datetime.fromisoformat(placed_to)
             statement = select(Order).where(Order.placed_at >= start, Order.placed_at < end)
+            if status:
+                statement = statement.where(Order.status == status)
             if after:
                 placed, last_id = after.rsplit("|", 1)
                 statement = statement.where(tuple_(Order.placed_at, Order.id) > tuple_(
@@ -278,11 +281,12 @@ class OrdersService(HealthEndpoints):
                 "email": o.email, "customer_id": str(o.customer_id or ""),
                 "currency": o.currency, "subtotal": o.subtotal,
                 "shipping_total": o.shipping_total, "total": o.total,
-                "items": "; ".join(f"{line.sku} x{line.quantity}" for line in o.lines),
                 "country": (o.shipping_address or {}).get("country", ""),
                 "city": (o.shipping_address or {}).get("city", ""),
                 "carrier": o.carrier or "", "tracking_number": o.tracking_number or "",
-            } for o in orders]
+                "sku": line.sku, "title": line.title, "quantity": line.quantity,
+                "unit_price": line.unit_price, "line_total": line.line_total,
+            } for o in orders for line in o.lines]
             last = orders[-1] if orders else None
         return {"rows": rows,
                 "after": f"{last.placed_at.isoformat()}|{last.id}" if last else None}

@@ -179,6 +179,14 @@ def test_orders_export_as_csv(system: System, owner: dict[str, str]) -> None:
     numbers = [r["number"] for r in table]
     assert {o["number"] for o in placed} <= set(numbers)
     assert numbers == sorted(numbers, key=lambda n: int(n[1:]))  # oldest first
+    mine = [r for r in table if r["number"] == placed[0]["number"]]
+    assert [(r["sku"], r["quantity"], r["line_total"]) for r in mine] == [
+        ("MUG-LOGO", "1", "12.50")]  # a row per order line
+    canceled = requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
+                            params={"status": "canceled", "bom": "true"})
+    assert canceled.content.startswith(b"\xef\xbb\xbf")
+    assert all(r["status"] == "canceled" for r in csv.DictReader(
+        io.StringIO(canceled.content.decode("utf-8-sig"))))
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     empty = requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
                          params={"from": future,
