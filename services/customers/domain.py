@@ -14,9 +14,9 @@ def normalise_email(email: str) -> str:
 
 
 def apply_order_placed(customer: Any, order: dict[str, Any]) -> None:
-    """Fold one placed order into a customer's figures (orders count, dates, last order)."""
+    """Fold one placed order into a customer's dates, last order and details (the counts and
+    spend are computed from the customer's orders: see COUNTED_STATUSES)."""
     placed_at: datetime = order["placed_at"]
-    customer.orders_count = (customer.orders_count or 0) + 1
     if customer.first_order_at is None or placed_at < customer.first_order_at:
         customer.first_order_at = placed_at
     if customer.last_order_at is None or placed_at >= customer.last_order_at:
@@ -104,3 +104,9 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
         return data["v"], str(data["i"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
+
+
+# Orders that count for a customer: not canceled or abandoned. Spend: what was paid (a refund
+# takes it back out).
+COUNTED_STATUSES = ("pending_payment", "paid", "completed")
+SPENT_PAYMENT_STATUSES = ("paid",)

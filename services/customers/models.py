@@ -110,3 +110,18 @@ class CustomerCategory(Base):
     category_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True, index=True)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CustomerOrder(Base):
+    """Each order as customers knows it, from order events: the figures are computed from
+    these rows, so a payment, cancellation or refund corrects them rather than drifting."""
+
+    __tablename__ = "customer_orders"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    payment_status: Mapped[str] = mapped_column(String(32))
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime())

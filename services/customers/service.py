@@ -20,7 +20,10 @@ from messaging.contracts import (
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
     EMAIL_CHANGED,
+    ORDER_CANCELED,
     ORDER_PLACED,
+    ORDER_STATUS_CHANGED,
+    PAYMENT_STATUS_CHANGED,
     load_payload,
 )
 from messaging.envelope import Envelope, utcnow
@@ -35,6 +38,7 @@ from services.customers.models import (
     Category,
     Customer,
     CustomerCategory,
+    CustomerOrder,
     CustomerSpend,
 )
 from services.customers.schemas import (
@@ -324,14 +328,46 @@ class CustomersService(HealthEndpoints):
                 session.add(customer)
             domain.apply_order_placed(customer, order)
             session.flush()
-            spend = session.get(CustomerSpend, (customer.id, order["currency"]))
-            if spend is None:
-                session.add(CustomerSpend(customer_id=customer.id, currency=order["currency"],
-                                          amount=order["total"]))
-            else:
-                spend.amount += order["total"]
+            if session.get(CustomerOrder, order["order_id"]) is None:
+                session.add(CustomerOrder(
+                    order_id=order["order_id"], customer_id=customer.id,
+                    currency=order["currency"], total=order["total"], status=order["status"],
+                    payment_status=order["payment_status"], placed_at=order["placed_at"]))
+                session.flush()
+            _recompute_figures(session, customer)
             if created:
                 emit(session, CUSTOMER_CREATED, _customer_event(customer))
+
+    @consume_event("orders", ORDER_STATUS_CHANGED)
+    def handle_order_status_changed(self, envelope: Envelope) -> None:
+        self._order_changed(envelope, "status")
+
+    @consume_event("orders", ORDER_CANCELED)
+    def handle_order_canceled(self, envelope: Envelope) -> None:
+        self._order_changed(envelope, "status")
+
+    @consume_event("orders", PAYMENT_STATUS_CHANGED)
+    def handle_payment_status_changed(self, envelope: Envelope) -> None:
+        self._order_changed(envelope, "payment_status")
+
+    def _order_changed(self, envelope: Envelope, field: str) -> None:
+        change = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            row = session.get(CustomerOrder, change["order_id"], with_for_update=True)
+            if row is None:
+                # order_placed has not been handled yet: try again later (retry queue).
+                raise RuntimeError("order not known yet; retrying")
+            setattr(row, field, change["to"])
+            customer = session.get(Customer, row.customer_id, with_for_update=True)
+            if field == "status":
+                newest = session.scalar(select(func.max(CustomerOrder.placed_at))
+                                        .where(CustomerOrder.customer_id == customer.id))
+                if row.placed_at >= newest:
+                    customer.last_order_status = change["to"]
+            session.flush()
+            _recompute_figures(session, customer)
 
     @consume_event("identity", ACCOUNT_REGISTERED)
     def handle_account_registered(self, envelope: Envelope) -> None:
@@ -450,6 +486,27 @@ def _category(session: Any, category_id: str) -> Category:
 
 def _category_exists() -> ServiceError:
     return ServiceError("category_exists", "A category with this name exists.", 409)
+
+
+def _recompute_figures(session: Any, customer: Customer) -> None:
+    """Orders count and spend per currency, from the customer's orders as they stand."""
+    counted = CustomerOrder.status.in_(domain.COUNTED_STATUSES)
+    customer.orders_count = session.scalar(
+        select(func.count()).select_from(CustomerOrder)
+        .where(CustomerOrder.customer_id == customer.id, counted)) or 0
+    spent = dict(session.execute(
+        select(CustomerOrder.currency, func.sum(CustomerOrder.total))
+        .where(CustomerOrder.customer_id == customer.id, counted,
+               CustomerOrder.payment_status.in_(domain.SPENT_PAYMENT_STATUSES))
+        .group_by(CustomerOrder.currency)).all())
+    currencies = set(spent) | {row.currency for row in customer.spend}
+    by_currency = {row.currency: row for row in customer.spend}
+    for currency in currencies:
+        amount = int(spent.get(currency, 0))
+        if currency in by_currency:
+            by_currency[currency].amount = amount
+        else:
+            customer.spend.append(CustomerSpend(currency=currency, amount=amount))
 
 
 def _own_record(session: Any, account_id: str, lock: bool = False) -> Customer:

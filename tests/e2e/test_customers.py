@@ -22,12 +22,19 @@ def owner(system: System) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def order(system: System, email: str, country: str, sku: str, quantity: int = 1) -> None:
+def order(system: System, email: str, country: str, sku: str, quantity: int = 1,
+          owner: dict[str, str] | None = None) -> dict[str, Any]:
     response = requests.post(system.api("/checkout"), timeout=15, json={
         "email": email, "lines": [{"sku": sku, "quantity": quantity}],
         "shipping_address": {"first_name": email.split("@")[0].title(), "last_name": "Test",
                              "line1": "Street 1", "city": "City", "country": country}})
     assert response.status_code == 201, response.text
+    placed = response.json()["order"]
+    if owner:  # paid: spend counts what was paid
+        paid = requests.post(system.api(f"/admin/orders/{placed['id']}/payment-status"),
+                             headers=owner, json={"payment_status": "paid"}, timeout=10)
+        assert paid.status_code == 200, paid.text
+    return placed
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +47,10 @@ def shop(system: System, owner: dict[str, str]) -> dict[str, Any]:
             "dario": ("PT", [("EBOOK-RECIPES", 1)])}
     for name, (country, orders) in plan.items():
         for sku, quantity in orders:
-            order(system, f"{name}@{domain}", country, sku, quantity)
+            order(system, f"{name}@{domain}", country, sku, quantity, owner)
     wait_for(lambda: listing(system, owner, q=domain)["total"] == 4 and all(
         c["orders_count"] == len(plan[c["email"].split("@")[0]][1])
+        and c["total_spent"].get("EUR", 0) > 0
         for c in listing(system, owner, q=domain)["items"]), message="the figures")
     return {"domain": domain}
 
@@ -164,3 +172,30 @@ def test_my_profile_and_marketing_consent(system: System, smtp: SmtpSink,
     assert requests.get(system.api("/me"), headers=me, timeout=10).json()["locale"] == "en"
     found = listing(system, owner, q=email, accepts_marketing="false")
     assert found["total"] == 1 and found["items"][0]["phone"] == "+34 611"
+
+
+def test_figures_follow_payment_cancellation_and_refund(system: System,
+                                                       owner: dict[str, str]) -> None:
+    email = f"fig-{uuid.uuid4().hex[:8]}@example.com"
+    first = order(system, email, "ES", "MUG-LOGO", 2)  # 25.00, awaiting payment
+    second = order(system, email, "ES", "TSHIRT-RED-M", 1, owner)  # 19.90, paid
+
+    def figures() -> tuple[int, int]:
+        [customer] = listing(system, owner, q=email)["items"]
+        return customer["orders_count"], customer["total_spent"].get("EUR", 0)
+
+    wait_for(lambda: figures() == (2, 1990), message="2 orders, 19.90 spent")
+
+    def act(placed: dict[str, Any], what: str, **body: Any) -> None:
+        response = requests.post(system.api(f"/admin/orders/{placed['id']}/{what}"),
+                                 headers=owner, json=body, timeout=10)
+        assert response.status_code == 200, response.text
+
+    act(first, "payment-status", payment_status="paid")
+    wait_for(lambda: figures() == (2, 4490), message="both paid")
+    act(second, "payment-status", payment_status="refunded")
+    wait_for(lambda: figures() == (2, 2500), message="the refund taken back out")
+    act(second, "status", status="canceled")
+    wait_for(lambda: figures() == (1, 2500), message="the canceled order no longer counts")
+    [customer] = listing(system, owner, q=email)["items"]
+    assert customer["last_order_status"] == "canceled"  # the second order was the newest
