@@ -178,25 +178,15 @@ class IdentityService(HealthEndpoints):
     @rpc
     def login(self, request: dict[str, Any], client: dict[str, Any] | None = None
               ) -> dict[str, Any]:
-        data = load_or_raise(LoginSchema(), request)
-        email = domain.normalise_email(data["email"])
-        keys = _throttle_keys("customer", email, client)
-        with self.db.transaction() as session:
-            _ensure_not_throttled(session, keys)
-            account = session.scalars(select(Account).where(Account.email == email)).first()
-            password_hash = account.password_hash if account else None
-        # Verified outside any transaction: hashing takes tens of milliseconds.
-        if not self.passwords.verify(password_hash, data["password"]) or account is None:
-            with self.db.transaction() as session:
-                _record_failure(session, keys)
-            raise INVALID_CREDENTIALS
+        account, password, keys = self._authenticate(Account, "customer", request, client)
+        password_hash = account.password_hash
         if account.status == domain.DISABLED:
             raise ServiceError("account_disabled", "This account has been disabled.", 403)
         if account.status not in domain.CAN_LOG_IN:
             raise INVALID_CREDENTIALS
         new_hash = None
         if self.passwords.needs_rehash(password_hash):
-            new_hash = self.passwords.hash(data["password"])  # the cost was raised since
+            new_hash = self.passwords.hash(password)  # the cost was raised since
         with self.db.transaction() as session:
             _clear_failures(session, keys[:1])  # the account's count; the address keeps its own
             account = session.get(Account, account.id)
@@ -520,17 +510,7 @@ class IdentityService(HealthEndpoints):
     @rpc
     def staff_login(self, request: dict[str, Any], client: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
-        data = load_or_raise(LoginSchema(), request)
-        email = domain.normalise_email(data["email"])
-        keys = _throttle_keys("staff", email, client)
-        with self.db.transaction() as session:
-            _ensure_not_throttled(session, keys)
-            staff = session.scalars(select(StaffUser).where(StaffUser.email == email)).first()
-            password_hash = staff.password_hash if staff else None
-        if not self.passwords.verify(password_hash, data["password"]) or staff is None:
-            with self.db.transaction() as session:
-                _record_failure(session, keys)
-            raise INVALID_CREDENTIALS
+        staff, _, keys = self._authenticate(StaffUser, "staff", request, client)
         if staff.status != "active":
             raise ServiceError("account_disabled", "This staff account has been disabled.", 403)
         with self.db.transaction() as session:
@@ -540,6 +520,25 @@ class IdentityService(HealthEndpoints):
             return self._start_session(session, staff.id, ADMIN, client, role=staff.role)
 
     # helpers ----------------------------------------------------------------------------
+    def _authenticate(self, model: type[Account] | type[StaffUser], kind: str,
+                      request: dict[str, Any], client: dict[str, Any] | None
+                      ) -> tuple[Any, str, list[str]]:
+        """(who, the password, throttle keys) for good credentials; else a failure counted
+        against the email and the client address, and 401. Unknown emails cost a hash too."""
+        data = load_or_raise(LoginSchema(), request)
+        email = domain.normalise_email(data["email"])
+        keys = _throttle_keys(kind, email, client)
+        with self.db.transaction() as session:
+            _ensure_not_throttled(session, keys)
+            subject = session.scalars(select(model).where(model.email == email)).first()
+            password_hash = subject.password_hash if subject else None
+        # Verified outside any transaction: hashing takes tens of milliseconds.
+        if not self.passwords.verify(password_hash, data["password"]) or subject is None:
+            with self.db.transaction() as session:
+                _record_failure(session, keys)
+            raise INVALID_CREDENTIALS
+        return subject, data["password"], keys
+
     def _start_session(self, session: Session, subject_id: uuid.UUID, audience: str,
                        client: dict[str, Any] | None, family_id: uuid.UUID | None = None,
                        **claims: Any) -> dict[str, Any]:
