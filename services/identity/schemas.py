@@ -39,9 +39,11 @@ class StoreSettingsUpdateSchema(_Strict):
     store_name = fields.String(validate=validate.Length(1, 100))
 
 
-class RegisterSchema(_Strict):
+class InviteSchema(_Strict):
+    """Who an account is for: what a merchant gives when inviting, and the start of a
+    registration."""
+
     email = _email()
-    password = _password()
     first_name = fields.String(load_default=None, allow_none=True,
                                validate=validate.Length(max=100))
     last_name = fields.String(load_default=None, allow_none=True,
@@ -53,26 +55,15 @@ class RegisterSchema(_Strict):
     def normalise(self, data: dict, **kwargs: object) -> dict:
         data["email"] = data["email"].strip().lower()
         return data
+
+
+class RegisterSchema(InviteSchema):
+    password = _password()
 
 
 class LoginSchema(_Strict):
     email = fields.String(required=True, validate=validate.Length(1, 254))
     password = _password()
-
-
-class InviteSchema(_Strict):
-    email = _email()
-    first_name = fields.String(load_default=None, allow_none=True,
-                               validate=validate.Length(max=100))
-    last_name = fields.String(load_default=None, allow_none=True,
-                              validate=validate.Length(max=100))
-    locale = fields.String(load_default=None, allow_none=True,
-                           validate=validate.OneOf(["es", "en"]))
-
-    @post_load
-    def normalise(self, data: dict, **kwargs: object) -> dict:
-        data["email"] = data["email"].strip().lower()
-        return data
 
 
 class ResetPasswordSchema(_Strict):
