@@ -23,6 +23,7 @@ from services.customers.schemas import (
     CategorySchema,
     CustomerListQuerySchema,
     CustomerListSchema,
+    InsightsSchema,
 )
 from services.identity.schemas import (
     AccountSchema,
@@ -143,6 +144,19 @@ def change_account_status(customer_id: str, action: str) -> Any:
 @staff_required("owner", "staff")
 def list_customers() -> Any:
     return jsonify(rpc_call("customers", "list_customers", dict(request.args.items())))
+
+
+@admin.get("/customers/insights")
+@document("Best and repeat customers, new vs returning, guests vs accounts, top countries",
+          tags=["admin"], auth="staff", responses={200: InsightsSchema},
+          query={"from": {"schema": {"type": "string", "format": "date-time"}},
+                 "to": {"schema": {"type": "string", "format": "date-time"}},
+                 "currency": {"schema": {"type": "string"}},
+                 "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 50}}},
+          description="Default period: the last 90 days. Spend counts what was paid.")
+@staff_required("owner", "staff")
+def customer_insights() -> Any:
+    return jsonify(rpc_call("customers", "insights", dict(request.args.items())))
 
 
 @admin.get("/customers/<customer_id>")

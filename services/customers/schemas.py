@@ -165,3 +165,38 @@ class CategoryListSchema(Schema):
 class CustomerDetailSchema(CustomerSchema):
     addresses = fields.List(fields.Nested(AddressSchemaOut), required=True)
     categories = fields.List(fields.Nested(CategorySchema(only=("id", "name"))), required=True)
+
+
+class InsightsQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    from_ = fields.DateTime(data_key="from")
+    to = fields.DateTime()
+    currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    limit = fields.Integer(load_default=10, validate=validate.Range(1, 50))
+
+
+class RankedCustomerSchema(Schema):
+    id = fields.UUID(required=True)
+    email = fields.String(required=True)
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    orders = fields.Integer(required=True)
+    spent = fields.Integer(required=True)
+
+
+class InsightsSchema(Schema):
+    period = fields.Dict(required=True)
+    currency = fields.String(required=True)
+    customers_ordering = fields.Integer(required=True)
+    orders = fields.Integer(required=True)
+    best_by_spend = fields.List(fields.Nested(RankedCustomerSchema), required=True)
+    best_by_orders = fields.List(fields.Nested(RankedCustomerSchema), required=True)
+    repeat_customer_rate = fields.Float(required=True, metadata={
+        "description": "share of customers ordering in the period with 2+ orders ever"})
+    new_customers = fields.Integer(required=True)
+    returning_customers = fields.Integer(required=True)
+    guest_share = fields.Float(required=True)
+    registered_share = fields.Float(required=True)
+    top_countries = fields.List(fields.Dict(), required=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_
+from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -48,6 +48,7 @@ from services.customers.schemas import (
     CustomerCreateSchema,
     CustomerListQuerySchema,
     CustomerSchema,
+    InsightsQuerySchema,
     ProfileSchema,
     ProfileUpdateSchema,
 )
@@ -165,6 +166,68 @@ class CustomersService(HealthEndpoints):
                                                    str(last.Customer.id))
             return {"items": CUSTOMERS.dump([row.Customer for row in page]), "total": total,
                     "next_cursor": next_cursor}
+
+    @rpc
+    def insights(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Who buys, how often, from where, over a period (default: the last 90 days), from
+        the ledger of orders that count."""
+        data = load_or_raise(InsightsQuerySchema(), query)
+        now = utcnow()
+        end = _aware(data.get("to")) or now
+        start = _aware(data.get("from_")) or end - timedelta(days=90)
+        counted = CustomerOrder.status.in_(domain.COUNTED_STATUSES)
+        in_period = and_(counted, CustomerOrder.placed_at >= start,
+                         CustomerOrder.placed_at < end)
+        paid = case((and_(CustomerOrder.payment_status.in_(domain.SPENT_PAYMENT_STATUSES),
+                          CustomerOrder.currency == data["currency"]),
+                     CustomerOrder.total), else_=0)
+        with self.db.transaction() as session:
+            per_customer = (select(CustomerOrder.customer_id,
+                                   func.count().label("orders"),
+                                   func.sum(paid).label("spent"))
+                            .where(in_period).group_by(CustomerOrder.customer_id).subquery())
+            ranked = select(Customer, per_customer.c.orders, per_customer.c.spent).join(
+                per_customer, per_customer.c.customer_id == Customer.id)
+
+            def top(*order: Any) -> list[dict[str, Any]]:
+                rows = session.execute(ranked.order_by(*order).limit(data["limit"])).all()
+                return [{"id": str(c.id), "email": c.email, "first_name": c.first_name,
+                         "last_name": c.last_name, "orders": int(n), "spent": int(sp or 0)}
+                        for c, n, sp in rows]
+
+            best_by_spend = top(per_customer.c.spent.desc(), per_customer.c.orders.desc(),
+                                Customer.id)
+            best_by_orders = top(per_customer.c.orders.desc(), per_customer.c.spent.desc(),
+                                 Customer.id)
+            ordering = select(per_customer.c.customer_id)
+            customers = session.scalar(select(func.count()).select_from(per_customer)) or 0
+            orders = session.scalar(select(func.count()).select_from(CustomerOrder)
+                                    .where(in_period)) or 0
+            repeat = session.scalar(select(func.count()).select_from(Customer).where(
+                Customer.id.in_(ordering), Customer.orders_count >= 2)) or 0
+            first_orders = (select(CustomerOrder.customer_id,
+                                   func.min(CustomerOrder.placed_at).label("first"))
+                            .where(counted).group_by(CustomerOrder.customer_id).subquery())
+            new = session.scalar(select(func.count()).select_from(first_orders).where(
+                first_orders.c.customer_id.in_(ordering),
+                first_orders.c.first >= start)) or 0
+            guests = session.scalar(select(func.count()).select_from(Customer).where(
+                Customer.id.in_(ordering), Customer.account_id.is_(None))) or 0
+            countries = session.execute(
+                select(Customer.country, func.count().label("customers"))
+                .where(Customer.id.in_(ordering), Customer.country.is_not(None))
+                .group_by(Customer.country).order_by(func.count().desc(), Customer.country)
+                .limit(data["limit"])).all()
+        share = (lambda n: round(n / customers, 4)) if customers else (lambda n: 0.0)
+        return {
+            "period": {"from": start.isoformat(), "to": end.isoformat()},
+            "currency": data["currency"], "customers_ordering": customers, "orders": orders,
+            "best_by_spend": best_by_spend, "best_by_orders": best_by_orders,
+            "repeat_customer_rate": share(repeat), "new_customers": new,
+            "returning_customers": customers - new, "guest_share": share(guests),
+            "registered_share": share(customers - guests) if customers else 0.0,
+            "top_countries": [{"country": c, "customers": n} for c, n in countries],
+        }
 
     @rpc
     def get_customer_detail(self, customer_id: str) -> dict[str, Any]:
@@ -486,6 +549,12 @@ def _category(session: Any, category_id: str) -> Category:
 
 def _category_exists() -> ServiceError:
     return ServiceError("category_exists", "A category with this name exists.", 409)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _recompute_figures(session: Any, customer: Customer) -> None:

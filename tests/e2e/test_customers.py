@@ -199,3 +199,32 @@ def test_figures_follow_payment_cancellation_and_refund(system: System,
     wait_for(lambda: figures() == (1, 2500), message="the canceled order no longer counts")
     [customer] = listing(system, owner, q=email)["items"]
     assert customer["last_order_status"] == "canceled"  # the second order was the newest
+
+
+def test_insights(system: System, owner: dict[str, str], shop: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def insights(**query: Any) -> dict[str, Any]:
+        response = requests.get(system.api("/admin/customers/insights"), params=query,
+                                headers=owner, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    now = insights()
+    q = shop["domain"]
+    assert now["best_by_orders"][0]["email"] == f"carla@{q}"  # three orders: the most
+    assert now["best_by_spend"][0]["email"] == f"carla@{q}"  # 77.30 paid: the most
+    assert now["best_by_spend"][0]["spent"] == 7730
+    assert now["customers_ordering"] >= 4 and now["orders"] >= 7
+    assert now["new_customers"] == now["customers_ordering"]  # all first ordered this week
+    assert now["returning_customers"] == 0
+    assert 0 < now["repeat_customer_rate"] <= 1
+    assert now["guest_share"] + now["registered_share"] == pytest.approx(1)
+    assert {"country": "ES", "customers": 2} in now["top_countries"] or any(
+        c["country"] == "ES" and c["customers"] >= 2 for c in now["top_countries"])
+
+    later = datetime.now(UTC) + timedelta(days=1)
+    empty = insights(**{"from": later.isoformat(), "to": (later + timedelta(days=1)).isoformat()})
+    assert (empty["customers_ordering"], empty["best_by_spend"]) == (0, [])
+    assert requests.get(system.api("/admin/customers/insights"), params={"currency": "euro"},
+                        headers=owner, timeout=10).status_code == 422
