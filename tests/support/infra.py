@@ -6,6 +6,7 @@ Own names per run, so a `make run` on the same machine never shares tables or st
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -31,10 +33,33 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port to listen on, chosen *outside* the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) comes from the range outgoing connections use
+    too: between picking it and the service binding it, a client connection to RabbitMQ or
+    PostgreSQL can take it ("address already in use", seen in CI). Ports below the range are
+    never given to outgoing connections.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1025, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
