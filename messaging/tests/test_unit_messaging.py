@@ -131,3 +131,20 @@ def test_a_consumer_sees_every_optional_field_of_a_terse_producer() -> None:
         ORDER_PLACED, terse).to_wire())))
     address = normalised_payload(envelope)["shipping_address"]
     assert address["line2"] is None and address["postal_code"] is None
+
+
+def test_page_markers_round_trip_and_refuse_garbage() -> None:
+    from sqlalchemy import Column, DateTime, MetaData, Table, Uuid
+
+    from messaging.errors import ServiceError
+    from messaging.paging import after_marker, page_marker
+
+    rows = Table("rows", MetaData(), Column("at", DateTime(timezone=True)), Column("id", Uuid))
+    at, row_id = datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4()
+    marker = page_marker(at, row_id)
+    assert marker == f"2026-11-01T00:00:00+00:00|{row_id}"
+    assert "<" in str(after_marker(rows.c.at, rows.c.id, marker))
+    assert ">" in str(after_marker(rows.c.at, rows.c.id, marker, descending=False))
+    with pytest.raises(ServiceError) as error:
+        after_marker(rows.c.at, rows.c.id, "not a marker", field="after")
+    assert (error.value.status, error.value.errors) == (422, {"after": ["Not a page marker."]})

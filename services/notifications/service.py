@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from nameko.rpc import rpc
 from nameko.timer import timer
-from sqlalchemy import literal, or_, select, tuple_, update
+from sqlalchemy import or_, select, update
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
@@ -31,6 +31,7 @@ from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.keys import unseal
 from messaging.logs import LogContext, mask_email
+from messaging.paging import after_marker, page_marker
 from services.notifications import domain
 from services.notifications.dependencies import (
     MailerProvider,
@@ -142,14 +143,8 @@ class NotificationsService(HealthEndpoints):
         if "recipient" in data:
             statement = statement.where(Delivery.recipient == data["recipient"].strip().lower())
         if "before" in data:
-            try:
-                created, last_id = data["before"].rsplit("|", 1)
-                bound = tuple_(literal(datetime.fromisoformat(created)),
-                               literal(uuid.UUID(last_id)))
-            except ValueError:
-                raise ServiceError("validation_failed", "Not a valid page marker.", 422,
-                                   errors={"before": ["Not a page marker."]}) from None
-            statement = statement.where(tuple_(Delivery.created_at, Delivery.id) < bound)
+            statement = statement.where(after_marker(Delivery.created_at, Delivery.id,
+                                                     data["before"]))
         with self.db.transaction() as session:
             rows = session.scalars(statement.order_by(Delivery.created_at.desc(),
                                                       Delivery.id.desc())
@@ -157,7 +152,7 @@ class NotificationsService(HealthEndpoints):
             page = rows[:data["limit"]]
             more = len(rows) > data["limit"]
             return {"items": DeliverySchema(many=True).dump(page),
-                    "next_before": (f"{page[-1].created_at.isoformat()}|{page[-1].id}"
+                    "next_before": (page_marker(page[-1].created_at, page[-1].id)
                                     if more else None)}
 
     @rpc

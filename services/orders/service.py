@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import and_, delete, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from messaging.consumer import consume_event
@@ -27,6 +27,7 @@ from messaging.health import HealthEndpoints
 from messaging.keys import new_token, seal, token_matches
 from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit
+from messaging.paging import after_marker, page_marker
 from services.orders import domain
 from services.orders.dependencies import orders_database
 from services.orders.models import (
@@ -238,21 +239,15 @@ class OrdersService(HealthEndpoints):
             total = session.scalar(select(func.count()).select_from(Order).where(*filters))
             statement = select(Order).where(*filters)
             if "before" in data:
-                try:
-                    placed, last_id = data["before"].rsplit("|", 1)
-                    bound = tuple_(literal(datetime.fromisoformat(placed)),
-                                   literal(uuid.UUID(last_id)))
-                except ValueError:
-                    raise ServiceError("validation_failed", "Not a valid page marker.", 422,
-                                       errors={"before": ["Not a page marker."]}) from None
-                statement = statement.where(tuple_(Order.placed_at, Order.id) < bound)
+                statement = statement.where(after_marker(Order.placed_at, Order.id,
+                                                         data["before"]))
             orders = session.scalars(statement.order_by(Order.placed_at.desc(),
                                                         Order.id.desc())
                                      .limit(data["limit"] + 1)).all()
             page = orders[:data["limit"]]
             more = len(orders) > data["limit"]
             return {"items": ORDERS.dump(page), "total": total,
-                    "next_before": (f"{page[-1].placed_at.isoformat()}|{page[-1].id}"
+                    "next_before": (page_marker(page[-1].placed_at, page[-1].id)
                                     if more else None)}
 
     @rpc
@@ -262,15 +257,14 @@ class OrdersService(HealthEndpoints):
         per order line, the order's fields repeated."""
         try:
             start, end = datetime.fromisoformat(placed_from), datetime.fromisoformat(placed_to)
-            statement = select(Order).where(Order.placed_at >= start, Order.placed_at < end)
-            if status:
-                statement = statement.where(Order.status == status)
-            if after:
-                placed, last_id = after.rsplit("|", 1)
-                statement = statement.where(tuple_(Order.placed_at, Order.id) > tuple_(
-                    literal(datetime.fromisoformat(placed)), literal(uuid.UUID(last_id))))
         except ValueError:
             raise ServiceError("validation_failed", "Not a valid date range.", 422) from None
+        statement = select(Order).where(Order.placed_at >= start, Order.placed_at < end)
+        if status:
+            statement = statement.where(Order.status == status)
+        if after:
+            statement = statement.where(after_marker(Order.placed_at, Order.id, after, "after",
+                                                     descending=False))
         with self.db.transaction() as session:
             orders = session.scalars(statement.order_by(Order.placed_at, Order.id)
                                      .limit(max(1, min(int(limit), 1000)))).all()
@@ -288,8 +282,7 @@ class OrdersService(HealthEndpoints):
                 "unit_price": line.unit_price, "line_total": line.line_total,
             } for o in orders for line in o.lines]
             last = orders[-1] if orders else None
-        return {"rows": rows,
-                "after": f"{last.placed_at.isoformat()}|{last.id}" if last else None}
+        return {"rows": rows, "after": page_marker(last.placed_at, last.id) if last else None}
 
     def _change(self, session: Any, order: Order, field: str, to: str, actor: str,
                 comment: str | None, notify: bool, details: dict[str, Any]) -> None:
