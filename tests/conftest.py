@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
 from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
 
 SERVICES = ("identity", "customers", "orders", "notifications")
 
@@ -45,3 +46,12 @@ def system(tmp_path_factory: pytest.TempPathFactory, vhost: str, databases: dict
     running = start_system(tmp_path_factory.mktemp("system"), vhost, databases, smtp)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def owner(system: System) -> dict[str, str]:
+    """The store owner's Authorization header (the owner `make run` creates)."""
+    response = requests.post(system.api("/admin/auth/login"), timeout=10,
+                             json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

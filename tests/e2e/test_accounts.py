@@ -15,7 +15,6 @@ import uuid
 from typing import Any
 
 import jwt
-import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
@@ -27,14 +26,6 @@ from tests.support.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
 ADDRESS = {"first_name": "Eva", "last_name": "Ruiz", "line1": "Rambla 3", "city": "Barcelona",
            "country": "ES"}
 GOOD_PASSWORD = "una clave bastante larga 7"
-
-
-@pytest.fixture(scope="module")
-def owner(system: System) -> dict[str, str]:
-    response = requests.post(system.api("/admin/auth/login"), timeout=10,
-                             json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def set_accounts(system: System, owner: dict[str, str], mode: str,

@@ -12,7 +12,7 @@ import requests
 
 from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from tests.support.system import System
 
 PASSWORD = "address book passphrase"
 HOME = {"first_name": "Lucía", "last_name": "Sanz", "line1": "Calle Luna 5", "city": "Sevilla",
@@ -22,10 +22,8 @@ WORK = {"first_name": "Lucía", "last_name": "Sanz", "company": "Taller", "line1
 
 
 @pytest.fixture(scope="module", autouse=True)
-def optional_accounts(system: System) -> None:
-    owner = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
-    requests.put(system.api("/admin/settings"), headers={"Authorization": f"Bearer {owner}"},
+def optional_accounts(system: System, owner: dict[str, str]) -> None:
+    requests.put(system.api("/admin/settings"), headers=owner,
                  json={"customer_accounts": "optional"}, timeout=10)
     time.sleep(1.2)
 

@@ -12,14 +12,7 @@ import requests
 
 from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
-
-
-@pytest.fixture(scope="module")
-def owner(system: System) -> dict[str, str]:
-    token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+from tests.support.system import System
 
 
 def order(system: System, email: str, country: str, sku: str, quantity: int = 1,

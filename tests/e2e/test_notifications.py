@@ -6,22 +6,14 @@ import time
 import uuid
 from typing import Any
 
-import pytest
 import requests
 
 from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from tests.support.system import System
 
 ADDRESS = {"first_name": "Rosa", "last_name": "Gil", "line1": "Calle 3", "city": "Vigo",
            "country": "ES"}
-
-
-@pytest.fixture(scope="module")
-def owner(system: System) -> dict[str, str]:
-    token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def place(system: System, smtp: SmtpSink, address: dict[str, Any] | None = None

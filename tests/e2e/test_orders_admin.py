@@ -5,20 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 import requests
 
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from tests.support.system import System
 
 ADDRESS = {"first_name": "Olga", "last_name": "Ruiz", "line1": "Plaza 2", "city": "León",
            "country": "ES"}
-
-
-@pytest.fixture(scope="module")
-def owner(system: System) -> dict[str, str]:
-    token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def place(system: System, sku: str = "MUG-LOGO", quantity: int = 1,
