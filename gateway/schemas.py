@@ -106,3 +106,32 @@ class CustomerPageSchema(Schema):
 
     customer = fields.Dict(required=True)
     recent_orders = fields.List(fields.Nested(OrderSchema), required=True)
+
+
+class CustomerErasureSchema(Schema):
+    customer_id = fields.UUID(required=True)
+    erased_at = fields.DateTime(required=True)
+    status = fields.String(required=True, metadata={
+        "description": "erased here; the other services follow within moments"})
+
+
+class CustomerExportSchema(Schema):
+    """Everything the store holds about one customer, gathered from every service."""
+
+    exported_at = fields.DateTime(required=True)
+    customer = fields.Dict(required=True)
+    addresses = fields.List(fields.Dict(), required=True)
+    categories = fields.List(fields.String(), required=True)
+    account = fields.Dict(allow_none=True, required=True, metadata={
+        "description": "identity: the account and its sessions (no password or tokens)"})
+    order_ledger = fields.List(fields.Dict(), required=True, metadata={
+        "description": "customers: the orders as the customer's figures count them"})
+    orders = fields.List(fields.Dict(), required=True, metadata={
+        "description": "orders: each order whole, with lines and history"})
+    emails = fields.List(fields.Dict(), required=True, metadata={
+        "description": "notifications: every email sent to the customer"})
+
+
+class BulkMembershipSchema(Schema):
+    added = fields.Integer(required=True, metadata={"description": "customers newly added"})
+    customers = fields.Integer(required=True, metadata={"description": "members now"})

@@ -28,6 +28,7 @@ ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_ENABLED = "account_enabled"
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_UPDATED = "customer_updated"
+CUSTOMER_ERASED = "customer_erased"
 ORDER_PLACED = "order_placed"
 ORDER_STATUS_CHANGED = "order_status_changed"
 PAYMENT_STATUS_CHANGED = "payment_status_changed"
@@ -150,6 +151,8 @@ class AccountPayload(_Payload):
     store_name = fields.String(load_default="")
     first_name = fields.String(allow_none=True, load_default=None)
     last_name = fields.String(allow_none=True, load_default=None)
+    # The account's status as of this event (optional: added after version 1 shipped).
+    status = fields.String(allow_none=True, load_default=None)
 
 
 class AccountRegisteredPayload(AccountPayload):
@@ -201,6 +204,18 @@ class CustomerPayload(_Payload):
     locale = fields.String(allow_none=True, load_default=None)
 
 
+class CustomerErasedPayload(_Payload):
+    """Every service forgets this person. The email travels sealed (messaging.keys.seal): the
+    event outlives the erasure in the outbox and must not keep what it asks others to forget."""
+
+    customer_id = fields.UUID(required=True)
+    account_id = fields.UUID(allow_none=True, load_default=None)
+    email_sealed = fields.String(required=True, validate=validate.Length(1, 1000))
+    erased_at = fields.DateTime(required=True)
+    deleted = fields.Boolean(load_default=False,
+                             metadata={"description": "the record itself was deleted"})
+
+
 @dataclass(frozen=True)
 class EventContract:
     name: str
@@ -225,6 +240,7 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(ACCOUNT_ENABLED, "identity", 1, AccountStatusPayload),
         EventContract(CUSTOMER_CREATED, "customers", 1, CustomerPayload),
         EventContract(CUSTOMER_UPDATED, "customers", 1, CustomerPayload),
+        EventContract(CUSTOMER_ERASED, "customers", 1, CustomerErasedPayload),
         EventContract(ORDER_PLACED, "orders", 1, OrderPlacedPayload),
         EventContract(ORDER_STATUS_CHANGED, "orders", 1, OrderChangePayload),
         EventContract(PAYMENT_STATUS_CHANGED, "orders", 1, OrderChangePayload),

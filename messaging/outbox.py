@@ -14,6 +14,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
+    func,
     insert,
     text,
 )
@@ -76,3 +78,21 @@ def emit(session: Session, event_type: str, payload: dict[str, Any]) -> Envelope
     )
     session.info["outbox_written"] = True
     return envelope
+
+
+def forget_in_outbox(session: Session, needles: list[str]) -> int:
+    """Delete already-published outbox rows that mention any of ``needles`` (an erased
+    customer's email): the rows are kept only as a publishing record, and must not keep a
+    person the store was asked to forget. Unpublished rows stay: they are events still owed.
+    Returns how many rows went."""
+    outbox = session.info["outbox_table"]
+    removed = 0
+    # As json.dumps wrote them: non-ASCII escaped as \uXXXX, whatever case it was typed in.
+    quoted = {form for n in needles if n
+              for form in (json.dumps(n)[1:-1].lower(), json.dumps(n.lower())[1:-1])}
+    for needle in quoted:
+        removed += session.execute(
+            delete(outbox).where(outbox.c.published_at.is_not(None),
+                                 func.lower(outbox.c.body).contains(needle, autoescape=True))
+        ).rowcount
+    return removed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -14,6 +15,9 @@ from gateway.problems import Problem
 from gateway.schemas import (
     AdminCustomerCreatedSchema,
     AdminCustomerCreateSchema,
+    BulkMembershipSchema,
+    CustomerErasureSchema,
+    CustomerExportSchema,
     CustomerPageSchema,
     RefreshTokenRequestSchema,
 )
@@ -21,8 +25,11 @@ from services.customers.schemas import (
     CategoryInputSchema,
     CategoryListSchema,
     CategorySchema,
+    CustomerFilterSchema,
     CustomerListQuerySchema,
     CustomerListSchema,
+    CustomerSchema,
+    CustomerUpdateSchema,
     InsightsSchema,
 )
 from services.identity.schemas import (
@@ -170,6 +177,59 @@ def get_customer(customer_id: str) -> Any:
     return jsonify(customer=customer, recent_orders=orders)
 
 
+@admin.patch("/customers/<customer_id>")
+@document("Edit a customer: names, phone, language, the merchant's note, consent; the email "
+          "while there is no account", tags=["admin"], auth="staff",
+          body=CustomerUpdateSchema, responses={200: CustomerSchema})
+@staff_required("owner", "staff")
+def update_customer(customer_id: str) -> Any:
+    return jsonify(rpc_call("customers", "update_customer", customer_id, json_body(),
+                            _actor()))
+
+
+@admin.delete("/customers/<customer_id>")
+@document("Delete a customer who never ordered, with their account", tags=["admin"],
+          auth="staff", responses={204: None},
+          description="A customer with orders is erased instead (409 customer_has_orders).")
+@staff_required("owner", "staff")
+def delete_customer(customer_id: str) -> Response:
+    rpc_call("customers", "delete_customer", customer_id, _actor())
+    return Response(status=204)
+
+
+@admin.post("/customers/<customer_id>/erase")
+@document("Erase a customer's personal data in every service (idempotent)", tags=["admin"],
+          auth="staff", responses={202: CustomerErasureSchema},
+          description="Orders keep their numbers, lines and totals. The customer record is "
+                      "anonymised at once; identity (the account can no longer log in), "
+                      "orders and notifications follow through the customer_erased event.")
+@staff_required("owner")
+def erase_customer(customer_id: str) -> Any:
+    response = jsonify(rpc_call("customers", "erase_customer", customer_id, _actor()))
+    response.status_code = 202
+    return response
+
+
+@admin.get("/customers/<customer_id>/export")
+@document("Everything held about a customer, from every service, as JSON", tags=["admin"],
+          auth="staff", responses={200: CustomerExportSchema})
+@staff_required("owner")
+def export_customer(customer_id: str) -> Any:
+    held = rpc_call("customers", "export_customer", customer_id)
+    customer = held["customer"]
+    account = (rpc_call("identity", "export_account", customer["account_id"])
+               if customer.get("account_id") else None)
+    response = jsonify(
+        exported_at=datetime.now(UTC).isoformat(), **held, account=account,
+        orders=rpc_call("orders", "export_orders_of", customer.get("account_id"),
+                        customer["email"]),
+        emails=rpc_call("notifications", "export_deliveries", customer["email"]))
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="customer-{customer["id"]}.json"')
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @admin.get("/categories")
 @document("Customer categories, with how many customers each", tags=["admin"], auth="staff",
           responses={200: CategoryListSchema})
@@ -203,6 +263,15 @@ def rename_category(category_id: str) -> Any:
 def delete_category(category_id: str) -> Response:
     rpc_call("customers", "delete_category", category_id)
     return Response(status=204)
+
+
+@admin.post("/categories/<category_id>/customers")
+@document("Put every customer a filter matches in a category", tags=["admin"], auth="staff",
+          body=CustomerFilterSchema, responses={200: BulkMembershipSchema},
+          description="The filters of GET /admin/customers; an empty body means everyone.")
+@staff_required("owner", "staff")
+def add_to_category_by_filter(category_id: str) -> Any:
+    return jsonify(rpc_call("customers", "add_members_by_filter", category_id, json_body()))
 
 
 @admin.put("/categories/<category_id>/customers/<customer_id>")

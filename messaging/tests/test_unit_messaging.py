@@ -148,3 +148,30 @@ def test_page_markers_round_trip_and_refuse_garbage() -> None:
     with pytest.raises(ServiceError) as error:
         after_marker(rows.c.at, rows.c.id, "not a marker", field="after")
     assert (error.value.status, error.value.errors) == (422, {"after": ["Not a page marker."]})
+
+
+def test_forget_in_outbox_removes_published_rows_that_mention_the_email() -> None:
+    from sqlalchemy import MetaData, create_engine, insert, select
+    from sqlalchemy.orm import Session
+
+    from messaging.envelope import utcnow
+    from messaging.outbox import add_messaging_tables, forget_in_outbox
+
+    metadata = MetaData()
+    outbox, _ = add_messaging_tables(metadata)
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    now = utcnow()
+    bodies = [(json.dumps({"email": "josé@example.com"}), now),  # escaped: jos\u00e9
+              (json.dumps({"to": "Ana <ANA@Example.com>"}), now),  # as typed
+              (json.dumps({"email": "josé@example.com"}), None),  # unpublished: still owed
+              (json.dumps({"email": "other@example.com"}), now)]
+    with Session(engine) as session:
+        session.info["outbox_table"] = outbox
+        for number, (body, published) in enumerate(bodies):
+            session.execute(insert(outbox).values(
+                event_id=str(number), event_type="t", body=body, created_at=now,
+                next_attempt_at=now, published_at=published, attempts=0))
+        assert forget_in_outbox(session, ["josé@example.com", "ana@example.com"]) == 2
+        left = session.scalars(select(outbox.c.event_id).order_by(outbox.c.id)).all()
+    assert left == ["2", "3"]

@@ -46,6 +46,16 @@ def link_account(customer: Any, account: dict[str, Any]) -> None:
     customer.locale = customer.locale or account.get("locale")
 
 
+def mirror_account_status(customer: Any, status: str | None, reported_at: datetime) -> None:
+    """Keep identity's view of the account's status, newest report wins."""
+    if status is None or customer.account_id is None:
+        return
+    if customer.account_status_at is None or reported_at >= customer.account_status_at:
+        customer.account_status = status
+        customer.account_status_at = reported_at
+
+
+ACCOUNT_STATUSES = ("active", "pending_approval", "invited", "disabled")
 MAX_ADDRESSES = 100
 ADDRESS_FIELDS = ("first_name", "last_name", "company", "line1", "line2", "city", "region",
                   "postal_code", "country", "phone")
@@ -78,6 +88,24 @@ def set_marketing_consent(customer: Any, accepts: bool, now: datetime) -> None:
         customer.marketing_consent_at = now
     else:
         customer.marketing_withdrawn_at = now
+
+
+def erased_email(customer_id: Any) -> str:
+    """What an erased record holds instead of an email: unique, and no one's (RFC 2606)."""
+    return f"erased-{customer_id}@erased.invalid"
+
+
+def anonymise(customer: Any, now: datetime) -> None:
+    """Strip a record of everything that identifies the person. Kept: the id, the type, the
+    order figures (the store's own numbers) and the country (too coarse to identify)."""
+    customer.email = erased_email(customer.id)
+    # The account link goes too: a still-valid access token then reaches nothing here.
+    for field in ("first_name", "last_name", "phone", "city", "note", "last_seen_at",
+                  "marketing_consent_at", "marketing_withdrawn_at", "last_payment_method",
+                  "account_id", "account_status", "account_status_at"):
+        setattr(customer, field, None)
+    customer.accepts_marketing = False
+    customer.erased_at = now
 
 
 # The merchant's list: sort keys, as (column name, descending).

@@ -31,6 +31,10 @@ class Customer(Base):
     locale: Mapped[str | None] = mapped_column(String(10), nullable=True)
     type: Mapped[str] = mapped_column(String(16), default="guest", index=True)
     account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, unique=True)
+    # The account's status as identity last reported it, and when (events may arrive out of
+    # order: only a newer report replaces an older one).
+    account_status: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    account_status_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  index=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
@@ -51,6 +55,9 @@ class Customer(Base):
     marketing_withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
                                                                     nullable=True)
     note: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # the merchant's
+    # Set when the merchant erased this person: the row stays for the store's figures, with
+    # nothing left that identifies anyone.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     spend: Mapped[list[CustomerSpend]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", lazy="selectin"

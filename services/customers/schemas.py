@@ -3,7 +3,7 @@
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from messaging.contracts import AddressSchema
-from services.customers.domain import SORTS
+from services.customers.domain import ACCOUNT_STATUSES, SORTS
 
 
 class CustomerSchema(Schema):
@@ -15,6 +15,7 @@ class CustomerSchema(Schema):
     locale = fields.String(allow_none=True)
     type = fields.String()
     account_id = fields.UUID(allow_none=True)
+    account_status = fields.String(allow_none=True)
     created_at = fields.DateTime()
     orders_count = fields.Integer()
     first_order_at = fields.DateTime(allow_none=True)
@@ -27,6 +28,7 @@ class CustomerSchema(Schema):
     marketing_consent_at = fields.DateTime(allow_none=True)
     marketing_withdrawn_at = fields.DateTime(allow_none=True)
     note = fields.String(allow_none=True)
+    erased_at = fields.DateTime(allow_none=True)
     total_spent = fields.Method("dump_spend")
 
     def dump_spend(self, customer: object) -> dict[str, int]:
@@ -49,6 +51,31 @@ class CustomerCreateSchema(Schema):
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
         data["email"] = data["email"].strip().lower()
+        return data
+
+
+class CustomerUpdateSchema(Schema):
+    """What the merchant may change on a customer. The email only while the customer has no
+    account: an account's email is the customer's to change (with confirmation)."""
+
+    class Meta:
+        unknown = RAISE
+
+    email = fields.Email(validate=validate.Length(max=254))
+    first_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    last_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=30))
+    locale = fields.String(allow_none=True, validate=validate.OneOf(["es", "en"]))
+    note = fields.String(allow_none=True, validate=validate.Length(max=2000),
+                         metadata={"description": "the merchant's own note; never shown to "
+                                                  "the customer"})
+    accepts_marketing = fields.Boolean(metadata={
+        "description": "consent the customer gave the merchant directly"})
+
+    @post_load
+    def normalise(self, data: dict, **kwargs: object) -> dict:
+        if "email" in data:
+            data["email"] = data["email"].strip().lower()
         return data
 
 
@@ -119,6 +146,7 @@ class CustomerListQuerySchema(Schema):
                       metadata={"description": "name, email or phone contains"})
     type = fields.String(validate=validate.OneOf(["guest", "registered"]))
     has_account = fields.Boolean()
+    account_status = fields.String(validate=validate.OneOf(ACCOUNT_STATUSES))
     category = fields.UUID()
     country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
     min_orders = fields.Integer(validate=validate.Range(0, 1_000_000))
@@ -132,6 +160,14 @@ class CustomerListQuerySchema(Schema):
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(list(SORTS)))
     limit = fields.Integer(load_default=25, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(max=500))
+
+
+class CustomerFilterSchema(CustomerListQuerySchema):
+    """The list's filters alone, for bulk actions: no sort, page or cursor."""
+
+    class Meta:
+        unknown = RAISE
+        exclude = ("sort", "limit", "cursor", "currency")
 
 
 class CustomerListSchema(Schema):

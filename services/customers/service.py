@@ -8,16 +8,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.rpc import rpc
-from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    Uuid,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
+    ACCOUNT_APPROVED,
+    ACCOUNT_DISABLED,
     ACCOUNT_EMAIL_VERIFIED,
+    ACCOUNT_ENABLED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
     CUSTOMER_CREATED,
+    CUSTOMER_ERASED,
     CUSTOMER_UPDATED,
     EMAIL_CHANGED,
     ORDER_CANCELED,
@@ -26,11 +42,13 @@ from messaging.contracts import (
     PAYMENT_STATUS_CHANGED,
     load_payload,
 )
+from messaging.database import UtcDateTime
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
+from messaging.keys import seal
 from messaging.logs import LogContext
-from messaging.outbox import emit
+from messaging.outbox import emit, forget_in_outbox
 from services.customers import domain
 from services.customers.dependencies import customers_database
 from services.customers.models import (
@@ -46,8 +64,10 @@ from services.customers.schemas import (
     AddressSchemaOut,
     CategoryInputSchema,
     CustomerCreateSchema,
+    CustomerFilterSchema,
     CustomerListQuerySchema,
     CustomerSchema,
+    CustomerUpdateSchema,
     InsightsQuerySchema,
     ProfileSchema,
     ProfileUpdateSchema,
@@ -57,6 +77,7 @@ log = logging.getLogger(__name__)
 
 PROFILE, CUSTOMERS, LIST_QUERY = ProfileSchema(), CustomerSchema(many=True), \
     CustomerListQuerySchema()
+FILTER_QUERY = CustomerFilterSchema()
 
 
 class CustomersService(HealthEndpoints):
@@ -78,9 +99,7 @@ class CustomersService(HealthEndpoints):
     @rpc
     def get_customer(self, customer_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
-            customer = session.get(Customer, _uuid(customer_id))
-            if customer is None:
-                raise ServiceError("customer_not_found", "No such customer.", 404)
+            customer = _customer(session, customer_id)
             return CustomerSchema().dump(customer)
 
     @rpc
@@ -90,16 +109,113 @@ class CustomersService(HealthEndpoints):
         try:
             with self.db.transaction() as session:
                 if self._by_email(session, data["email"]) is not None:
-                    raise ServiceError("customer_exists", "A customer with this email exists.",
-                                       409)
+                    raise _customer_exists()
                 customer = Customer(type="guest", orders_count=0, **data)
                 session.add(customer)
                 session.flush()
                 emit(session, CUSTOMER_CREATED, _customer_event(customer))
                 return CustomerSchema().dump(customer)
         except IntegrityError:
-            raise ServiceError("customer_exists", "A customer with this email exists.",
-                               409) from None
+            raise _customer_exists() from None
+
+    @rpc
+    def update_customer(self, customer_id: str, request: dict[str, Any], actor: str
+                        ) -> dict[str, Any]:
+        """The merchant edits a customer: names, phone, language, note, consent; the email
+        only while there is no account (an account's email changes with proof, in identity)."""
+        data = load_or_raise(CustomerUpdateSchema(), request)
+        try:
+            with self.db.transaction() as session:
+                customer = _customer(session, customer_id, lock=True)
+                if customer.erased_at is not None:
+                    raise ServiceError("customer_erased",
+                                       "This customer's data was erased.", 409)
+                if "email" in data and data["email"] != customer.email:
+                    if customer.account_id is not None:
+                        raise ServiceError(
+                            "email_belongs_to_account",
+                            "This customer has an account: they change their email "
+                            "themselves, with confirmation.", 409)
+                    if self._by_email(session, data["email"]) is not None:
+                        raise _customer_exists()
+                if "accepts_marketing" in data:
+                    domain.set_marketing_consent(customer, data.pop("accepts_marketing"),
+                                                 utcnow())
+                for field, value in data.items():
+                    setattr(customer, field, value)
+                session.flush()
+                emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+                log.info("customer updated", extra={"customer_id": str(customer.id),
+                                                    "actor": actor,
+                                                    "fields": sorted(request)})
+                return CustomerSchema().dump(customer)
+        except IntegrityError:
+            raise _customer_exists() from None
+
+    @rpc
+    def delete_customer(self, customer_id: str, actor: str) -> None:
+        """Remove a customer who never ordered (a mistaken entry, a test account), with their
+        account. One with orders is erased instead: the store keeps its order records."""
+        with self.db.transaction() as session:
+            customer = _customer(session, customer_id, lock=True)
+            if session.scalar(select(func.count()).select_from(CustomerOrder)
+                              .where(CustomerOrder.customer_id == customer.id)):
+                raise ServiceError(
+                    "customer_has_orders",
+                    "This customer has orders, which the store must keep: erase their "
+                    "personal data instead (POST /admin/customers/{id}/erase).", 409)
+            self._forget(session, customer, deleted=True)
+            session.execute(delete(Address).where(Address.customer_id == customer.id))
+            session.execute(delete(CustomerSpend)
+                            .where(CustomerSpend.customer_id == customer.id))
+            session.delete(customer)
+            log.info("customer deleted", extra={"customer_id": customer_id, "actor": actor})
+
+    @rpc
+    def erase_customer(self, customer_id: str, actor: str) -> dict[str, Any]:
+        """Erase a person's data here and, through ``customer_erased``, in every service.
+        The record stays, anonymous, so the store's figures still add up. Idempotent."""
+        with self.db.transaction() as session:
+            customer = _customer(session, customer_id, lock=True)
+            if customer.erased_at is None:
+                self._forget(session, customer, deleted=False)
+                log.info("customer erased", extra={"customer_id": customer_id,
+                                                   "actor": actor})
+            return {"customer_id": str(customer.id), "erased_at": customer.erased_at.isoformat(),
+                    "status": "erased"}
+
+    def _forget(self, session: Any, customer: Customer, deleted: bool) -> None:
+        email, now = customer.email, utcnow()
+        emit(session, CUSTOMER_ERASED, {
+            "customer_id": customer.id, "account_id": customer.account_id,
+            "email_sealed": seal(email), "erased_at": now, "deleted": deleted})
+        session.execute(delete(CustomerCategory)
+                        .where(CustomerCategory.customer_id == customer.id))
+        session.execute(delete(Address).where(Address.customer_id == customer.id))
+        domain.anonymise(customer, now)
+        session.flush()
+        forget_in_outbox(session, [email])
+
+    @rpc
+    def export_customer(self, customer_id: str) -> dict[str, Any]:
+        """All this service holds about a customer (the gateway adds the other services')."""
+        with self.db.transaction() as session:
+            customer = _customer(session, customer_id)
+            categories = session.scalars(
+                select(Category.name).join(CustomerCategory)
+                .where(CustomerCategory.customer_id == customer.id).order_by(Category.name)
+            ).all()
+            ledger = session.scalars(select(CustomerOrder)
+                                     .where(CustomerOrder.customer_id == customer.id)
+                                     .order_by(CustomerOrder.placed_at)).all()
+            return {
+                "customer": CustomerSchema().dump(customer),
+                "addresses": AddressSchemaOut(many=True).dump(_addresses(session, customer.id)),
+                "categories": list(categories),
+                "order_ledger": [{"order_id": str(o.order_id), "placed_at": o.placed_at.isoformat(),
+                            "status": o.status, "payment_status": o.payment_status,
+                            "currency": o.currency, "total": o.total} for o in ledger],
+            }
 
     # the customer's own profile (by account id) -----------------------------------------
     @rpc
@@ -232,9 +348,7 @@ class CustomersService(HealthEndpoints):
     @rpc
     def get_customer_detail(self, customer_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
-            customer = session.get(Customer, _uuid(customer_id))
-            if customer is None:
-                raise ServiceError("customer_not_found", "No such customer.", 404)
+            customer = _customer(session, customer_id)
             categories = session.scalars(
                 select(Category).join(CustomerCategory)
                 .where(CustomerCategory.customer_id == customer.id).order_by(Category.name)
@@ -291,13 +405,29 @@ class CustomersService(HealthEndpoints):
             session.delete(category)
 
     @rpc
+    def add_members_by_filter(self, category_id: str, query: dict[str, Any]) -> dict[str, int]:
+        """Put every customer the list's filters match into a category, in one statement
+        (customers already in it stay as they are). An empty filter means everyone."""
+        data = load_or_raise(FILTER_QUERY, query)
+        with self.db.transaction() as session:
+            category = _category(session, category_id)
+            already = exists().where(CustomerCategory.customer_id == Customer.id,
+                                     CustomerCategory.category_id == category.id)
+            matching = select(Customer.id, literal(category.id, Uuid()),
+                              literal(utcnow(), UtcDateTime())).where(
+                *_customer_filters(data), Customer.erased_at.is_(None), ~already)
+            added = session.execute(insert(CustomerCategory).from_select(
+                ["customer_id", "category_id", "added_at"], matching)).rowcount
+            total = session.scalar(select(func.count()).select_from(CustomerCategory)
+                                   .where(CustomerCategory.category_id == category.id))
+            return {"added": added, "customers": total}
+
+    @rpc
     def set_membership(self, category_id: str, customer_id: str, member: bool) -> None:
         """Idempotent: adding a member twice, or removing a non-member, changes nothing."""
         with self.db.transaction() as session:
             category = _category(session, category_id)
-            customer = session.get(Customer, _uuid(customer_id))
-            if customer is None:
-                raise ServiceError("customer_not_found", "No such customer.", 404)
+            customer = _customer(session, customer_id)
             existing = session.get(CustomerCategory, (customer.id, category.id))
             if member and existing is None:
                 session.add(CustomerCategory(customer_id=customer.id, category_id=category.id))
@@ -443,7 +573,10 @@ class CustomersService(HealthEndpoints):
                 return
             customer = self._by_email(session, account["email"])
             if customer is None:
-                self._create_registered(session, account)
+                customer = self._create_registered(session, account)
+            if customer.account_id == account["account_id"]:
+                domain.mirror_account_status(customer, account["status"],
+                                             _occurred(envelope))
 
     @consume_event("identity", ACCOUNT_INVITED)
     def handle_account_invited(self, envelope: Envelope) -> None:
@@ -458,10 +591,34 @@ class CustomersService(HealthEndpoints):
                 return
             customer = self._by_email(session, account["email"])
             if customer is None:
-                self._create_registered(session, account)
+                customer = self._create_registered(session, account)
             elif customer.account_id is None:
                 domain.link_account(customer, account)
                 emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+            domain.mirror_account_status(customer, account["status"], _occurred(envelope))
+
+    @consume_event("identity", ACCOUNT_APPROVED)
+    def handle_account_approved(self, envelope: Envelope) -> None:
+        self._account_status_changed(envelope)
+
+    @consume_event("identity", ACCOUNT_DISABLED)
+    def handle_account_disabled(self, envelope: Envelope) -> None:
+        self._account_status_changed(envelope)
+
+    @consume_event("identity", ACCOUNT_ENABLED)
+    def handle_account_enabled(self, envelope: Envelope) -> None:
+        self._account_status_changed(envelope)
+
+    def _account_status_changed(self, envelope: Envelope) -> None:
+        account = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            customer = session.scalars(select(Customer).where(
+                Customer.account_id == account["account_id"]).with_for_update()).first()
+            if customer is not None:
+                domain.mirror_account_status(customer, account["status"],
+                                             _occurred(envelope))
 
     @consume_event("identity", EMAIL_CHANGED)
     def handle_email_changed(self, envelope: Envelope) -> None:
@@ -490,13 +647,14 @@ class CustomersService(HealthEndpoints):
             .with_for_update()
         ).first()
 
-    def _create_registered(self, session: Any, account: dict[str, Any]) -> None:
+    def _create_registered(self, session: Any, account: dict[str, Any]) -> Customer:
         customer = Customer(id=account["account_id"], email=domain.normalise_email(
             account["email"]), orders_count=0)
         domain.link_account(customer, account)
         session.add(customer)
         session.flush()
         emit(session, CUSTOMER_CREATED, _customer_event(customer))
+        return customer
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -521,6 +679,8 @@ def _customer_filters(data: dict[str, Any]) -> list[Any]:
     if "has_account" in data:
         filters.append(Customer.account_id.is_not(None) if data["has_account"]
                        else Customer.account_id.is_(None))
+    if "account_status" in data:
+        filters.append(Customer.account_status == data["account_status"])
     if "category" in data:
         filters.append(exists().where(CustomerCategory.customer_id == Customer.id,
                                       CustomerCategory.category_id == data["category"]))
@@ -538,6 +698,21 @@ def _customer_filters(data: dict[str, Any]) -> list[Any]:
             value = data[field] if data[field].tzinfo else data[field].replace(tzinfo=UTC)
             filters.append(column >= value if op == "ge" else column < value)
     return filters
+
+
+def _occurred(envelope: Envelope) -> datetime:
+    return datetime.fromisoformat(envelope.occurred_at)
+
+
+def _customer(session: Any, customer_id: str, lock: bool = False) -> Customer:
+    customer = session.get(Customer, _uuid(customer_id), with_for_update=lock)
+    if customer is None:
+        raise ServiceError("customer_not_found", "No such customer.", 404)
+    return customer
+
+
+def _customer_exists() -> ServiceError:
+    return ServiceError("customer_exists", "A customer with this email exists.", 409)
 
 
 def _category(session: Any, category_id: str) -> Category:

@@ -20,6 +20,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 
 # Account statuses, and which of them may log in.
 ACTIVE, PENDING_APPROVAL, INVITED, DISABLED = "active", "pending_approval", "invited", "disabled"
+ERASED = "erased"  # the merchant erased the person: the row stays, anonymous, locked for good
 CAN_LOG_IN = frozenset({ACTIVE, PENDING_APPROVAL})
 STAFF_ROLES = ("owner", "staff")
 
@@ -156,3 +157,13 @@ def status_after(action: str, current: str) -> str | None:
         raise ValueError(f"cannot {action} an account that is {current}; "
                          f"only {', '.join(sorted(applies_to))}")
     return result
+
+
+def anonymise_account(account: Any) -> None:
+    """An erased account: no email, no name, no password; it can never log in again."""
+    account.email = f"erased-{account.id}@erased.invalid"
+    account.password_hash = None
+    account.status = ERASED
+    account.email_verified = False
+    account.first_name = account.last_name = None
+    account.last_login_at = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import datetime
@@ -20,6 +21,7 @@ from messaging.contracts import (
     ACCOUNT_ENABLED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
+    CUSTOMER_ERASED,
     CUSTOMER_UPDATED,
     EMAIL_CHANGE_REQUESTED,
     EMAIL_CHANGED,
@@ -31,9 +33,9 @@ from messaging.contracts import (
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
-from messaging.keys import hash_token, new_token, seal
+from messaging.keys import hash_token, new_token, seal, unseal
 from messaging.logs import LogContext, mask_email
-from messaging.outbox import emit
+from messaging.outbox import emit, forget_in_outbox
 from services.identity import domain
 from services.identity.dependencies import (
     PasswordsProvider,
@@ -200,7 +202,7 @@ class IdentityService(HealthEndpoints):
     def get_account(self, account_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
             account = session.get(Account, _uuid(account_id))
-            if account is None:
+            if account is None or account.status == domain.ERASED:
                 raise ServiceError("account_not_found", "No such account.", 404)
             return AccountSchema().dump(account)
 
@@ -237,7 +239,7 @@ class IdentityService(HealthEndpoints):
             account.password_hash, account.password_changed_at = new_hash, now
             _revoke_sessions(session, account.id, STOREFRONT, keep=None)
             # The owner proved the inbox: a reset lifts any login lock on the account.
-            _clear_failures(session, [f"customer:{account.email}"])
+            _clear_failures(session, _throttle_keys("customer", account.email, None))
             _mark_verified(session, account)  # the link reached that inbox: the email is proven
             emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "reset"})
 
@@ -333,6 +335,58 @@ class IdentityService(HealthEndpoints):
             account.last_name = customer["last_name"]
             if customer["locale"]:
                 account.locale = customer["locale"]
+
+    @consume_event("customers", CUSTOMER_ERASED)
+    def handle_customer_erased(self, envelope: Envelope) -> None:
+        """Forget the person: the account can no longer log in, its tokens and sessions go,
+        and nothing here holds the email any more. A deleted customer's account goes whole."""
+        erased = load_payload(envelope)
+        email = unseal(erased["email_sealed"])
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            account = session.get(Account, erased["account_id"], with_for_update=True) \
+                if erased["account_id"] else None
+            if account is None:
+                account = session.scalars(select(Account).where(Account.email == email)
+                                          .with_for_update()).first()
+            if account is not None:
+                session.execute(delete(OneTimeToken)
+                                .where(OneTimeToken.account_id == account.id))
+                if erased["deleted"]:
+                    session.execute(delete(RefreshToken)
+                                    .where(RefreshToken.subject_id == account.id))
+                    session.delete(account)
+                else:
+                    _revoke_sessions(session, account.id, None, keep=None)
+                    session.execute(update(RefreshToken)
+                                    .where(RefreshToken.subject_id == account.id)
+                                    .values(ip=None, user_agent=None))
+                    domain.anonymise_account(account)
+            session.execute(delete(LoginThrottle)
+                            .where(LoginThrottle.key.endswith(f":{_email_key(email)}")))
+            forget_in_outbox(session, [email])
+
+    @rpc
+    def export_account(self, account_id: str) -> dict[str, Any] | None:
+        """What identity holds about a customer's account (never a hash or a token)."""
+        with self.db.transaction() as session:
+            account = session.get(Account, _uuid(account_id))
+            if account is None:
+                return None
+            sessions = session.scalars(select(RefreshToken).where(
+                RefreshToken.subject_id == account.id).order_by(RefreshToken.created_at)).all()
+            return {
+                **AccountSchema().dump(account),
+                "last_login_at": account.last_login_at and account.last_login_at.isoformat(),
+                "password_changed_at": account.password_changed_at
+                and account.password_changed_at.isoformat(),
+                "sessions": [{"created_at": row.created_at.isoformat(),
+                              "audience": row.audience, "ip": row.ip,
+                              "user_agent": row.user_agent,
+                              "revoked_at": row.revoked_at and row.revoked_at.isoformat()}
+                             for row in sessions],
+            }
 
     # merchant actions on accounts ----------------------------------------------------
     @rpc
@@ -594,7 +648,7 @@ def _account_payload(account: Account) -> dict[str, Any]:
     store_name = _settings_row(session).store_name if session else ""
     return {"account_id": account.id, "email": account.email, "locale": account.locale,
             "first_name": account.first_name, "last_name": account.last_name,
-            "store_name": store_name}
+            "store_name": store_name, "status": account.status}
 
 
 def _mark_verified(session: Session, account: Account) -> None:
@@ -649,12 +703,17 @@ def _ensure_no_account(session: Session, email: str) -> None:
 
 
 def _throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:
-    """[account key, address key]: failures count against both."""
-    keys = [f"{kind}:{email}"[:300]]
+    """[account key, address key]: failures count against both. The email is hashed: the
+    table records attempts, and must not become a list of addresses people tried."""
+    keys = [f"{kind}:{_email_key(email)}"]
     ip = (client or {}).get("ip")
     if ip:
         keys.append(f"ip:{ip}"[:300])
     return keys
+
+
+def _email_key(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def _policy_for(key: str) -> domain.ThrottlePolicy:

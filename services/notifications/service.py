@@ -9,13 +9,14 @@ from typing import Any
 
 from nameko.rpc import rpc
 from nameko.timer import timer
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_APPROVED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
+    CUSTOMER_ERASED,
     EMAIL_CHANGE_REQUESTED,
     EMAIL_CHANGED,
     FULFILLMENT_UPDATED,
@@ -24,6 +25,7 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     PAYMENT_STATUS_CHANGED,
+    load_payload,
     normalised_payload,
 )
 from messaging.envelope import Envelope, utcnow
@@ -31,6 +33,7 @@ from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.keys import unseal
 from messaging.logs import LogContext, mask_email
+from messaging.outbox import forget_in_outbox
 from messaging.paging import after_marker, page_marker
 from services.notifications import domain
 from services.notifications.dependencies import (
@@ -163,6 +166,9 @@ class NotificationsService(HealthEndpoints):
             original = session.get(Delivery, _uuid(delivery_id))
             if original is None:
                 raise ServiceError("delivery_not_found", "No such email.", 404)
+            if domain.is_erased(original.recipient):
+                raise ServiceError("recipient_erased",
+                                   "The recipient's data was erased: nothing to resend.", 409)
             copy = Delivery(
                 # a new send, not the event again: an id of its own (fits the column)
                 id=uuid.uuid4(), event_id=str(uuid.uuid4()), kind=original.kind,
@@ -177,6 +183,40 @@ class NotificationsService(HealthEndpoints):
         self._send(*fields_, attempts=1)
         with self.db.transaction() as session:
             return DeliverySchema().dump(session.get(Delivery, fields_[0]))
+
+    @consume_event("customers", CUSTOMER_ERASED)
+    def handle_customer_erased(self, envelope: Envelope) -> None:
+        """Forget the person in the delivery log: the rows stay (what kind, when, how it
+        went), without address, names or links. An email not yet sent is not sent."""
+        erased = load_payload(envelope)
+        email = unseal(erased["email_sealed"]).strip().lower()
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            placeholder = domain.erased_recipient(erased["customer_id"])
+            # last_error too: a mail server's refusal often quotes the address.
+            session.execute(update(Delivery).where(func.lower(Delivery.recipient) == email)
+                            .values(recipient=placeholder, context={}, last_error=None)
+                            .execution_options(synchronize_session=False))
+            session.execute(update(Delivery)
+                            .where(Delivery.recipient == placeholder,
+                                   Delivery.status.in_(("pending", "sending")))
+                            .values(status="failed", last_error="recipient erased",
+                                    locked_until=None)
+                            .execution_options(synchronize_session=False))
+            forget_in_outbox(session, [email])
+
+    @rpc
+    def export_deliveries(self, email: str) -> list[dict[str, Any]]:
+        """The emails sent to one address, for a customer's data export."""
+        with self.db.transaction() as session:
+            rows = session.scalars(select(Delivery)
+                                   .where(func.lower(Delivery.recipient)
+                                          == email.strip().lower())
+                                   .order_by(Delivery.created_at)).all()
+            return [{"kind": row.kind, "status": row.status, "locale": row.locale,
+                     "created_at": row.created_at.isoformat(),
+                     "sent_at": row.sent_at and row.sent_at.isoformat()} for row in rows]
 
     @rpc
     def get_settings(self) -> dict[str, bool]:

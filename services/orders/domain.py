@@ -155,3 +155,12 @@ def follow_ups(field: str, to: str, order: Any) -> list[tuple[str, str]]:
             "unfulfilled", "requested"):
         implied.append(("fulfillment_status", "canceled"))
     return implied
+
+
+def anonymise_order(order: Any, customer_id: Any) -> None:
+    """An erased customer's order: who and where go; what, how much and when stay. The
+    country stays (tax reporting needs it, and it identifies no one)."""
+    order.email = f"erased-{customer_id}@erased.invalid"
+    country = (order.shipping_address or {}).get("country")
+    order.shipping_address = {"country": country} if country else None
+    order.access_token_hash = None  # the guest's order link dies with the data

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
+    CUSTOMER_ERASED,
     FULFILLMENT_UPDATED,
     ORDER_CANCELED,
     ORDER_PLACED,
@@ -24,9 +25,9 @@ from messaging.contracts import (
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
-from messaging.keys import new_token, seal, token_matches
+from messaging.keys import new_token, seal, token_matches, unseal
 from messaging.logs import LogContext, mask_email
-from messaging.outbox import emit
+from messaging.outbox import emit, forget_in_outbox
 from messaging.paging import after_marker, page_marker
 from services.orders import domain
 from services.orders.dependencies import orders_database
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 # Schemas are built once: building one per call (field deep copies) showed in profiles.
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
 PLACE_ORDER, ORDER_PAGE = PlaceOrderSchema(), OrderPageSchema()
-ADMIN_ORDER = AdminOrderSchema()
+ADMIN_ORDER, ADMIN_ORDERS = AdminOrderSchema(), AdminOrderSchema(many=True)
 CHANGE_SCHEMAS = {"status": StatusChangeSchema(), "payment_status": PaymentChangeSchema(),
                   "fulfillment_status": FulfillmentChangeSchema()}
 
@@ -148,11 +149,8 @@ class OrdersService(HealthEndpoints):
                          ) -> list[dict[str, Any]]:
         """For the merchant's customer page: the account's orders and the email's guest
         orders, newest first."""
-        match = and_(Order.customer_id.is_(None), Order.email == email.strip().lower())
-        if account_id:
-            match = or_(Order.customer_id == _uuid(account_id), match)
         with self.db.transaction() as session:
-            orders = session.scalars(select(Order).where(match)
+            orders = session.scalars(select(Order).where(_orders_of(account_id, email))
                                      .order_by(Order.placed_at.desc())
                                      .limit(max(1, min(int(limit), 50)))).all()
             return ORDERS.dump(orders)
@@ -336,6 +334,35 @@ class OrdersService(HealthEndpoints):
                 .execution_options(synchronize_session=False)
             )
 
+    @consume_event("customers", CUSTOMER_ERASED)
+    def handle_customer_erased(self, envelope: Envelope) -> None:
+        """Forget the person in their orders; numbers, lines and totals stay (the store's
+        books). Staff comments go too: they are free text, often about the person."""
+        erased = load_payload(envelope)
+        email = unseal(erased["email_sealed"])
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            orders = session.scalars(select(Order).where(
+                _orders_of(erased["account_id"], email)).with_for_update()).all()
+            for order in orders:
+                domain.anonymise_order(order, erased["customer_id"])
+            if orders:
+                session.execute(update(OrderHistory)
+                                .where(OrderHistory.order_id.in_([o.id for o in orders]),
+                                       OrderHistory.comment.is_not(None))
+                                .values(comment=None)
+                                .execution_options(synchronize_session=False))
+            forget_in_outbox(session, [email])
+
+    @rpc
+    def export_orders_of(self, account_id: str | None, email: str) -> list[dict[str, Any]]:
+        """Every order of a customer, whole (lines, history), for their data export."""
+        with self.db.transaction() as session:
+            orders = session.scalars(select(Order).where(_orders_of(account_id, email))
+                                     .order_by(Order.placed_at)).all()
+            return ADMIN_ORDERS.dump(orders)
+
     @rpc
     def place_order(self, request: dict[str, Any]) -> dict[str, Any]:
         """Create an order from a cart: priced and stocked from our own catalogue.
@@ -479,6 +506,14 @@ class OrdersService(HealthEndpoints):
             session.flush()
             number = domain.FIRST_ORDER_NUMBER
         return number
+
+
+def _orders_of(account_id: Any, email: str) -> Any:
+    """A customer's orders: the account's, and the email's guest orders."""
+    match = and_(Order.customer_id.is_(None), Order.email == email.strip().lower())
+    if account_id:
+        match = or_(Order.customer_id == _uuid(str(account_id)), match)
+    return match
 
 
 def _in_progress() -> ServiceError:

@@ -30,3 +30,33 @@ def test_orders_fold_into_figures_and_late_events_keep_the_latest_address() -> N
     assert customer.last_order_at == now
     assert (customer.country, customer.city) == ("ES", "Madrid")  # the older one arrived late
     assert (customer.first_name, customer.phone, customer.locale) == ("Ana", "+34 600", "es")
+
+
+def test_account_status_keeps_the_newest_report() -> None:
+    customer = SimpleNamespace(account_id="a", account_status=None, account_status_at=None)
+    now = datetime.now(UTC)
+    domain.mirror_account_status(customer, "disabled", now)
+    domain.mirror_account_status(customer, "active", now - timedelta(seconds=1))  # late
+    assert customer.account_status == "disabled"
+    domain.mirror_account_status(customer, "active", now + timedelta(seconds=1))
+    assert customer.account_status == "active"
+    guest = SimpleNamespace(account_id=None, account_status=None, account_status_at=None)
+    domain.mirror_account_status(guest, "active", now)
+    assert guest.account_status is None
+
+
+def test_anonymise_keeps_figures_and_country_only() -> None:
+    customer = blank_customer()
+    now = datetime.now(UTC)
+    domain.apply_order_placed(customer, order(now))
+    customer.__dict__.update(
+        id="c1", email="ana@example.com", note="VIP", account_id="a",
+        account_status="active", account_status_at=now, last_seen_at=now,
+        accepts_marketing=True, marketing_consent_at=now, marketing_withdrawn_at=None,
+        orders_count=3)
+    domain.anonymise(customer, now)
+    assert customer.email == "erased-c1@erased.invalid"
+    assert (customer.first_name, customer.last_name, customer.phone, customer.city,
+            customer.note, customer.account_id) == (None,) * 6
+    assert (customer.country, customer.orders_count, customer.erased_at) == ("ES", 3, now)
+    assert customer.accepts_marketing is False and customer.marketing_consent_at is None
