@@ -118,18 +118,19 @@ SORTS = {
 }
 
 
-def encode_cursor(sort: str, value: Any, last_id: str) -> str:
-    """An opaque keyset cursor: where the previous page ended, for this sort."""
-    raw = json.dumps({"s": sort, "v": value, "i": last_id}, default=str)
+def encode_cursor(sort: str, value: Any, last_id: str, total: int) -> str:
+    """An opaque keyset cursor: where the previous page ended, for this sort, and the total
+    the first page counted (later pages do not count again: the total is as of page one)."""
+    raw = json.dumps({"s": sort, "v": value, "i": last_id, "t": total}, default=str)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, str, int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if data["s"] != sort:
             raise ValueError("cursor from another sort")
-        return data["v"], str(data["i"])
+        return data["v"], str(data["i"]), int(data["t"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
 
