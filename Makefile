@@ -44,6 +44,7 @@ bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command tha
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
 	python -W ignore -m bench.notifications
+	python -W ignore -m bench.customers
 
 lint: setup  ## ruff
 	ruff check .
