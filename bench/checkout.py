@@ -14,7 +14,6 @@ import argparse
 import os
 import random
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,30 +24,10 @@ import requests
 from sqlalchemy import create_engine, text
 
 from bench.common import Figure, cpu_seconds, cpu_share, load, report, running_system
-from tests.support.infra import free_port
-from tests.support.system import BIN, REPO, System
+from tests.support.system import System, replicas
 
 ADDRESS = {"first_name": "Bench", "last_name": "Mark", "line1": "Calle 1", "city": "Madrid",
            "postal_code": "28001", "country": "ES"}
-
-
-@contextmanager
-def _replicas(system: System, service: str, extra: int) -> Iterator[None]:
-    """Start ``extra`` more processes of a service, as a second honcho line would."""
-    processes = []
-    for _ in range(extra):
-        env = {**system.env, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-               "SERVICE_NAME": service.split(".")[1]}
-        processes.append(subprocess.Popen(
-            [str(BIN / "nameko"), "run", "--config", "config.yaml", service], cwd=REPO,
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    time.sleep(5 if extra else 0)  # connected and consuming
-    try:
-        yield
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
 
 
 @contextmanager
@@ -94,7 +73,7 @@ def main() -> None:
                         help="orders processes (the relay and consumers share work safely)")
     args = parser.parse_args()
 
-    with running_system(BENCH_ROUTES="1") as system, _replicas(
+    with running_system(BENCH_ROUTES="1") as system, replicas(
             system, "services.orders.service:OrdersService", args.orders_replicas - 1):
         engine = create_engine(system.database_urls["orders"])
         with engine.begin() as connection:

@@ -34,6 +34,7 @@ ORDER_STATUS_CHANGED = "order_status_changed"
 PAYMENT_STATUS_CHANGED = "payment_status_changed"
 FULFILLMENT_UPDATED = "fulfillment_updated"
 ORDER_CANCELED = "order_canceled"
+ORDER_ABANDONED = "order_abandoned"
 
 
 class _Payload(Schema):
@@ -116,6 +117,9 @@ class OrderPlacedPayload(_Payload):
     # holding it proves the inbox (the checkout response never carries it).
     access_token_sealed = fields.String(allow_none=True, load_default=None)
     offer_account = fields.Boolean(load_default=False)
+    # "admin" for a manual order; with payment_link the email asks the customer to pay.
+    channel = fields.String(load_default="storefront")
+    payment_link = fields.Boolean(load_default=False)
 
 
 class OrderChangePayload(_Payload):
@@ -216,6 +220,11 @@ class CustomerErasedPayload(_Payload):
                              metadata={"description": "the record itself was deleted"})
 
 
+class OrderAbandonedPayload(OrderChangePayload):
+    # The recovery link's token, sealed: only the customer's email carries it in clear.
+    recovery_token_sealed = fields.String(allow_none=True, load_default=None)
+
+
 @dataclass(frozen=True)
 class EventContract:
     name: str
@@ -246,6 +255,7 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(PAYMENT_STATUS_CHANGED, "orders", 1, OrderChangePayload),
         EventContract(FULFILLMENT_UPDATED, "orders", 1, OrderChangePayload),
         EventContract(ORDER_CANCELED, "orders", 1, OrderChangePayload),
+        EventContract(ORDER_ABANDONED, "orders", 1, OrderAbandonedPayload),
     ]
 }
 

@@ -25,12 +25,16 @@ from services.orders.schemas import (
     AdminOrderQuerySchema,
     AdminOrderSchema,
     FulfillmentChangeSchema,
+    HoldWindowsSchema,
+    ManualOrderCreatedSchema,
+    ManualOrderSchema,
     NoteSchema,
     PaymentChangeSchema,
     ProductInputSchema,
     ProductListSchema,
     ProductSchema,
     ProductUpdateSchema,
+    RecoveryUrlSchema,
     StatusChangeSchema,
 )
 
@@ -95,6 +99,42 @@ def _when(value: str | None) -> datetime | None:
         return None
     when = datetime.fromisoformat(value)
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@admin_orders.post("/orders")
+@document("Take an order for a customer (a manual order)", tags=["admin orders"],
+          auth="staff", body=ManualOrderSchema, responses={201: ManualOrderCreatedSchema},
+          description="payment_processed: true marks it paid at once; otherwise the answer "
+                      "and an email to the customer carry a payment link.")
+@staff_required("owner", "staff")
+def create_manual_order() -> Any:
+    response = jsonify(rpc_call("orders", "create_manual_order", json_body(), _actor()))
+    response.status_code = 201
+    return response
+
+
+@admin_orders.get("/orders/hold-windows")
+@document("Minutes an unpaid order holds stock before it is abandoned, per payment method",
+          tags=["admin orders"], auth="staff", responses={200: HoldWindowsSchema})
+@staff_required("owner", "staff")
+def get_hold_windows() -> Any:
+    return jsonify(rpc_call("orders", "get_hold_windows"))
+
+
+@admin_orders.put("/orders/hold-windows")
+@document("Change the hold windows (owner only)", tags=["admin orders"], auth="staff",
+          body=HoldWindowsSchema, responses={200: HoldWindowsSchema})
+@staff_required("owner")
+def put_hold_windows() -> Any:
+    return jsonify(rpc_call("orders", "set_hold_windows", json_body(), _actor()))
+
+
+@admin_orders.get("/orders/<order_id>/recovery-url")
+@document("The recovery link of an abandoned or canceled order", tags=["admin orders"],
+          auth="staff", responses={200: RecoveryUrlSchema})
+@staff_required("owner", "staff")
+def recovery_url(order_id: str) -> Any:
+    return jsonify(rpc_call("orders", "recovery_url", order_id))
 
 
 @admin_orders.get("/orders/<order_id>")

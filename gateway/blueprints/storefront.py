@@ -21,6 +21,7 @@ from services.orders.schemas import (
     OrderListSchema,
     OrderSchema,
     ProductListSchema,
+    RecoveryCartSchema,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,18 @@ def checkout() -> Any:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@storefront.get("/recover/<token>")
+@document("An abandoned order's cart, from the recovery link", tags=["checkout"],
+          responses={200: RecoveryCartSchema},
+          description="Today's prices and stock; check out with recovery_token to record "
+                      "that the new order recovers the old one.")
+@limit("checkout")
+def recover(token: str) -> Any:
+    if len(token) > 200:
+        raise Problem(404, "recovery_link_invalid", "This link is not valid (any more).")
+    return jsonify(rpc_call("orders", "get_recovery_cart", token))
 
 
 @storefront.get("/orders/<order_id>")

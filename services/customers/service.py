@@ -39,6 +39,7 @@ from messaging.contracts import (
     CUSTOMER_ERASED,
     CUSTOMER_UPDATED,
     EMAIL_CHANGED,
+    ORDER_ABANDONED,
     ORDER_CANCELED,
     ORDER_PLACED,
     ORDER_STATUS_CHANGED,
@@ -552,6 +553,10 @@ class CustomersService(HealthEndpoints):
 
     @consume_event("orders", ORDER_CANCELED)
     def handle_order_canceled(self, envelope: Envelope) -> None:
+        self._order_changed(envelope, "status")
+
+    @consume_event("orders", ORDER_ABANDONED)
+    def handle_order_abandoned(self, envelope: Envelope) -> None:
         self._order_changed(envelope, "status")
 
     @consume_event("orders", PAYMENT_STATUS_CHANGED)

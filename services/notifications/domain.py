@@ -19,12 +19,14 @@ PAYMENT_RECEIVED = "payment_received"
 ORDER_SHIPPED = "order_shipped"
 ORDER_DELIVERED = "order_delivered"
 ORDER_CANCELED = "order_canceled"
+ORDER_RECOVERY = "order_recovery"  # an abandoned order's recovery link
+ORDER_PAYMENT_LINK = "order_payment_link"  # a manual order the customer has still to pay
 
 # Account and security emails always go: a store cannot switch off a password reset.
 ALWAYS_SENT = frozenset({WELCOME, PASSWORD_RESET, PASSWORD_CHANGED, INVITATION,
                          ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE})
 SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, ORDER_SHIPPED, ORDER_DELIVERED,
-              ORDER_CANCELED)
+              ORDER_CANCELED, ORDER_RECOVERY, ORDER_PAYMENT_LINK)
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

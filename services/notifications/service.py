@@ -20,6 +20,7 @@ from messaging.contracts import (
     EMAIL_CHANGE_REQUESTED,
     EMAIL_CHANGED,
     FULFILLMENT_UPDATED,
+    ORDER_ABANDONED,
     ORDER_CANCELED,
     ORDER_PLACED,
     PASSWORD_CHANGED,
@@ -68,8 +69,9 @@ class NotificationsService(HealthEndpoints):
         order = normalised_payload(envelope)
         if not order.get("notify_customer", True):
             return
-        self._record(envelope, domain.ORDER_CONFIRMATION, order["email"], order["locale"],
-                     {"order": order})
+        kind = domain.ORDER_PAYMENT_LINK if order.get("payment_link") else \
+            domain.ORDER_CONFIRMATION
+        self._record(envelope, kind, order["email"], order["locale"], {"order": order})
 
     @consume_event("identity", ACCOUNT_REGISTERED)
     def handle_account_registered(self, envelope: Envelope) -> None:
@@ -117,6 +119,10 @@ class NotificationsService(HealthEndpoints):
     @consume_event("orders", ORDER_CANCELED)
     def handle_order_canceled(self, envelope: Envelope) -> None:
         self._order_email(envelope, domain.ORDER_CANCELED)
+
+    @consume_event("orders", ORDER_ABANDONED)
+    def handle_order_abandoned(self, envelope: Envelope) -> None:
+        self._order_email(envelope, domain.ORDER_RECOVERY)
 
     @timer(interval=2)
     def send_due_deliveries(self) -> None:
@@ -334,14 +340,18 @@ class NotificationsService(HealthEndpoints):
         """Links for the template. Tokens stay sealed in the delivery log and are opened only
         here, for the message being sent."""
         base = self.mail.storefront_url.rstrip("/")
-        if kind == domain.ORDER_CONFIRMATION:
+        if kind in (domain.ORDER_CONFIRMATION, domain.ORDER_PAYMENT_LINK):
             order = context["order"]
             sealed = order.get("access_token_sealed")
             token = unseal(sealed) if sealed else None
             order_url = f"{base}/orders/{order['order_id']}" + (f"?token={token}" if token else "")
             account_url = (f"{base}/create-account?order={order['order_id']}&token={token}"
                            if token and order.get("offer_account") else None)
-            return {**context, "order_url": order_url, "account_url": account_url}
+            return {**context, "order_url": order_url, "account_url": account_url,
+                    "pay_url": order_url}
+        if kind == domain.ORDER_RECOVERY:
+            token = unseal(context["recovery_token_sealed"])
+            return {**context, "recover_url": f"{base}/recover/{token}"}
         context = {**context, "store_name": context.get("store_name") or "Clientela"}
         if kind == domain.WELCOME:
             sealed = context.get("verify_token_sealed")  # none: the email is already proven

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from messaging.errors import ServiceError
 
@@ -128,7 +129,40 @@ def format_order_number(number: int) -> str:
 
 
 MANUAL_PAYMENT_METHODS = ("bank_transfer", "cash", "cheque")
-HOLDS_STOCK = frozenset({"pending_payment", "paid"})  # canceling these puts stock back
+# How long an unpaid order holds its stock before it is abandoned, per payment method: a card
+# payment happens now or not at all; a transfer or a cheque takes days.
+DEFAULT_HOLD_MINUTES: Mapping[str, int] = {
+    "card": 60, "cash": 3 * 24 * 60, "bank_transfer": 7 * 24 * 60, "cheque": 10 * 24 * 60,
+}
+RECOVERABLE = frozenset({"abandoned", "canceled"})  # statuses a recovery link is given for
+
+# Carriers' public tracking pages; {number} is the URL-quoted tracking number.
+CARRIER_TRACKING_URLS: Mapping[str, str] = {
+    "correos": "https://www.correos.es/es/es/herramientas/localizador/envios/detalle"
+               "?tracking-number={number}",
+    "seur": "https://www.seur.com/livetracking/?segOnlineIdentificador={number}",
+    "mrw": "https://www.mrw.es/seguimiento_envios/MRW_resultados_consultas.asp"
+           "?modo=nacional&envio={number}",
+    "gls": "https://gls-group.com/ES/es/seguimiento-envio?match={number}",
+    "dhl": "https://www.dhl.com/es-es/home/tracking/tracking-parcel.html"
+           "?submit=1&tracking-id={number}",
+    "ups": "https://www.ups.com/track?loc=es_ES&tracknum={number}",
+    "fedex": "https://www.fedex.com/fedextrack/?trknbr={number}",
+}
+
+
+def tracking_url_for(carrier: str | None, number: str | None) -> str | None:
+    """The carrier's tracking page for a number, when the carrier is one we know."""
+    template = CARRIER_TRACKING_URLS.get((carrier or "").strip().lower())
+    if not template or not number:
+        return None
+    return template.format(number=quote(number.strip(), safe=""))
+
+
+def hold_minutes(method: str, settings: Mapping[str, int]) -> int:
+    return settings.get(method, DEFAULT_HOLD_MINUTES.get(method, DEFAULT_HOLD_MINUTES["card"]))
+HOLDS_STOCK = frozenset({"pending_payment", "paid"})  # leaving these for RELEASES_STOCK
+RELEASES_STOCK = frozenset({"canceled", "abandoned"})  # puts the units back, exactly once
 
 
 def is_digital_only(lines: Iterable[Any]) -> bool:

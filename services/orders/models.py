@@ -5,7 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from messaging.database import UtcDateTime
@@ -38,6 +47,8 @@ class Product(Base):
 
 class Order(Base):
     __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("recovery_token_hash",
+                                       name="uq_orders_recovery_token_hash"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     number: Mapped[int] = mapped_column(Integer, unique=True)
@@ -60,6 +71,15 @@ class Order(Base):
     # SHA-256 of the guest's order access token (the token itself is only in the email).
     access_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # "storefront" (a shopper's checkout) or "admin" (a manual order; created_by says who).
+    channel: Mapped[str] = mapped_column(String(16), default="storefront",
+                                         server_default="storefront")
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # An abandoned or canceled order's recovery link: the hash finds the order, the sealed
+    # token lets staff fetch the same link again (GET /admin/orders/{id}/recovery-url).
+    recovery_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    recovery_token_sealed: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    recovered_from: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), default=utcnow, onupdate=utcnow
@@ -104,6 +124,16 @@ class OrderHistory(Base):
     notify_customer: Mapped[bool] = mapped_column(Boolean, default=False)
 
     order: Mapped[Order] = relationship(back_populates="history")
+
+
+class HoldWindow(Base):
+    """How long an unpaid order holds its stock, per payment method, before it is abandoned
+    (the merchant's setting; domain.DEFAULT_HOLD_MINUTES until changed)."""
+
+    __tablename__ = "hold_windows"
+
+    payment_method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    minutes: Mapped[int] = mapped_column(Integer)
 
 
 class Counter(Base):

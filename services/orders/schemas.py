@@ -32,6 +32,11 @@ class CheckoutRequestSchema(_Strict):
     shipping_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
     payment_method = fields.String(load_default="bank_transfer",
                                    validate=validate.OneOf(PAYMENT_METHODS))
+    recovery_token = fields.String(load_default=None, allow_none=True,
+                                   validate=validate.Length(1, 200), metadata={
+                                       "description": "from a recovery link (GET /recover/"
+                                                      "{token}): the new order records which "
+                                                      "order it recovers"})
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
@@ -47,6 +52,60 @@ class PlaceOrderSchema(CheckoutRequestSchema):
     idempotency_key = fields.String(allow_none=True, load_default=None,
                                     validate=validate.Length(1, 200))
     offer_account = fields.Boolean(load_default=False)
+
+
+class ManualOrderSchema(CheckoutRequestSchema):
+    """POST /admin/orders: an order the merchant takes for an existing or new customer."""
+
+    customer_id = fields.UUID(allow_none=True, load_default=None,
+                              metadata={"description": "an account's id, if the customer has "
+                                                       "one"})
+    locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
+    payment_processed = fields.Boolean(load_default=False, metadata={
+        "description": "paid already (cash at the counter...): the order is marked paid; "
+                       "otherwise the customer is emailed a payment link"})
+    note = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Length(max=2000))
+
+
+class HoldWindowsSchema(_Strict):
+    """Minutes an unpaid order holds its stock before it is abandoned, per payment method."""
+
+    bank_transfer = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
+    cash = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
+    cheque = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
+    card = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
+
+
+class RecoveryUrlSchema(Schema):
+    order_id = fields.UUID(required=True)
+    number = fields.String(required=True)
+    url = fields.String(required=True)
+
+
+class RecoveryLineSchema(Schema):
+    sku = fields.String(required=True)
+    title = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_price = fields.Integer(required=True, metadata={"description": "today's price"})
+    available = fields.Boolean(required=True)
+
+
+class RecoveryCartSchema(Schema):
+    number = fields.String(required=True, metadata={"description": "the order it recovers"})
+    email = fields.String(required=True)
+    currency = fields.String(required=True)
+    payment_method = fields.String(required=True)
+    shipping_address = fields.Dict(allow_none=True, required=True)
+    lines = fields.List(fields.Nested(RecoveryLineSchema), required=True)
+    recovery_token = fields.String(required=True, metadata={
+        "description": "send it back with POST /checkout"})
+
+
+class ManualOrderCreatedSchema(Schema):
+    order = fields.Dict(required=True)
+    payment_url = fields.String(allow_none=True, required=True, metadata={
+        "description": "the customer's payment page (also emailed), unless already paid"})
 
 
 class ProductSchema(Schema):
@@ -154,6 +213,10 @@ class HistorySchema(Schema):
 
 class AdminOrderSchema(OrderSchema):
     history = fields.List(fields.Nested(HistorySchema), required=True)
+    channel = fields.String(metadata={"description": "storefront, or admin (a manual order)"})
+    created_by = fields.String(allow_none=True)
+    recovered_from = fields.UUID(allow_none=True, metadata={
+        "description": "the abandoned or canceled order this one recovers"})
 
 
 class AdminOrderQuerySchema(_Strict):

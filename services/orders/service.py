@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.rpc import rpc
+from nameko.timer import timer
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +18,7 @@ from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
     CUSTOMER_ERASED,
     FULFILLMENT_UPDATED,
+    ORDER_ABANDONED,
     ORDER_CANCELED,
     ORDER_PLACED,
     ORDER_STATUS_CHANGED,
@@ -25,7 +28,7 @@ from messaging.contracts import (
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
-from messaging.keys import new_token, seal, token_matches, unseal
+from messaging.keys import hash_token, new_token, seal, token_matches, unseal
 from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit, forget_in_outbox
 from messaging.paging import after_marker, page_marker
@@ -33,6 +36,7 @@ from services.orders import domain
 from services.orders.dependencies import orders_database
 from services.orders.models import (
     Counter,
+    HoldWindow,
     IdempotencyKey,
     Order,
     OrderHistory,
@@ -43,6 +47,8 @@ from services.orders.schemas import (
     AdminOrderQuerySchema,
     AdminOrderSchema,
     FulfillmentChangeSchema,
+    HoldWindowsSchema,
+    ManualOrderSchema,
     NoteSchema,
     OrderPageSchema,
     OrderSchema,
@@ -55,6 +61,10 @@ from services.orders.schemas import (
 )
 
 log = logging.getLogger(__name__)
+
+STOREFRONT_URL = os.environ.get("STOREFRONT_URL", "http://127.0.0.1:8000")
+ABANDON_SWEEP_SECONDS = float(os.environ.get("ABANDON_SWEEP_SECONDS", "60"))
+ABANDON_BATCH = 200  # orders per sweep transaction; the next sweep takes the rest
 
 # Schemas are built once: building one per call (field deep copies) showed in profiles.
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
@@ -294,15 +304,24 @@ class OrdersService(HealthEndpoints):
             for key in ("carrier", "tracking_number", "tracking_url"):
                 if details.get(key):
                     setattr(order, key, details[key])
-        if field == "status" and to == "canceled" and current in domain.HOLDS_STOCK:
+            if not details.get("tracking_url"):
+                order.tracking_url = domain.tracking_url_for(
+                    order.carrier, order.tracking_number) or order.tracking_url
+        if field == "status" and to in domain.RELEASES_STOCK and current in domain.HOLDS_STOCK:
             self._release_stock(session, order)
         order.history.append(OrderHistory(at=utcnow(), actor=actor, field=field,
                                           from_value=current, to_value=to, comment=comment,
                                           notify_customer=notify))
-        event = ORDER_CANCELED if (field, to) == ("status", "canceled") else {
-            "status": ORDER_STATUS_CHANGED, "payment_status": PAYMENT_STATUS_CHANGED,
-            "fulfillment_status": FULFILLMENT_UPDATED}[field]
-        emit(session, event, {
+        extra: dict[str, Any] = {}
+        if (field, to) == ("status", "canceled"):
+            event = ORDER_CANCELED
+        elif (field, to) == ("status", "abandoned"):
+            event = ORDER_ABANDONED
+            extra["recovery_token_sealed"] = self._recovery_token(order)
+        else:
+            event = {"status": ORDER_STATUS_CHANGED, "payment_status": PAYMENT_STATUS_CHANGED,
+                     "fulfillment_status": FULFILLMENT_UPDATED}[field]
+        emit(session, event, {**extra,
             "order_id": order.id, "number": f"#{order.number}", "customer_id": order.customer_id,
             "email": order.email, "locale": order.locale, "currency": order.currency,
             "total": order.total, "from": current, "to": to, "actor": actor,
@@ -310,14 +329,135 @@ class OrdersService(HealthEndpoints):
             "tracking_number": order.tracking_number, "tracking_url": order.tracking_url,
         })
 
+    def _recovery_token(self, order: Order) -> str:
+        """The order's recovery token, sealed (made the first time it is needed)."""
+        if order.recovery_token_sealed is None:
+            token, token_hash = new_token()
+            order.recovery_token_hash, order.recovery_token_sealed = token_hash, seal(token)
+        return order.recovery_token_sealed
+
     def _release_stock(self, session: Any, order: Order) -> None:
-        """Put a canceled order's units back. Called only on the transition into canceled,
-        under the order's row lock: at most once per order."""
+        """Put an order's units back. Called only on the transition from a status that holds
+        stock into canceled or abandoned, under the order's row lock: at most once."""
         for line in order.lines:
             session.execute(update(Product)
                             .where(Product.sku == line.sku, Product.stock.is_not(None))
                             .values(stock=Product.stock + line.quantity)
                             .execution_options(synchronize_session=False))
+
+    # abandonment and recovery -----------------------------------------------------------
+    @timer(interval=ABANDON_SWEEP_SECONDS)
+    def abandon_expired_orders(self) -> int:
+        """Unpaid orders past their payment method's hold window become abandoned, their
+        stock released. Rows are claimed with SKIP LOCKED, so replicas sweeping at the same
+        time each take different orders, and the state machine makes a second pass a no-op."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            windows = _hold_windows(session)
+            expired = or_(*(and_(Order.payment_method == method,
+                                 Order.placed_at < now - timedelta(minutes=minutes))
+                            for method, minutes in windows.items()))
+            orders = session.scalars(
+                select(Order).where(Order.status == "pending_payment", expired)
+                .order_by(Order.placed_at).limit(ABANDON_BATCH)
+                .with_for_update(skip_locked=True)).all()
+            for order in orders:
+                self._change(session, order, "status", "abandoned", "system",
+                             f"Unpaid after {windows[order.payment_method]} minutes", True, {})
+        if orders:
+            log.info("orders abandoned", extra={"count": len(orders)})
+        return len(orders)
+
+    @rpc
+    def get_hold_windows(self) -> dict[str, int]:
+        with self.db.transaction() as session:
+            return _hold_windows(session)
+
+    @rpc
+    def set_hold_windows(self, request: dict[str, Any], actor: str) -> dict[str, int]:
+        data = load_or_raise(HoldWindowsSchema(), request)
+        with self.db.transaction() as session:
+            for method, minutes in data.items():
+                row = session.get(HoldWindow, method, with_for_update=True)
+                if row is None:
+                    session.add(HoldWindow(payment_method=method, minutes=minutes))
+                else:
+                    row.minutes = minutes
+            session.flush()
+            log.info("hold windows changed", extra={"actor": actor, "windows": data})
+            return _hold_windows(session)
+
+    @rpc
+    def recovery_url(self, order_id: str) -> dict[str, Any]:
+        """The link that brings an abandoned or canceled order's cart back (the same link
+        each time, and the one the recovery email carried)."""
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id), with_for_update=True)
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            if order.status not in domain.RECOVERABLE:
+                raise ServiceError(
+                    "not_recoverable", f"A {order.status} order has nothing to recover.", 409,
+                    extra={"allowed": sorted(domain.RECOVERABLE)})
+            token = unseal(self._recovery_token(order))
+            return {"order_id": str(order.id), "number": f"#{order.number}",
+                    "url": f"{STOREFRONT_URL.rstrip('/')}/recover/{token}"}
+
+    @rpc
+    def get_recovery_cart(self, token: str) -> dict[str, Any]:
+        """What a recovery link brings back: the cart at today's prices and stock, and the
+        details to prefill checkout. The token is the only key: an unknown one is a 404."""
+        with self.db.transaction() as session:
+            order = session.scalars(select(Order).where(
+                Order.recovery_token_hash == hash_token(token))).first() if token else None
+            if order is None or order.status not in domain.RECOVERABLE:
+                raise ServiceError("recovery_link_invalid",
+                                   "This link is not valid (any more).", 404)
+            products = {p.sku: p for p in session.scalars(
+                select(Product).where(Product.sku.in_([line.sku for line in order.lines])))}
+            lines = []
+            for line in order.lines:
+                product = products.get(line.sku)
+                available = bool(product and product.active and (
+                    product.stock is None or product.stock >= line.quantity))
+                lines.append({"sku": line.sku, "title": product.title if product else line.title,
+                              "quantity": line.quantity,
+                              "unit_price": product.price if product else line.unit_price,
+                              "available": available})
+            return {"number": f"#{order.number}", "email": order.email,
+                    "currency": order.currency, "payment_method": order.payment_method,
+                    "shipping_address": order.shipping_address, "lines": lines,
+                    "recovery_token": token}
+
+    # manual orders ----------------------------------------------------------------------
+    @rpc
+    def create_manual_order(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
+        """An order the merchant takes (by phone, in the shop). Paid already: it is marked
+        paid, in the same transaction. Otherwise the customer gets a payment link by email,
+        and the merchant gets it in the answer."""
+        data = load_or_raise(ManualOrderSchema(), request)
+        with self.db.transaction() as session:
+            order, access_token = self._create_order(
+                session, {**data, "idempotency_key": None, "offer_account": False},
+                fingerprint=None, actor=actor,
+                payment_link=not data["payment_processed"])
+            if data["note"]:
+                order.history.append(OrderHistory(at=utcnow(), actor=actor, field="note",
+                                                  comment=data["note"],
+                                                  notify_customer=False))
+            if data["payment_processed"]:
+                for field, state in [("payment_status", "paid"),
+                                     *domain.follow_ups("payment_status", "paid", order)]:
+                    self._change(session, order, field, state,
+                                 actor if field == "payment_status" else "system",
+                                 "Paid when the order was taken" if field == "payment_status"
+                                 else "follows payment_status paid",
+                                 field == "payment_status", {})  # "payment received" email
+            session.flush()
+            result = ADMIN_ORDER.dump(order)
+        log.info("manual order", extra={"order_number": result["number"], "actor": actor})
+        return {"order": result, "payment_url": None if data["payment_processed"] else
+                f"{STOREFRONT_URL.rstrip('/')}/orders/{order.id}?token={access_token}"}
 
     @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
     def handle_account_email_verified(self, envelope: Envelope) -> None:
@@ -378,7 +518,7 @@ class OrdersService(HealthEndpoints):
                 return replay
         try:
             with self.db.transaction() as session:
-                order = self._create_order(session, data, fingerprint)
+                order, _ = self._create_order(session, data, fingerprint)
                 if key:
                     session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key)
                                     .values(order_id=order.id))
@@ -418,7 +558,20 @@ class OrdersService(HealthEndpoints):
             raise _in_progress() from None
 
     # helpers ----------------------------------------------------------------------------
-    def _create_order(self, session: Any, data: dict[str, Any], fingerprint: str) -> Order:
+    def _create_order(self, session: Any, data: dict[str, Any], fingerprint: str | None,
+                      actor: str = "customer", payment_link: bool = False
+                      ) -> tuple[Order, str]:
+        """A new order, stock held, with its first history row and ``order_placed``; returns
+        it with its access token (the guest's key, sent by email)."""
+        recovered_from = None
+        if data.get("recovery_token"):
+            recovered_from = session.scalar(select(Order.id).where(
+                Order.recovery_token_hash == hash_token(data["recovery_token"]),
+                Order.status.in_(domain.RECOVERABLE)))
+            if recovered_from is None:
+                raise ServiceError("recovery_link_invalid",
+                                   "This recovery link is not valid (any more).", 422,
+                                   errors={"recovery_token": ["unknown or expired"]})
         quantities = domain.merge_lines(data["lines"])
         products = {
             p.sku: p
@@ -451,6 +604,9 @@ class OrdersService(HealthEndpoints):
             idempotency_key=data["idempotency_key"],
             request_fingerprint=fingerprint,
             access_token_hash=access_token_hash,
+            channel="admin" if actor != "customer" else "storefront",
+            created_by=actor if actor != "customer" else None,
+            recovered_from=recovered_from,
             placed_at=now,
             lines=[
                 OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
@@ -458,9 +614,10 @@ class OrdersService(HealthEndpoints):
                           digital=line.digital)
                 for line in priced
             ],
-            history=[OrderHistory(at=now, actor="customer", field="status", from_value=None,
-                                  to_value="pending_payment", comment="Order placed",
-                                  notify_customer=True)],
+            history=[OrderHistory(at=now, actor=actor, field="status", from_value=None,
+                                  to_value="pending_payment",
+                                  comment="Order placed" if actor == "customer"
+                                  else "Order taken by staff", notify_customer=True)],
         )
         session.add(order)
         session.flush()
@@ -472,8 +629,9 @@ class OrdersService(HealthEndpoints):
             "notify_customer": True,
             "access_token_sealed": seal(access_token),
             "offer_account": data["offer_account"] and order.customer_id is None,
+            "channel": order.channel, "payment_link": payment_link,
         })
-        return order
+        return order, access_token
 
     def _hold_stock(self, session: Any, priced: list[domain.PricedLine],
                     products: dict[str, Product]) -> None:
@@ -506,6 +664,11 @@ class OrdersService(HealthEndpoints):
             session.flush()
             number = domain.FIRST_ORDER_NUMBER
         return number
+
+
+def _hold_windows(session: Any) -> dict[str, int]:
+    stored = {row.payment_method: row.minutes for row in session.scalars(select(HoldWindow))}
+    return {method: domain.hold_minutes(method, stored) for method in domain.PAYMENT_METHODS}
 
 
 def _orders_of(account_id: Any, email: str) -> Any:

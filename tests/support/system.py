@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,23 @@ class System:
 
 def wait_seconds(seconds: float) -> None:
     time.sleep(seconds)
+
+
+@contextmanager
+def replicas(system: System, service: str, extra: int) -> Iterator[None]:
+    """Start ``extra`` more processes of a service (``module:Class``), as more honcho lines
+    (or `docker compose --scale`) would; stopped on exit."""
+    processes = []
+    for _ in range(extra):
+        env = {**system.env, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+               "SERVICE_NAME": service.split(".")[1]}
+        processes.append(subprocess.Popen(
+            [str(BIN / "nameko"), "run", "--config", "config.yaml", service], cwd=REPO,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(5 if extra else 0)  # connected and consuming
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)

@@ -104,6 +104,10 @@ EVERY_EMAIL = {
     "order_shipped": (CHANGE, "https://track.example/PK1"),
     "order_delivered": (CHANGE, "https://shop.test/orders/1"),
     "order_canceled": (CHANGE, "sin stock"),
+    "order_recovery": ({**CHANGE, "recover_url": "https://shop.test/recover/r3c"},
+                       "https://shop.test/recover/r3c"),
+    "order_payment_link": ({**order_context(), "pay_url": "https://shop.test/orders/9?token=p"},
+                           "https://shop.test/orders/9?token=p"),
 }
 
 
