@@ -16,9 +16,10 @@ from flask import (
 )
 
 from gateway.auth import staff_required
-from gateway.blueprints import json_body, rpc_call
+from gateway.blueprints import json_body, rpc_call, store_settings
 from gateway.export import csv_rows, printable
 from gateway.openapi import document
+from gateway.pdf import label_pdf, order_pdf
 from gateway.problems import Problem
 from services.orders.schemas import (
     AdminOrderListSchema,
@@ -149,23 +150,50 @@ def _change(order_id: str, field: str) -> Any:
     return jsonify(rpc_call("orders", "change_order", order_id, field, json_body(), _actor()))
 
 
+def _output_format(default: str) -> str:
+    chosen = request.args.get("format", default)
+    if chosen not in ("html", "pdf"):
+        raise Problem(422, "validation_failed", "format is html or pdf.",
+                      errors={"format": ["Must be one of: html, pdf."]})
+    return chosen
+
+
+def _pdf(content: bytes, name: str) -> Response:
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+    return response
+
+
+FORMAT_QUERY = {"format": {"schema": {"type": "string", "enum": ["html", "pdf"]}}}
+
+
 @admin_orders.get("/orders/<order_id>/print")
-@document("The order as a printable page", tags=["admin orders"], auth="staff",
-          responses={200: "text/html"})
+@document("The order as a printable page (HTML), or a PDF (?format=pdf)",
+          tags=["admin orders"], auth="staff", responses={200: "text/html"},
+          query=FORMAT_QUERY)
 @staff_required("owner", "staff")
 def print_order(order_id: str) -> Response:
+    chosen = _output_format("html")
     order = rpc_call("orders", "get_admin_order", order_id)
+    if chosen == "pdf":
+        return _pdf(order_pdf(order, store_settings()["store_name"]),
+                    f"order-{order['number'].lstrip('#')}")
     return Response(printable("order_print.html.j2", order), mimetype="text/html")
 
 
 @admin_orders.get("/orders/<order_id>/label")
-@document("A shipping label for the order", tags=["admin orders"], auth="staff",
-          responses={200: "text/html"})
+@document("A shipping label (100 x 150 mm PDF with a barcode of the order number; "
+          "?format=html for a page)", tags=["admin orders"], auth="staff",
+          responses={200: "application/pdf"}, query=FORMAT_QUERY)
 @staff_required("owner", "staff")
 def order_label(order_id: str) -> Response:
+    chosen = _output_format("pdf")
     order = rpc_call("orders", "get_admin_order", order_id)
     if not order.get("shipping_address"):
         raise Problem(409, "nothing_to_ship", "This order has no shipping address.")
+    if chosen == "pdf":
+        return _pdf(label_pdf(order, store_settings()["store_name"]),
+                    f"label-{order['number'].lstrip('#')}")
     return Response(printable("order_label.html.j2", order), mimetype="text/html")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
 import requests
+from pypdf import PdfReader
 
 from tests.support.system import System
 
@@ -195,8 +197,25 @@ def test_print_and_label(system: System, owner: dict[str, str]) -> None:
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert order["number"] in page.text and "Taza con logo" in page.text
     label = requests.get(system.api(f"/admin/orders/{order['id']}/label"), headers=owner,
-                         timeout=10)
+                         params={"format": "html"}, timeout=10)
     assert "Plaza 2" in label.text and "León" in label.text
+
+    # PDFs, read back: the text is there, the label is 100 x 150 mm.
+    pdf = requests.get(system.api(f"/admin/orders/{order['id']}/print"), headers=owner,
+                       params={"format": "pdf"}, timeout=10)
+    assert pdf.headers["Content-Type"] == "application/pdf", pdf.text
+    text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert order["number"] in text and "Taza con logo" in text and "Plaza 2" in text
+    label_pdf = requests.get(system.api(f"/admin/orders/{order['id']}/label"), headers=owner,
+                             timeout=10)
+    assert label_pdf.headers["Content-Type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(label_pdf.content))
+    width, height = (float(v) for v in reader.pages[0].mediabox.upper_right)
+    assert (round(width / 72 * 25.4), round(height / 72 * 25.4)) == (100, 150)  # mm
+    label_text = reader.pages[0].extract_text()
+    assert "León" in label_text and order["number"] in label_text
+    assert requests.get(system.api(f"/admin/orders/{order['id']}/label"), headers=owner,
+                        params={"format": "docx"}, timeout=10).status_code == 422
     ebook = place(system, "EBOOK-RECIPES")
     assert requests.get(system.api(f"/admin/orders/{ebook['id']}/label"), headers=owner,
                         timeout=10).status_code == 409
