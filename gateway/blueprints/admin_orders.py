@@ -40,6 +40,7 @@ from services.orders.schemas import (
 )
 
 admin_orders = Blueprint("admin_orders", __name__)
+EXPORT_PAGE = 1000  # orders per RPC while streaming an export: memory stays one page
 
 
 def _actor() -> str:
@@ -87,7 +88,7 @@ def export_orders() -> Response:
 
     def page(after: str | None) -> dict[str, Any]:
         return rpc.call("orders", "export_page", start.isoformat(), end.isoformat(), after,
-                        500, status, correlation_id=correlation_id)
+                        EXPORT_PAGE, status, correlation_id=correlation_id)
 
     bom = request.args.get("bom", "false").lower() in ("1", "true", "yes")
     filename = f"orders-{start:%Y%m%d}-{end:%Y%m%d}.csv"

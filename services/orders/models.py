@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -47,8 +48,12 @@ class Product(Base):
 
 class Order(Base):
     __tablename__ = "orders"
+    # Lists and exports walk (placed_at, id), by status too; the email search has a pg_trgm
+    # index on lower(email) (PostgreSQL only: migration orders_0007).
     __table_args__ = (UniqueConstraint("recovery_token_hash",
-                                       name="uq_orders_recovery_token_hash"),)
+                                       name="uq_orders_recovery_token_hash"),
+                      Index("ix_orders_placed_sort", "placed_at", "id"),
+                      Index("ix_orders_status_placed", "status", "placed_at", "id"))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     number: Mapped[int] = mapped_column(Integer, unique=True)
@@ -80,7 +85,7 @@ class Order(Base):
     recovery_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     recovery_token_sealed: Mapped[str | None] = mapped_column(String(500), nullable=True)
     recovered_from: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
-    placed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), default=utcnow, onupdate=utcnow
     )

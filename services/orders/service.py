@@ -12,6 +12,7 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from messaging.consumer import consume_event
 from messaging.contracts import (
@@ -251,6 +252,7 @@ class OrdersService(HealthEndpoints):
                                                          data["before"]))
             orders = session.scalars(statement.order_by(Order.placed_at.desc(),
                                                         Order.id.desc())
+                                     .options(selectinload(Order.lines))
                                      .limit(data["limit"] + 1)).all()
             page = orders[:data["limit"]]
             more = len(orders) > data["limit"]
@@ -274,7 +276,9 @@ class OrdersService(HealthEndpoints):
             statement = statement.where(after_marker(Order.placed_at, Order.id, after, "after",
                                                      descending=False))
         with self.db.transaction() as session:
+            # The lines of the whole page in one query (not one per order).
             orders = session.scalars(statement.order_by(Order.placed_at, Order.id)
+                                     .options(selectinload(Order.lines))
                                      .limit(max(1, min(int(limit), 1000)))).all()
             rows = [{
                 "number": f"#{o.number}", "placed_at": o.placed_at.isoformat(),

@@ -6,6 +6,7 @@ import io
 import uuid
 from typing import Any
 
+import jwt
 import requests
 from pypdf import PdfReader
 
@@ -71,6 +72,18 @@ def test_an_order_from_payment_to_delivery(system: System, owner: dict[str, str]
     note = requests.post(system.api(f"/admin/orders/{order['id']}/notes"), headers=owner,
                          json={"comment": "gift wrap"}, timeout=10).json()
     assert note["history"][-1]["comment"] == "gift wrap"
+    # Every staff action is a history row naming the staff user; what followed from one
+    # (paid -> completed) is the system's.
+    staff_id = jwt.decode(owner["Authorization"].split()[1],
+                          options={"verify_signature": False})["sub"]
+    actors = [(h["field"], h["to"], h["actor"]) for h in note["history"]]
+    assert actors == [
+        ("status", "pending_payment", "customer"),
+        ("payment_status", "paid", f"staff:{staff_id}"), ("status", "paid", "system"),
+        ("fulfillment_status", "requested", f"staff:{staff_id}"),
+        ("fulfillment_status", "in_transit", f"staff:{staff_id}"),
+        ("fulfillment_status", "delivered", f"staff:{staff_id}"),
+        ("status", "completed", "system"), ("note", None, f"staff:{staff_id}")]
 
 
 def test_canceling_puts_the_stock_back_once(system: System, owner: dict[str, str]) -> None:
@@ -188,6 +201,36 @@ def test_orders_export_as_csv(system: System, owner: dict[str, str]) -> None:
     assert empty.text.strip().count("\n") == 0  # the header only
     assert requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
                         params={"format": "xlsx"}).status_code == 422
+
+
+def test_export_across_a_month_boundary(system: System, owner: dict[str, str]) -> None:
+    """Orders backdated around midnight of 1 February (UTC): each range gets exactly its own,
+    from inclusive, to exclusive."""
+    import csv
+    import io
+
+    from sqlalchemy import create_engine, text
+
+    placed = [place(system) for _ in range(3)]
+    when = ["2025-01-31T23:59:59+00:00", "2025-02-01T00:00:00+00:00",
+            "2025-02-15T12:00:00+00:00"]
+    engine = create_engine(system.database_urls["orders"])
+    with engine.begin() as connection:
+        for order, at in zip(placed, when, strict=True):
+            connection.execute(text("UPDATE orders SET placed_at = :at WHERE id = :id"),
+                               {"at": at, "id": order["id"]})
+    engine.dispose()
+
+    def exported(start: str, end: str) -> list[str]:
+        response = requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
+                                params={"from": start, "to": end})
+        assert response.status_code == 200, response.text
+        return [row["number"] for row in csv.DictReader(io.StringIO(response.text))]
+
+    numbers = [o["number"] for o in placed]
+    assert exported("2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z") == numbers[:1]
+    assert exported("2025-02-01T00:00:00Z", "2025-03-01T00:00:00Z") == numbers[1:]
+    assert exported("2025-01-31T00:00:00Z", "2025-02-02T00:00:00Z") == numbers[:2]
 
 
 def test_print_and_label(system: System, owner: dict[str, str]) -> None:
