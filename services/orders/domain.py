@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -122,6 +123,15 @@ def request_fingerprint(request: Mapping[str, Any]) -> str:
     asked = {field: request.get(field) for field in FINGERPRINTED_FIELDS}
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+COUNT_CAP = 10_000  # the admin list counts matching orders up to this
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def looks_like_email(text: str) -> bool:
+    """A whole email address (searched exactly), rather than a fragment of one."""
+    return bool(_EMAIL.match(text.strip()))
 
 
 def format_order_number(number: int) -> str:

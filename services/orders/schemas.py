@@ -236,7 +236,10 @@ class AdminOrderQuerySchema(_Strict):
 
 class AdminOrderListSchema(Schema):
     items = fields.List(fields.Nested(OrderSchema), required=True)
-    total = fields.Integer(required=True)
+    total = fields.Integer(required=True, metadata={
+        "description": "matching orders, counted up to 10,000"})
+    total_is_exact = fields.Boolean(required=True, metadata={
+        "description": "false when more than 10,000 match"})
     next_before = fields.String(allow_none=True, required=True)
 
 

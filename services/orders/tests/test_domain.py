@@ -98,3 +98,10 @@ def test_what_a_change_implies() -> None:
         ("fulfillment_status", "canceled")]
     shipped = order_in("paid", "paid", "in_transit")
     assert domain.follow_ups("status", "canceled", shipped) == []
+
+
+def test_a_whole_email_is_told_from_a_fragment() -> None:
+    assert domain.looks_like_email(" ana@example.com ")
+    assert not domain.looks_like_email("ana@")
+    assert not domain.looks_like_email("example.com")
+    assert not domain.looks_like_email("ana garcia@x.es")
