@@ -19,7 +19,7 @@ import requests
 
 from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
 from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
 
 SERVICES = ("identity", "customers", "orders", "notifications")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -51,6 +51,13 @@ def running_system(**env: str) -> Iterator[System]:
         finally:
             system.stop()
             sink.stop()
+
+
+def owner_headers(system: System) -> dict[str, str]:
+    """The store owner's Authorization header (the owner `make run` creates)."""
+    token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
+        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def load(name: str, call: Callable[[requests.Session, int], bool], concurrency: int,

@@ -17,9 +17,8 @@ from typing import Any
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.common import load, report, running_system
+from bench.common import load, owner_headers, report, running_system
 from bench.seed_customers import seed
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD
 
 
 def main() -> None:
@@ -34,9 +33,7 @@ def main() -> None:
     with running_system() as system:
         seeded = seed(system.database_urls["customers"], args.customers, args.orders)
         print(f"seeded: {seeded}")
-        token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-            "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = owner_headers(system)
 
         def listing(query: dict[str, Any]) -> Callable[[requests.Session, int], bool]:
             def call(session: requests.Session, i: int) -> bool:

@@ -24,8 +24,7 @@ from typing import Any
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.common import Figure, load, report, running_system
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD
+from bench.common import Figure, load, owner_headers, report, running_system
 
 STATUSES = [("completed", "paid", "delivered")] * 70 + [("paid", "paid", "unfulfilled")] * 10 \
     + [("pending_payment", "pending", "unfulfilled")] * 10 + \
@@ -109,9 +108,7 @@ def main() -> None:
     with running_system() as system:
         seeded = seed(system.database_urls["orders"], args.orders)
         print(f"seeded: {seeded}")
-        token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-            "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = owner_headers(system)
 
         def listing(query: dict[str, Any]) -> Callable[[requests.Session, int], bool]:
             def call(session: requests.Session, i: int) -> bool:

@@ -634,8 +634,7 @@ class CustomersService(HealthEndpoints):
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
                 return
-            customer = session.scalars(select(Customer).where(
-                Customer.account_id == account["account_id"]).with_for_update()).first()
+            customer = _linked(session, account["account_id"])
             if customer is not None:
                 domain.mirror_account_status(customer, account["status"],
                                              _occurred(envelope))
@@ -646,8 +645,7 @@ class CustomersService(HealthEndpoints):
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
                 return
-            customer = session.scalars(select(Customer).where(
-                Customer.account_id == account["account_id"]).with_for_update()).first()
+            customer = _linked(session, account["account_id"])
             new_email = domain.normalise_email(account["email"])
             if customer is None or customer.email == new_email:
                 return
@@ -725,6 +723,13 @@ def _customer_filters(data: dict[str, Any]) -> list[Any]:
             value = data[field] if data[field].tzinfo else data[field].replace(tzinfo=UTC)
             filters.append(column >= value if op == "ge" else column < value)
     return filters
+
+
+def _linked(session: Any, account_id: Any) -> Customer | None:
+    """The customer record linked to an account, locked (none while the email is unproven
+    and a guest record holds it)."""
+    return session.scalars(select(Customer).where(Customer.account_id == account_id)
+                           .with_for_update()).first()
 
 
 def _occurred(envelope: Envelope) -> datetime:
