@@ -45,6 +45,7 @@ bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command tha
 	python -W ignore -m bench.checkout
 	python -W ignore -m bench.notifications
 	python -W ignore -m bench.customers
+	python -W ignore -m bench.orders
 
 lint: setup  ## ruff
 	ruff check .
