@@ -11,6 +11,7 @@ from flask_cors import CORS
 from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from gateway import metrics
 from gateway.auth import TokenVerifier
 from gateway.blueprints.accounts import accounts
 from gateway.blueprints.admin import admin
@@ -70,6 +71,7 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
              expose_headers=["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed",
                              "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
              max_age=600)
+    metrics.install(app)
     app.register_blueprint(health)
     # Swagger UI, served from the package's own files (no CDN), reading /openapi.json.
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from gateway.metrics import observe_rpc
 from gateway.problems import Problem
 
 
@@ -56,8 +58,14 @@ class RpcPool:
 
     def call(self, service: str, method: str, *args: Any, correlation_id: str | None = None,
              **kwargs: Any) -> Any:
-        with self.proxy(correlation_id) as cluster:
-            return getattr(getattr(cluster, service), method)(*args, **kwargs)
+        started, ok = time.perf_counter(), False
+        try:
+            with self.proxy(correlation_id) as cluster:
+                result = getattr(getattr(cluster, service), method)(*args, **kwargs)
+            ok = True
+            return result
+        finally:
+            observe_rpc(service, method, started, ok)
 
     def close(self) -> None:
         while True:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.web.handlers import http
-from sqlalchemy import text
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+
+from messaging import deadletters
+from messaging.envelope import utcnow
+from messaging.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS, EntrypointMetrics
+
+log = logging.getLogger(__name__)
 
 
 class HealthEndpoints:
@@ -15,6 +24,9 @@ class HealthEndpoints:
     its database answers (the broker is implied: the RPC arrived through it)."""
 
     db: Any
+    name: str
+    config = Config()
+    metrics = EntrypointMetrics()
 
     @rpc
     def ready(self) -> dict[str, Any]:
@@ -34,6 +46,29 @@ class HealthEndpoints:
         report = self._readiness()
         status = 200 if report["status"] == "ok" else 503
         return status, {"Content-Type": "application/json"}, json.dumps(report)
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """Prometheus text format: entrypoint timings, and measured now, the outbox backlog
+        and the dead-letter depth (what an operator alerts on)."""
+        try:
+            with self.db.transaction() as session:
+                outbox = session.info["outbox_table"]
+                backlog, oldest = session.execute(
+                    select(func.count(), func.min(outbox.c.created_at))
+                    .where(outbox.c.published_at.is_(None))).one()
+            OUTBOX_BACKLOG.labels(self.name).set(backlog)
+            OUTBOX_OLDEST_SECONDS.labels(self.name).set(
+                max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
+        except Exception as exc:  # a scrape must answer even when the database does not
+            log.warning("metrics: outbox not measured", extra={"error": type(exc).__name__})
+        try:
+            DEAD_LETTERS.labels(self.name).set(
+                deadletters.depth(self.config["AMQP_URI"], self.name))
+        except Exception as exc:
+            log.warning("metrics: dead letters not measured",
+                        extra={"error": type(exc).__name__})
+        return 200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest().decode()
 
     def _readiness(self) -> dict[str, Any]:
         try:

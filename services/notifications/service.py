@@ -34,6 +34,7 @@ from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
 from messaging.keys import unseal
 from messaging.logs import LogContext, mask_email
+from messaging.metrics import EMAILS
 from messaging.outbox import forget_in_outbox
 from messaging.paging import after_marker, page_marker
 from services.notifications import domain
@@ -314,14 +315,17 @@ class NotificationsService(HealthEndpoints):
             retry_at = domain.next_attempt(attempts, utcnow())
             self._finish(delivery_id, status="pending" if retry_at else "failed",
                          error=str(exc), next_attempt_at=retry_at)
+            EMAILS.labels(kind, "deferred" if retry_at else "failed").inc()
             log.warning("email deferred", extra={"kind": kind, "attempt": attempts,
                                                  "recipient": mask_email(recipient)})
             return
         except Exception as exc:  # permanent SMTP refusal, or a template bug: no retry
             self._finish(delivery_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            EMAILS.labels(kind, "failed").inc()
             log.error("email failed", extra={"kind": kind, "recipient": mask_email(recipient)})
             return
         self._finish(delivery_id, status="sent")
+        EMAILS.labels(kind, "sent").inc()
         log.info("email sent", extra={"kind": kind, "recipient": mask_email(recipient)})
 
     def _finish(self, delivery_id: Any, status: str, error: str | None = None,
