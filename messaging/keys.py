@@ -28,6 +28,8 @@ from messaging.database import var_dir
 TOKEN_ISSUER = "clientela-identity"  # the `iss` of every access token
 SIGNING_KEY_FILE = "jwt-signing.pem"
 SEALING_KEY_FILE = "token-sealing.key"
+# The signing key before the last rotation: its tokens stay verifiable until they expire.
+PREVIOUS_SIGNING_KEY_FILE = "jwt-signing.previous.pem"
 
 
 class MissingKey(RuntimeError):
@@ -75,6 +77,48 @@ def signing_key() -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise MissingKey("JWT_PRIVATE_KEY must be an Ed25519 private key (PEM)")
     return key
+
+
+def previous_signing_key() -> Ed25519PrivateKey | None:
+    """The key in use before the last rotation (JWT_PREVIOUS_PRIVATE_KEY, or the file), if
+    any: identity still publishes its public half so tokens it signed stay valid."""
+    try:
+        pem = _read("JWT_PREVIOUS_PRIVATE_KEY", PREVIOUS_SIGNING_KEY_FILE)
+    except MissingKey:
+        return None
+    key = serialization.load_pem_private_key(pem, None)
+    return key if isinstance(key, Ed25519PrivateKey) else None
+
+
+def published_jwks() -> dict[str, list[dict[str, str]]]:
+    """The current and the previous public keys, read afresh (after a rotation every identity
+    replica publishes both, even one that has not restarted and still signs with the old)."""
+    keys = [public_jwk(signing_key())]
+    previous = previous_signing_key()
+    if previous is not None and public_jwk(previous)["kid"] != keys[0]["kid"]:
+        keys.append(public_jwk(previous))
+    return {"keys": keys}
+
+
+def rotate_signing_key() -> tuple[str, str]:
+    """A new signing key in var/keys; the current one becomes the previous (the one before is
+    dropped: rotate no more often than access tokens live). Returns (old kid, new kid)."""
+    ensure_local_keys()
+    directory = keys_dir()
+    current = directory / SIGNING_KEY_FILE
+    old = current.read_bytes()
+    previous = directory / PREVIOUS_SIGNING_KEY_FILE
+    previous.write_bytes(old)
+    os.chmod(previous, 0o600)
+    new = Ed25519PrivateKey.generate()
+    staged = directory / (SIGNING_KEY_FILE + ".new")
+    staged.write_bytes(new.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+    os.chmod(staged, 0o600)
+    os.replace(staged, current)  # atomic: a reader sees the old key or the new, whole
+    old_key = serialization.load_pem_private_key(old, None)
+    return public_jwk(old_key)["kid"], public_jwk(new)["kid"]  # type: ignore[arg-type]
 
 
 def public_jwk(key: Ed25519PrivateKey) -> dict[str, str]:

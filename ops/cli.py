@@ -117,8 +117,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from messaging.keys import ensure_local_keys, keys_dir
+    from messaging.keys import ensure_local_keys, keys_dir, rotate_signing_key
 
+    if args.rotate_signing_key:
+        old, new = rotate_signing_key()
+        print(f"signing key rotated: {old} -> {new} (in {keys_dir()})")
+        print("Restart identity (one replica at a time is fine) to sign with the new key. "
+              "Tokens signed with the old key stay valid until they expire: identity keeps "
+              "publishing it. Refresh tokens are not keys: nobody is logged out.")
+        return 0
     created = ensure_local_keys()
     for path in created:
         print(f"created {path}")
@@ -196,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="create the local signing and sealing keys in var/keys "
                           "(production passes JWT_PRIVATE_KEY and TOKEN_SEALING_KEY instead)")
+    keys.add_argument("--rotate-signing-key", action="store_true",
+                      help="make a new token signing key; the current one stays published "
+                           "until its tokens expire (nobody is logged out)")
     keys.set_defaults(func=cmd_keys)
 
     owner = sub.add_parser("ensure-owner", help="create the first store owner unless one exists "

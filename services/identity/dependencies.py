@@ -14,7 +14,7 @@ from eventlet import tpool
 from nameko.extensions import DependencyProvider
 
 from messaging.database import Database
-from messaging.keys import TOKEN_ISSUER, public_jwk, signing_key
+from messaging.keys import TOKEN_ISSUER, public_jwk, published_jwks, signing_key
 from services.identity.domain import ACCESS_TOKEN_TTL
 from services.identity.models import Base
 
@@ -84,7 +84,12 @@ class TokenIssuer:
         return token, int(ACCESS_TOKEN_TTL.total_seconds())
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.jwk]}
+        """The keys in the files now (after a rotation: the new and the previous), plus the
+        one this process signs with, until it restarts with the new one."""
+        published = published_jwks()
+        if all(key["kid"] != self.jwk["kid"] for key in published["keys"]):
+            published["keys"].append(self.jwk)
+        return published
 
 
 class TokenIssuerProvider(DependencyProvider):

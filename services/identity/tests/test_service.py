@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from nameko.containers import ServiceContainer
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, text
 
+from gateway.auth import TokenVerifier
 from messaging.errors import ServiceError
-from messaging.keys import unseal
+from messaging.keys import rotate_signing_key, unseal
+from services.identity.dependencies import TokenIssuer
 from services.identity.service import IdentityService
 from tests.support.containers import service_container
 
@@ -106,3 +111,29 @@ def test_failed_logins_are_counted_per_account_and_address(
                                                          "FROM login_throttles")}
     nobody = hashlib.sha256(b"nobody@example.com").hexdigest()  # never the address itself
     assert counts == {f"customer:{nobody}": 3, "ip:192.0.2.9": 3}
+
+
+def test_rotating_the_signing_key_logs_nobody_out(
+    identity: tuple[ServiceContainer, str]
+) -> None:
+    """After `clientela keys --rotate-signing-key`: a token signed before still verifies (its
+    key stays published), identity publishes both keys at once, and once restarted it signs
+    with the new key, which verifies too."""
+    container, _ = identity
+    call(container, "register", {"email": "rot@example.com", "password": "a long passphrase"})
+    before = call(container, "login", {"email": "rot@example.com",
+                                       "password": "a long passphrase"})["access_token"]
+    old_kid, new_kid = rotate_signing_key()
+    jwks = call(container, "get_jwks")
+    assert {key["kid"] for key in jwks["keys"]} == {old_kid, new_kid}
+    verifier = TokenVerifier(lambda: call(container, "get_jwks"))
+    assert verifier.verify(before)["sub"]  # signed with the old key: still good
+
+    restarted = TokenIssuer()  # what identity signs with after its restart
+    after, _ = restarted.access_token(uuid.uuid4(), "storefront", uuid.uuid4(),
+                                      datetime.now(UTC))
+    assert jwt.get_unverified_header(after)["kid"] == new_kid
+    assert verifier.verify(after)["aud"] == "storefront"
+    old_kid_again, newest = rotate_signing_key()  # a second rotation drops the oldest key
+    assert old_kid_again == new_kid
+    assert {key["kid"] for key in restarted.jwks()["keys"]} == {new_kid, newest}
