@@ -17,8 +17,7 @@ import time
 
 import requests
 
-from bench.common import load, report, running_system
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD
+from bench.common import load, owner_headers, report, running_system
 
 PASSWORD = "benchmark passphrase 2026"
 
@@ -32,10 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with running_system() as system:
-        owner = requests.post(system.api("/admin/auth/login"), timeout=10, json={
-            "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
         requests.put(system.api("/admin/settings"), timeout=10, json={
-            "customer_accounts": "optional"}, headers={"Authorization": f"Bearer {owner}"})
+            "customer_accounts": "optional"}, headers=owner_headers(system))
         emails = [f"bench-{i}@example.com" for i in range(args.accounts)]
         for email in emails:
             requests.post(system.api("/customers"), timeout=30,

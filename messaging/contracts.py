@@ -208,6 +208,19 @@ class CustomerPayload(_Payload):
     locale = fields.String(allow_none=True, load_default=None)
 
 
+ERASED_DOMAIN = "erased.invalid"  # RFC 2606: no one's address, ever
+
+
+def erased_email(subject_id: Any) -> str:
+    """What an erased person's email becomes in every service: unique per record, the same
+    for one customer everywhere (so the merchant's export still finds their orders)."""
+    return f"erased-{subject_id}@{ERASED_DOMAIN}"
+
+
+def is_erased_email(address: str) -> bool:
+    return address.endswith(f"@{ERASED_DOMAIN}")
+
+
 class CustomerErasedPayload(_Payload):
     """Every service forgets this person. The email travels sealed (messaging.keys.seal): the
     event outlives the erasure in the outbox and must not keep what it asks others to forget."""

@@ -7,6 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from messaging.contracts import erased_email
+
 
 def normalise_email(email: str) -> str:
     """One customer per email: trimmed and lower-cased (as stores treat addresses in practice)."""
@@ -88,11 +90,6 @@ def set_marketing_consent(customer: Any, accepts: bool, now: datetime) -> None:
         customer.marketing_consent_at = now
     else:
         customer.marketing_withdrawn_at = now
-
-
-def erased_email(customer_id: Any) -> str:
-    """What an erased record holds instead of an email: unique, and no one's (RFC 2606)."""
-    return f"erased-{customer_id}@erased.invalid"
 
 
 def anonymise(customer: Any, now: datetime) -> None:

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+from messaging.contracts import erased_email
+
 CUSTOMER_ACCOUNT_MODES = ("disabled", "optional", "required")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "customer_accounts": "disabled",
@@ -161,7 +163,7 @@ def status_after(action: str, current: str) -> str | None:
 
 def anonymise_account(account: Any) -> None:
     """An erased account: no email, no name, no password; it can never log in again."""
-    account.email = f"erased-{account.id}@erased.invalid"
+    account.email = erased_email(account.id)
     account.password_hash = None
     account.status = ERASED
     account.email_verified = False

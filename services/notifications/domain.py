@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 ORDER_CONFIRMATION = "order_confirmation"
 WELCOME = "welcome"
@@ -65,13 +64,3 @@ def one_line(value: str) -> str:
     """Header values never carry CR/LF: a name cannot inject headers."""
     return " ".join(str(value).split())
 
-
-ERASED_DOMAIN = "@erased.invalid"
-
-
-def erased_recipient(customer_id: Any) -> str:
-    return f"erased-{customer_id}{ERASED_DOMAIN}"
-
-
-def is_erased(recipient: str) -> bool:
-    return recipient.endswith(ERASED_DOMAIN)

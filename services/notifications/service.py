@@ -26,6 +26,8 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     PAYMENT_STATUS_CHANGED,
+    erased_email,
+    is_erased_email,
     load_payload,
     normalised_payload,
 )
@@ -173,7 +175,7 @@ class NotificationsService(HealthEndpoints):
             original = session.get(Delivery, _uuid(delivery_id))
             if original is None:
                 raise ServiceError("delivery_not_found", "No such email.", 404)
-            if domain.is_erased(original.recipient):
+            if is_erased_email(original.recipient):
                 raise ServiceError("recipient_erased",
                                    "The recipient's data was erased: nothing to resend.", 409)
             copy = Delivery(
@@ -200,7 +202,7 @@ class NotificationsService(HealthEndpoints):
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
                 return
-            placeholder = domain.erased_recipient(erased["customer_id"])
+            placeholder = erased_email(erased["customer_id"])
             # last_error too: a mail server's refusal often quotes the address.
             session.execute(update(Delivery).where(func.lower(Delivery.recipient) == email)
                             .values(recipient=placeholder, context={}, last_error=None)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+from messaging.contracts import erased_email
 from messaging.errors import ServiceError
 
 FIRST_ORDER_NUMBER = 1001
@@ -204,7 +205,7 @@ def follow_ups(field: str, to: str, order: Any) -> list[tuple[str, str]]:
 def anonymise_order(order: Any, customer_id: Any) -> None:
     """An erased customer's order: who and where go; what, how much and when stay. The
     country stays (tax reporting needs it, and it identifies no one)."""
-    order.email = f"erased-{customer_id}@erased.invalid"
+    order.email = erased_email(customer_id)
     country = (order.shipping_address or {}).get("country")
     order.shipping_address = {"country": country} if country else None
     order.access_token_hash = None  # the guest's order link dies with the data
