@@ -17,6 +17,7 @@ from gateway.blueprints.accounts import accounts
 from gateway.blueprints.admin import admin
 from gateway.blueprints.admin_notifications import admin_notifications
 from gateway.blueprints.admin_orders import admin_orders
+from gateway.blueprints.cart import cart
 from gateway.blueprints.health import health
 from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
@@ -79,6 +80,7 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.register_blueprint(storefront, url_prefix="/api/v1")
     app.register_blueprint(accounts, url_prefix="/api/v1")
     app.register_blueprint(profile, url_prefix="/api/v1")
+    app.register_blueprint(cart, url_prefix="/api/v1")
     app.register_blueprint(admin, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_orders, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_notifications, url_prefix="/api/v1/admin")

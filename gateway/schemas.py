@@ -130,6 +130,8 @@ class CustomerExportSchema(Schema):
         "description": "orders: each order whole, with lines and history"})
     emails = fields.List(fields.Dict(), required=True, metadata={
         "description": "notifications: every email sent to the customer"})
+    cart = fields.Dict(allow_none=True, required=True, metadata={
+        "description": "orders: the account's saved cart"})
 
 
 class BulkMembershipSchema(Schema):

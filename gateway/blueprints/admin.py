@@ -223,6 +223,8 @@ def export_customer(customer_id: str) -> Any:
         exported_at=datetime.now(UTC).isoformat(), **held, account=account,
         orders=rpc_call("orders", "export_orders_of", customer.get("account_id"),
                         customer["email"]),
+        cart=(rpc_call("orders", "get_cart", customer["account_id"])
+              if customer.get("account_id") else None),
         emails=rpc_call("notifications", "export_deliveries", customer["email"]))
     response.headers["Content-Disposition"] = (
         f'attachment; filename="customer-{customer["id"]}.json"')

@@ -25,6 +25,10 @@ from services.orders.schemas import (
     AdminOrderListSchema,
     AdminOrderQuerySchema,
     AdminOrderSchema,
+    BuyLinkInputSchema,
+    BuyLinkListSchema,
+    BuyLinkSchema,
+    BuyLinkUpdateSchema,
     FulfillmentChangeSchema,
     HoldWindowsSchema,
     ManualOrderCreatedSchema,
@@ -129,6 +133,36 @@ def get_hold_windows() -> Any:
 @staff_required("owner")
 def put_hold_windows() -> Any:
     return jsonify(rpc_call("orders", "set_hold_windows", json_body(), _actor()))
+
+
+@admin_orders.get("/buy-links")
+@document("Direct-buy links, newest first, with their orders and revenue",
+          tags=["buy links"], auth="staff", responses={200: BuyLinkListSchema})
+@staff_required("owner", "staff")
+def list_buy_links() -> Any:
+    return jsonify(items=rpc_call("orders", "list_buy_links"))
+
+
+@admin_orders.post("/buy-links")
+@document("Create a direct-buy link for social pages (a short URL to a prefilled cart)",
+          tags=["buy links"], auth="staff", body=BuyLinkInputSchema,
+          responses={201: BuyLinkSchema})
+@staff_required("owner", "staff")
+def create_buy_link() -> Any:
+    link = rpc_call("orders", "create_buy_link", json_body(), _actor())
+    response = jsonify(link)
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/admin/buy-links/{link['id']}"
+    return response
+
+
+@admin_orders.patch("/buy-links/<link_id>")
+@document("Rename a direct-buy link, or switch it off (active: false) or on",
+          tags=["buy links"], auth="staff", body=BuyLinkUpdateSchema,
+          responses={200: BuyLinkSchema})
+@staff_required("owner", "staff")
+def update_buy_link(link_id: str) -> Any:
+    return jsonify(rpc_call("orders", "update_buy_link", link_id, json_body(), _actor()))
 
 
 @admin_orders.get("/orders/<order_id>/recovery-url")

@@ -69,6 +69,8 @@ def checkout() -> Any:
     account = rpc_call("identity", "get_account", claims["sub"]) if claims else None
     decision = checkout_decision(settings["customer_accounts"], logged_in=account is not None,
                                  account_status=account["status"] if account else None)
+    if body.get("cart") is not None and account is None:
+        raise Problem(401, "login_required", "Log in to check out your saved cart.")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")

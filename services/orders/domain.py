@@ -117,11 +117,15 @@ def needs_shipping(lines: Iterable[PricedLine]) -> bool:
 # What the shopper asked for. The gateway adds the rest (locale, the account offer) from
 # settings it caches per process, so two identical retries may differ there: not hashed.
 FINGERPRINTED_FIELDS = ("email", "lines", "shipping_address", "payment_method", "customer_id")
+# Hashed only when sent, so keys claimed before these fields existed keep their fingerprint.
+FINGERPRINTED_IF_SENT = ("cart", "buy_link", "recovery_token")
 
 
 def request_fingerprint(request: Mapping[str, Any]) -> str:
     """Stable hash of a checkout request, to tell an idempotent retry from a reused key."""
     asked = {field: request.get(field) for field in FINGERPRINTED_FIELDS}
+    asked.update({field: request[field] for field in FINGERPRINTED_IF_SENT
+                  if request.get(field) is not None})
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -209,3 +213,89 @@ def anonymise_order(order: Any, customer_id: Any) -> None:
     country = (order.shipping_address or {}).get("country")
     order.shipping_address = {"country": country} if country else None
     order.access_token_hash = None  # the guest's order link dies with the data
+
+
+# carts -------------------------------------------------------------------------------------
+# Why a cart line cannot be bought as it stands; None when it can.
+LINE_ISSUES = ("unknown_product", "inactive", "out_of_stock", "insufficient_stock")
+
+
+@dataclass(frozen=True)
+class WantedLine:
+    """A line as a cart, a link or an old order holds it: what and how many, and the price
+    the shopper last saw (None: no price was shown yet)."""
+
+    sku: str
+    quantity: int
+    price_seen: int | None = None
+    title: str | None = None  # the title when ordered, for a product since removed
+
+
+def price_cart(wanted: Iterable[WantedLine], products: Mapping[str, Any]) -> dict[str, Any]:
+    """A cart at today's catalogue prices and stock: every line kept, the ones that cannot be
+    bought as they stand flagged with why (never silently dropped), a changed price shown with
+    the old one. The subtotal counts the lines that can be bought."""
+    lines = []
+    for want in wanted:
+        product = products.get(want.sku)
+        issue = None
+        if product is None:
+            issue = "unknown_product"
+        elif not product.active:
+            issue = "inactive"
+        elif product.stock is not None and product.stock < want.quantity:
+            issue = "out_of_stock" if product.stock == 0 else "insufficient_stock"
+        unit_price = product.price if product else None
+        lines.append({
+            "sku": want.sku,
+            "title": product.title if product else (want.title or want.sku),
+            "quantity": want.quantity,
+            "unit_price": unit_price,
+            "line_total": unit_price * want.quantity if unit_price is not None else None,
+            "currency": product.currency if product else None,
+            "previous_unit_price": want.price_seen if (
+                want.price_seen is not None and unit_price is not None
+                and want.price_seen != unit_price) else None,
+            "available": issue is None,
+            "issue": issue,
+            "stock": product.stock if product else None,
+        })
+    buyable = [line for line in lines if line["available"]]
+    currencies = sorted({line["currency"] for line in buyable})
+    return {
+        "lines": lines,
+        "currency": currencies[0] if len(currencies) == 1 else None,
+        "subtotal": sum(line["line_total"] for line in buyable),
+        "item_count": sum(line["quantity"] for line in lines),
+        "ready_for_checkout": bool(lines) and len(buyable) == len(lines)
+        and len(currencies) == 1,
+    }
+
+
+def merge_carts(saved: Mapping[str, int], guest: Mapping[str, int],
+                products: Mapping[str, Any], max_quantity: int
+                ) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """A guest's cart merged into the saved one at login: quantities of the same product are
+    added, then capped at the stock there is (and the per-line maximum). A line whose product
+    is sold out keeps its quantity and is flagged when the cart is read, rather than vanishing.
+    Returns the merged quantities and what was changed on the way, for the shopper to see."""
+    merged = dict(saved)
+    adjustments: list[dict[str, Any]] = []
+    for sku, quantity in guest.items():
+        product = products.get(sku)
+        if product is None:
+            adjustments.append({"sku": sku, "requested": quantity, "quantity": 0,
+                                "reason": "unknown_product"})
+            continue
+        wanted = saved.get(sku, 0) + quantity
+        cap = max_quantity if product.stock is None else min(max_quantity, product.stock)
+        merged[sku] = min(wanted, cap) if cap > 0 else min(wanted, max_quantity)
+        if merged[sku] != wanted:
+            adjustments.append({"sku": sku, "requested": wanted, "quantity": merged[sku],
+                                "reason": "capped_at_stock" if product.stock is not None
+                                and product.stock < wanted else "capped_at_maximum"})
+    return merged, adjustments
+
+
+BUY_LINK_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud, typed
+BUY_LINK_CODE_LENGTH = 8  # 31^8 ≈ 8.5e11 codes: not guessable by walking them

@@ -85,6 +85,11 @@ class Order(Base):
     recovery_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     recovery_token_sealed: Mapped[str | None] = mapped_column(String(500), nullable=True)
     recovered_from: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    # The direct-buy link the shopper came from, if any (its orders and revenue are counted
+    # from here: the order is the only record, so a redelivered event cannot count twice).
+    buy_link_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("buy_links.id", name="fk_orders_buy_link_id"),
+        nullable=True, index=True)
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), default=utcnow, onupdate=utcnow
@@ -129,6 +134,47 @@ class OrderHistory(Base):
     notify_customer: Mapped[bool] = mapped_column(Boolean, default=False)
 
     order: Mapped[Order] = relationship(back_populates="history")
+
+
+class Cart(Base):
+    """A logged-in customer's saved cart (one per account), so it follows them between
+    devices. The row is also what concurrent changes to the cart lock."""
+
+    __tablename__ = "carts"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    lines: Mapped[list[CartLine]] = relationship(
+        cascade="all, delete-orphan", order_by="CartLine.added_at, CartLine.sku")
+
+
+class CartLine(Base):
+    __tablename__ = "cart_lines"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("carts.customer_id", name="fk_cart_lines_cart"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    # The price the customer saw when they put it in: a change since then is shown.
+    price_seen: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class BuyLink(Base):
+    """A merchant's direct-buy link (/b/{code}) for social pages: a prefilled cart."""
+
+    __tablename__ = "buy_links"
+    __table_args__ = (UniqueConstraint("code", name="uq_buy_links_code"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    lines: Mapped[list] = mapped_column(JSON)  # [{"sku": ..., "quantity": ...}]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class HoldWindow(Base):

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from messaging.contracts import AddressSchema
 from services.orders.domain import PAYMENT_METHODS
@@ -27,8 +35,17 @@ class CheckoutRequestSchema(_Strict):
     catalogue. A logged-in customer's email comes from their account."""
 
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    lines = fields.List(fields.Nested(LineRequestSchema), required=True,
-                        validate=validate.Length(1, MAX_LINES))
+    lines = fields.List(fields.Nested(LineRequestSchema), load_default=None,
+                        validate=validate.Length(1, MAX_LINES),
+                        metadata={"description": "the cart; or send cart: saved instead"})
+    cart = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["saved"]),
+                         metadata={"description": "saved: check out the logged-in customer's "
+                                                  "saved cart (/me/cart), emptied once the "
+                                                  "order is placed"})
+    buy_link = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Length(1, 16),
+                             metadata={"description": "the code of the direct-buy link (/b/"
+                                                      "{code}) the shopper came from"})
     shipping_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
     payment_method = fields.String(load_default="bank_transfer",
                                    validate=validate.OneOf(PAYMENT_METHODS))
@@ -37,6 +54,12 @@ class CheckoutRequestSchema(_Strict):
                                        "description": "from a recovery link (GET /recover/"
                                                       "{token}): the new order records which "
                                                       "order it recovers"})
+
+    @validates_schema
+    def one_cart(self, data: dict, **kwargs: object) -> None:
+        if (data.get("lines") is None) == (data.get("cart") is None):
+            raise ValidationError('Send the lines, or "cart": "saved" (one of the two).',
+                                  "lines")
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
@@ -56,6 +79,9 @@ class PlaceOrderSchema(CheckoutRequestSchema):
 
 class ManualOrderSchema(CheckoutRequestSchema):
     """POST /admin/orders: an order the merchant takes for an existing or new customer."""
+
+    class Meta(_Strict.Meta):
+        exclude = ("cart", "buy_link")
 
     customer_id = fields.UUID(allow_none=True, load_default=None,
                               metadata={"description": "an account's id, if the customer has "
@@ -83,21 +109,97 @@ class RecoveryUrlSchema(Schema):
     url = fields.String(required=True)
 
 
-class RecoveryLineSchema(Schema):
+class CartLineSchema(Schema):
+    """One line of a cart as the catalogue prices it today (saved carts, direct-buy links and
+    recovery links all answer in this shape)."""
+
     sku = fields.String(required=True)
     title = fields.String(required=True)
     quantity = fields.Integer(required=True)
-    unit_price = fields.Integer(required=True, metadata={"description": "today's price"})
-    available = fields.Boolean(required=True)
+    unit_price = fields.Integer(required=True, allow_none=True,
+                                metadata={"description": "today's price (minor units)"})
+    line_total = fields.Integer(required=True, allow_none=True)
+    currency = fields.String(required=True, allow_none=True)
+    previous_unit_price = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "the price the shopper saw before, when it has changed since"})
+    available = fields.Boolean(required=True, metadata={
+        "description": "can be bought as it stands"})
+    issue = fields.String(required=True, allow_none=True, metadata={
+        "description": "why not: unknown_product, inactive, out_of_stock, "
+                       "insufficient_stock"})
+    stock = fields.Integer(required=True, allow_none=True,
+                           metadata={"description": "units left (null: unlimited)"})
 
 
-class RecoveryCartSchema(Schema):
+class CartSchema(Schema):
+    lines = fields.List(fields.Nested(CartLineSchema), required=True)
+    currency = fields.String(required=True, allow_none=True)
+    subtotal = fields.Integer(required=True, metadata={
+        "description": "the lines that can be bought"})
+    item_count = fields.Integer(required=True)
+    ready_for_checkout = fields.Boolean(required=True, metadata={
+        "description": "every line can be bought, in one currency"})
+
+
+class SavedCartSchema(CartSchema):
+    updated_at = fields.DateTime(required=True, allow_none=True)
+
+
+class CartReplaceSchema(_Strict):
+    lines = fields.List(fields.Nested(LineRequestSchema), required=True,
+                        validate=validate.Length(0, MAX_LINES))
+
+
+class CartMergedSchema(Schema):
+    cart = fields.Nested(SavedCartSchema, required=True)
+    adjustments = fields.List(fields.Dict(), required=True, metadata={
+        "description": "lines changed by the merge: sku, requested, quantity, reason "
+                       "(capped_at_stock, capped_at_maximum, unknown_product)"})
+
+
+class BuyLinkInputSchema(_Strict):
+    title = fields.String(required=True, validate=validate.Length(1, 200),
+                          metadata={"description": "the merchant's name for it"})
+    lines = fields.List(fields.Nested(LineRequestSchema), required=True,
+                        validate=validate.Length(1, 20))
+
+
+class BuyLinkUpdateSchema(_Strict):
+    title = fields.String(validate=validate.Length(1, 200))
+    active = fields.Boolean(metadata={"description": "false: the link answers 410 Gone"})
+
+
+class BuyLinkSchema(Schema):
+    id = fields.UUID(required=True)
+    code = fields.String(required=True)
+    url = fields.String(required=True, metadata={"description": "the short link to post"})
+    title = fields.String(required=True)
+    lines = fields.List(fields.Dict(), required=True)
+    active = fields.Boolean(required=True)
+    created_by = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    disabled_at = fields.DateTime(required=True, allow_none=True)
+    orders = fields.Integer(required=True, metadata={"description": "orders placed from it"})
+    paid_orders = fields.Integer(required=True)
+    revenue = fields.Integer(required=True, metadata={
+        "description": "total of its paid orders (minor units)"})
+    currency = fields.String(required=True, allow_none=True)
+
+
+class BuyLinkListSchema(Schema):
+    items = fields.List(fields.Nested(BuyLinkSchema), required=True)
+
+
+class BuyLinkCartSchema(CartSchema):
+    code = fields.String(required=True, metadata={"description": "send as buy_link at checkout"})
+    title = fields.String(required=True)
+
+
+class RecoveryCartSchema(CartSchema):
     number = fields.String(required=True, metadata={"description": "the order it recovers"})
     email = fields.String(required=True)
-    currency = fields.String(required=True)
     payment_method = fields.String(required=True)
     shipping_address = fields.Dict(allow_none=True, required=True)
-    lines = fields.List(fields.Nested(RecoveryLineSchema), required=True)
     recovery_token = fields.String(required=True, metadata={
         "description": "send it back with POST /checkout"})
 
@@ -217,6 +319,8 @@ class AdminOrderSchema(OrderSchema):
     created_by = fields.String(allow_none=True)
     recovered_from = fields.UUID(allow_none=True, metadata={
         "description": "the abandoned or canceled order this one recovers"})
+    buy_link_id = fields.UUID(allow_none=True, metadata={
+        "description": "the direct-buy link the shopper came from"})
 
 
 class AdminOrderQuerySchema(_Strict):
@@ -224,6 +328,7 @@ class AdminOrderQuerySchema(_Strict):
     payment_status = fields.String(validate=validate.Length(max=32))
     fulfillment_status = fields.String(validate=validate.Length(max=32))
     customer_id = fields.UUID()
+    buy_link = fields.UUID(metadata={"description": "orders from this direct-buy link"})
     email = fields.String(validate=validate.Length(max=254))
     q = fields.String(validate=validate.Length(1, 100),
                       metadata={"description": "order number or email contains"})

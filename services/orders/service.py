@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -36,6 +38,9 @@ from messaging.paging import after_marker, page_marker
 from services.orders import domain
 from services.orders.dependencies import orders_database
 from services.orders.models import (
+    BuyLink,
+    Cart,
+    CartLine,
     Counter,
     HoldWindow,
     IdempotencyKey,
@@ -45,10 +50,16 @@ from services.orders.models import (
     Product,
 )
 from services.orders.schemas import (
+    MAX_QUANTITY,
     AdminOrderQuerySchema,
     AdminOrderSchema,
+    BuyLinkInputSchema,
+    BuyLinkSchema,
+    BuyLinkUpdateSchema,
+    CartReplaceSchema,
     FulfillmentChangeSchema,
     HoldWindowsSchema,
+    LineRequestSchema,
     ManualOrderSchema,
     NoteSchema,
     OrderPageSchema,
@@ -58,6 +69,7 @@ from services.orders.schemas import (
     ProductInputSchema,
     ProductSchema,
     ProductUpdateSchema,
+    SavedCartSchema,
     StatusChangeSchema,
 )
 
@@ -71,6 +83,7 @@ ABANDON_BATCH = 200  # orders per sweep transaction; the next sweep takes the re
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
 PLACE_ORDER, ORDER_PAGE = PlaceOrderSchema(), OrderPageSchema()
 ADMIN_ORDER, ADMIN_ORDERS = AdminOrderSchema(), AdminOrderSchema(many=True)
+BUY_LINK, SAVED_CART = BuyLinkSchema(), SavedCartSchema()
 CHANGE_SCHEMAS = {"status": StatusChangeSchema(), "payment_status": PaymentChangeSchema(),
                   "fulfillment_status": FulfillmentChangeSchema()}
 
@@ -232,6 +245,8 @@ class OrdersService(HealthEndpoints):
                 filters.append(getattr(Order, field) == data[field])
         if "customer_id" in data:
             filters.append(Order.customer_id == data["customer_id"])
+        if "buy_link" in data:
+            filters.append(Order.buy_link_id == data["buy_link"])
         if "email" in data:
             filters.append(Order.email == data["email"].strip().lower())
         if "q" in data:
@@ -424,21 +439,162 @@ class OrdersService(HealthEndpoints):
             if order is None or order.status not in domain.RECOVERABLE:
                 raise ServiceError("recovery_link_invalid",
                                    "This link is not valid (any more).", 404)
-            products = {p.sku: p for p in session.scalars(
-                select(Product).where(Product.sku.in_([line.sku for line in order.lines])))}
-            lines = []
-            for line in order.lines:
-                product = products.get(line.sku)
-                available = bool(product and product.active and (
-                    product.stock is None or product.stock >= line.quantity))
-                lines.append({"sku": line.sku, "title": product.title if product else line.title,
-                              "quantity": line.quantity,
-                              "unit_price": product.price if product else line.unit_price,
-                              "available": available})
-            return {"number": f"#{order.number}", "email": order.email,
-                    "currency": order.currency, "payment_method": order.payment_method,
-                    "shipping_address": order.shipping_address, "lines": lines,
+            cart = _priced(session, [
+                domain.WantedLine(line.sku, line.quantity, line.unit_price, line.title)
+                for line in order.lines])
+            return {**cart, "currency": cart["currency"] or order.currency,
+                    "number": f"#{order.number}", "email": order.email,
+                    "payment_method": order.payment_method,
+                    "shipping_address": order.shipping_address,
                     "recovery_token": token}
+
+    # saved carts ------------------------------------------------------------------------
+    @rpc
+    def get_cart(self, customer_id: str) -> dict[str, Any]:
+        """The customer's saved cart at today's prices (an empty one if they have none)."""
+        with self.db.transaction() as session:
+            cart = session.get(Cart, _uuid(customer_id))
+            return _cart_view(session, cart)
+
+    @rpc
+    def replace_cart(self, customer_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Replace the lines (the same SKU twice is one line). A line already in the cart
+        keeps the price the customer first saw, so a price change still shows."""
+        data = load_or_raise(CartReplaceSchema(), request)
+        quantities = _cart_quantities(data["lines"])
+        with self.db.transaction() as session:
+            cart = _locked_cart(session, customer_id)
+            seen = {line.sku: line.price_seen for line in cart.lines}
+            _check_known(session, quantities)
+            prices = _current_prices(session, quantities)
+            cart.lines = [CartLine(sku=sku, quantity=quantity,
+                                   price_seen=seen.get(sku, prices.get(sku)), added_at=utcnow())
+                          for sku, quantity in quantities.items()]
+            cart.updated_at = utcnow()
+            session.flush()
+            return _cart_view(session, cart)
+
+    @rpc
+    def add_cart_line(self, customer_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Add units of one product (to the line already there, if any)."""
+        line = load_or_raise(LineRequestSchema(), request)
+        with self.db.transaction() as session:
+            cart = _locked_cart(session, customer_id)
+            current = next((c for c in cart.lines if c.sku == line["sku"]), None)
+            quantity = line["quantity"] + (current.quantity if current else 0)
+            if quantity > MAX_QUANTITY:
+                raise ServiceError("validation_failed", "Too many units in one line.", 422,
+                                   errors={"quantity": [f"at most {MAX_QUANTITY} in all"]})
+            if current is None:
+                _check_known(session, [line["sku"]])
+                if len(cart.lines) >= MAX_CART_LINES:
+                    raise ServiceError("cart_full", "The cart has as many lines as it can.",
+                                       422)
+                cart.lines.append(CartLine(
+                    sku=line["sku"], quantity=quantity, added_at=utcnow(),
+                    price_seen=_current_prices(session, [line["sku"]]).get(line["sku"])))
+            else:
+                current.quantity = quantity
+            cart.updated_at = utcnow()
+            session.flush()
+            return _cart_view(session, cart)
+
+    @rpc
+    def remove_cart_line(self, customer_id: str, sku: str) -> dict[str, Any]:
+        """Take a product out of the cart (gone already: the same answer)."""
+        with self.db.transaction() as session:
+            cart = _locked_cart(session, customer_id)
+            cart.lines = [line for line in cart.lines if line.sku != str(sku)]
+            cart.updated_at = utcnow()
+            session.flush()
+            return _cart_view(session, cart)
+
+    @rpc
+    def merge_cart(self, customer_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A guest's cart (kept by the storefront) into the saved one, at login: quantities
+        added and capped at stock. Says what it had to change."""
+        data = load_or_raise(CartReplaceSchema(), request)
+        guest = domain.merge_lines(data["lines"])
+        with self.db.transaction() as session:
+            cart = _locked_cart(session, customer_id)
+            saved = {line.sku: line for line in cart.lines}
+            products = _products(session, set(guest) | set(saved))
+            merged, adjustments = domain.merge_carts(
+                {sku: line.quantity for sku, line in saved.items()}, guest, products,
+                MAX_QUANTITY)
+            if len(merged) > MAX_CART_LINES:
+                raise ServiceError("cart_full", "The carts together have too many lines.", 422)
+            for sku, quantity in merged.items():
+                if sku in saved:
+                    saved[sku].quantity = quantity
+                else:
+                    cart.lines.append(CartLine(sku=sku, quantity=quantity, added_at=utcnow(),
+                                               price_seen=products[sku].price))
+            cart.updated_at = utcnow()
+            session.flush()
+            return {"cart": _cart_view(session, cart), "adjustments": adjustments}
+
+    # direct-buy links -------------------------------------------------------------------
+    @rpc
+    def create_buy_link(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
+        data = load_or_raise(BuyLinkInputSchema(), request)
+        quantities = _cart_quantities(data["lines"])
+        with self.db.transaction() as session:
+            # The merchant links to what is for sale now, in one currency.
+            domain.price_lines(quantities, _products(session, quantities))
+            for _ in range(5):  # a clash of random codes is rare; try again, in a savepoint
+                link = BuyLink(code=_new_link_code(), title=data["title"], created_by=actor,
+                               lines=[{"sku": sku, "quantity": quantity}
+                                      for sku, quantity in quantities.items()])
+                try:
+                    with session.begin_nested():
+                        session.add(link)
+                        session.flush()
+                    break
+                except IntegrityError:
+                    continue
+            else:
+                raise ServiceError("code_clash", "Could not pick a free link code.", 503)
+            log.info("buy link created", extra={"code": link.code, "actor": actor})
+            return _link_views(session, [link])[0]
+
+    @rpc
+    def list_buy_links(self) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            links = session.scalars(select(BuyLink).order_by(BuyLink.created_at.desc())).all()
+            return _link_views(session, links)
+
+    @rpc
+    def update_buy_link(self, link_id: str, request: dict[str, Any], actor: str
+                        ) -> dict[str, Any]:
+        data = load_or_raise(BuyLinkUpdateSchema(), request)
+        with self.db.transaction() as session:
+            link = session.get(BuyLink, _uuid(link_id, LINK_NOT_FOUND), with_for_update=True)
+            if link is None:
+                raise ServiceError(*LINK_NOT_FOUND, 404)
+            if "title" in data:
+                link.title = data["title"]
+            if "active" in data and data["active"] != link.active:
+                link.active = data["active"]
+                link.disabled_at = None if link.active else utcnow()
+                log.info("buy link %s", "enabled" if link.active else "disabled",
+                         extra={"code": link.code, "actor": actor})
+            session.flush()
+            return _link_views(session, [link])[0]
+
+    @rpc
+    def open_buy_link(self, code: str) -> dict[str, Any]:
+        """What a shopper gets from /b/{code}: the link's cart at today's prices."""
+        with self.db.transaction() as session:
+            link = session.scalar(select(BuyLink).where(BuyLink.code == str(code).lower()))
+            if link is None:
+                raise ServiceError("buy_link_not_found", "No such link.", 404)
+            if not link.active:
+                raise ServiceError("buy_link_disabled",
+                                   "The store has switched this link off.", 410)
+            cart = _priced(session, [domain.WantedLine(line["sku"], line["quantity"])
+                                     for line in link.lines])
+            return {**cart, "code": link.code, "title": link.title}
 
     # manual orders ----------------------------------------------------------------------
     @rpc
@@ -504,6 +660,11 @@ class OrdersService(HealthEndpoints):
                                        OrderHistory.comment.is_not(None))
                                 .values(comment=None)
                                 .execution_options(synchronize_session=False))
+            if erased["account_id"]:
+                session.execute(delete(CartLine).where(
+                    CartLine.customer_id == _uuid(str(erased["account_id"]))))
+                session.execute(delete(Cart).where(
+                    Cart.customer_id == _uuid(str(erased["account_id"]))))
             forget_in_outbox(session, [email])
 
     @rpc
@@ -583,6 +744,25 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("recovery_link_invalid",
                                    "This recovery link is not valid (any more).", 422,
                                    errors={"recovery_token": ["unknown or expired"]})
+        cart = None
+        if data.get("cart") == "saved":
+            if data["customer_id"] is None:
+                raise ServiceError("login_required", "Log in to check out a saved cart.", 401)
+            # Locked until commit: a second checkout of the same cart waits, then finds it
+            # empty; a checkout that fails rolls back and leaves the cart as it was.
+            cart = _locked_cart(session, data["customer_id"])
+            if not cart.lines:
+                raise ServiceError("cart_empty", "The saved cart is empty.", 422)
+            data = {**data, "lines": [{"sku": line.sku, "quantity": line.quantity}
+                                      for line in cart.lines]}
+        buy_link_id = None
+        if data.get("buy_link"):
+            # A link disabled while the shopper was checking out still gets the credit.
+            buy_link_id = session.scalar(select(BuyLink.id).where(
+                BuyLink.code == data["buy_link"].strip().lower()))
+            if buy_link_id is None:
+                raise ServiceError("validation_failed", "No such buy link.", 422,
+                                   errors={"buy_link": ["unknown link"]})
         quantities = domain.merge_lines(data["lines"])
         products = {
             p.sku: p
@@ -618,6 +798,7 @@ class OrdersService(HealthEndpoints):
             channel="admin" if actor != "customer" else "storefront",
             created_by=actor if actor != "customer" else None,
             recovered_from=recovered_from,
+            buy_link_id=buy_link_id,
             placed_at=now,
             lines=[
                 OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
@@ -631,6 +812,9 @@ class OrdersService(HealthEndpoints):
                                   else "Order taken by staff", notify_customer=True)],
         )
         session.add(order)
+        if cart is not None:
+            cart.lines.clear()  # the order holds them now (same transaction)
+            cart.updated_at = now
         session.flush()
         payload = ORDER.dump(order)
         emit(session, ORDER_PLACED, {
@@ -677,6 +861,92 @@ class OrdersService(HealthEndpoints):
         return number
 
 
+MAX_CART_LINES = 100
+LINK_NOT_FOUND = ("buy_link_not_found", "No such buy link.")
+
+
+def _products(session: Any, skus: Any) -> dict[str, Product]:
+    skus = list(skus)
+    if not skus:
+        return {}
+    return {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(skus)))}
+
+
+def _current_prices(session: Any, skus: Any) -> dict[str, int]:
+    return {sku: product.price for sku, product in _products(session, skus).items()}
+
+
+def _check_known(session: Any, skus: Any) -> None:
+    """A cart may hold a product that is off sale or sold out (flagged), not one that never
+    existed."""
+    unknown = sorted(set(skus) - set(_products(session, skus)))
+    if unknown:
+        raise ServiceError("unknown_product", "Some products do not exist.", 422,
+                           errors={"lines": {sku: ["unknown product"] for sku in unknown}})
+
+
+def _cart_quantities(lines: list[dict[str, Any]]) -> dict[str, int]:
+    quantities = domain.merge_lines(lines)
+    too_many = {sku: [f"at most {MAX_QUANTITY} in all"]
+                for sku, quantity in quantities.items() if quantity > MAX_QUANTITY}
+    if too_many:
+        raise ServiceError("validation_failed", "Too many units in one line.", 422,
+                           errors={"lines": too_many})
+    return quantities
+
+
+def _locked_cart(session: Any, customer_id: Any) -> Cart:
+    """The customer's cart row, made if missing, locked until commit: changes from two
+    devices at once are applied one after the other, none lost."""
+    customer = customer_id if isinstance(customer_id, uuid.UUID) else _uuid(customer_id)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    session.execute(insert(Cart).values(customer_id=customer, updated_at=utcnow())
+                    .on_conflict_do_nothing())
+    return session.get(Cart, customer, with_for_update=True, populate_existing=True)
+
+
+def _priced(session: Any, wanted: list[domain.WantedLine]) -> dict[str, Any]:
+    return domain.price_cart(wanted, _products(session, {w.sku for w in wanted}))
+
+
+def _cart_view(session: Any, cart: Cart | None) -> dict[str, Any]:
+    lines = [domain.WantedLine(line.sku, line.quantity, line.price_seen)
+             for line in (cart.lines if cart else [])]
+    return SAVED_CART.dump({**_priced(session, lines),
+                            "updated_at": cart.updated_at if cart else None})
+
+
+def _new_link_code() -> str:
+    return "".join(secrets.choice(domain.BUY_LINK_ALPHABET)
+                   for _ in range(domain.BUY_LINK_CODE_LENGTH))
+
+
+def _link_views(session: Any, links: Any) -> list[dict[str, Any]]:
+    """Links with their orders and revenue, counted from the orders themselves in one query:
+    an order records its link once, so nothing (a redelivered event, say) counts it twice."""
+    ids = [link.id for link in links]
+    figures = {row.buy_link_id: row for row in session.execute(
+        select(Order.buy_link_id, func.count().label("orders"),
+               func.count().filter(Order.payment_status == "paid").label("paid_orders"),
+               func.coalesce(func.sum(Order.total).filter(Order.payment_status == "paid"), 0)
+               .label("revenue"), func.min(Order.currency).label("currency"))
+        .where(Order.buy_link_id.in_(ids)).group_by(Order.buy_link_id))} if ids else {}
+    base = STOREFRONT_URL.rstrip("/")
+    views = []
+    for link in links:
+        row = figures.get(link.id)
+        views.append(BUY_LINK.dump({
+            "id": link.id, "code": link.code, "url": f"{base}/b/{link.code}",
+            "title": link.title, "lines": link.lines, "active": link.active,
+            "created_by": link.created_by, "created_at": link.created_at,
+            "disabled_at": link.disabled_at, "orders": row.orders if row else 0,
+            "paid_orders": row.paid_orders if row else 0,
+            "revenue": int(row.revenue) if row else 0,
+            "currency": row.currency if row else None}))
+    return views
+
+
 def _hold_windows(session: Any) -> dict[str, int]:
     stored = {row.payment_method: row.minutes for row in session.scalars(select(HoldWindow))}
     return {method: domain.hold_minutes(method, stored) for method in domain.PAYMENT_METHODS}
@@ -696,8 +966,10 @@ def _in_progress() -> ServiceError:
                         extra={"retry_after": 1})
 
 
-def _uuid(value: str) -> uuid.UUID:
+def _uuid(value: str, missing: tuple[str, str] = ("order_not_found", "No such order.")
+          ) -> uuid.UUID:
+    """An id from a URL; not a UUID at all is the same 404 as an id that is not there."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise ServiceError("order_not_found", "No such order.", 404) from None
+        raise ServiceError(*missing, 404) from None

@@ -122,8 +122,17 @@ def test_a_recovery_link_brings_the_cart_back(system: System, owner: dict[str, s
     assert cart.status_code == 200, cart.text
     body = cart.json()
     assert body["number"] == placed["number"] and body["email"] == email
+    # the same cart shape as a saved cart or a direct-buy link, at today's price
     assert body["lines"] == [{"sku": sku, "title": f"Jarra {sku}", "quantity": 1,
-                              "unit_price": 1250, "available": True}]
+                              "unit_price": 1250, "line_total": 1250, "currency": "EUR",
+                              "previous_unit_price": None, "available": True, "issue": None,
+                              "stock": None}]
+    assert (body["subtotal"], body["ready_for_checkout"]) == (1250, True)
+    repriced = requests.patch(system.api(f"/admin/products/{sku}"), headers=owner,
+                              json={"price": 1400}, timeout=10)
+    assert repriced.status_code == 200
+    line = requests.get(system.api(f"/recover/{token}"), timeout=10).json()["lines"][0]
+    assert (line["unit_price"], line["previous_unit_price"]) == (1400, 1250)
 
     recovered = checkout(system, email, sku, recovery_token=token)
     assert recovered.status_code == 201, recovered.text

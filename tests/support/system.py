@@ -111,10 +111,11 @@ class System:
             return False
 
     def sql(self, service: str, query: str, **params: Any) -> list[Any]:
-        """Read a service's own database directly (tests may; services never do)."""
+        """Read (or, to stage a fault, change) a service's own database directly: tests may;
+        services never do. Committed at the end."""
         engine = create_engine(self.database_urls[service])
         try:
-            with engine.connect() as connection:
+            with engine.begin() as connection:
                 return list(connection.execute(text(query), params))
         finally:
             engine.dispose()

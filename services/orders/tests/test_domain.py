@@ -105,3 +105,56 @@ def test_a_whole_email_is_told_from_a_fragment() -> None:
     assert not domain.looks_like_email("ana@")
     assert not domain.looks_like_email("example.com")
     assert not domain.looks_like_email("ana garcia@x.es")
+
+
+def stocked(price: int = 1000, stock: int | None = None, active: bool = True,
+            currency: str = "EUR") -> SimpleNamespace:
+    return SimpleNamespace(title="T", price=price, active=active, digital=False,
+                           currency=currency, stock=stock)
+
+
+def test_a_cart_is_priced_today_and_flags_what_cannot_be_bought() -> None:
+    products = {"A": stocked(price=1200), "B": stocked(active=False), "C": stocked(stock=0),
+                "D": stocked(stock=2)}
+    cart = domain.price_cart([domain.WantedLine("A", 2, price_seen=1000),
+                              domain.WantedLine("B", 1), domain.WantedLine("C", 1),
+                              domain.WantedLine("D", 3), domain.WantedLine("Z", 1, title="Old")],
+                             products)
+    by_sku = {line["sku"]: line for line in cart["lines"]}
+    assert len(cart["lines"]) == 5  # nothing dropped
+    assert (by_sku["A"]["unit_price"], by_sku["A"]["previous_unit_price"],
+            by_sku["A"]["line_total"], by_sku["A"]["issue"]) == (1200, 1000, 2400, None)
+    assert [by_sku[s]["issue"] for s in "BCDZ"] == [
+        "inactive", "out_of_stock", "insufficient_stock", "unknown_product"]
+    assert by_sku["Z"]["title"] == "Old" and by_sku["Z"]["unit_price"] is None
+    assert (cart["subtotal"], cart["item_count"], cart["ready_for_checkout"]) == (2400, 8, False)
+
+
+def test_an_unchanged_price_shows_no_previous_price_and_mixed_currencies_block() -> None:
+    cart = domain.price_cart([domain.WantedLine("A", 1, price_seen=1000)],
+                             {"A": stocked(price=1000)})
+    assert cart["lines"][0]["previous_unit_price"] is None and cart["ready_for_checkout"]
+    mixed = domain.price_cart([domain.WantedLine("A", 1), domain.WantedLine("U", 1)],
+                              {"A": stocked(), "U": stocked(currency="USD")})
+    assert mixed["currency"] is None and not mixed["ready_for_checkout"]
+    assert domain.price_cart([], {})["ready_for_checkout"] is False
+
+
+def test_merge_adds_quantities_and_caps_at_stock() -> None:
+    products = {"A": stocked(stock=5), "B": stocked(), "C": stocked(stock=0),
+                "D": stocked(stock=10)}
+    merged, adjustments = domain.merge_carts(
+        {"A": 3, "D": 1}, {"A": 4, "B": 2, "C": 1, "X": 1, "D": 2}, products, 999)
+    assert merged == {"A": 5, "B": 2, "C": 1, "D": 3}
+    assert {a["sku"]: a["reason"] for a in adjustments} == {
+        "A": "capped_at_stock", "X": "unknown_product"}
+    capped, [why] = domain.merge_carts({"B": 990}, {"B": 20}, products, 999)
+    assert capped == {"B": 999} and why["reason"] == "capped_at_maximum"
+
+
+def test_fingerprint_unchanged_by_absent_new_fields() -> None:
+    request = {"email": "a@b.es", "lines": [{"sku": "A", "quantity": 1}]}
+    assert domain.request_fingerprint(request) == domain.request_fingerprint(
+        {**request, "cart": None, "buy_link": None})
+    assert domain.request_fingerprint(request) != domain.request_fingerprint(
+        {**request, "buy_link": "abc"})
