@@ -177,6 +177,9 @@ def test_export_then_erase_everywhere(system: System, smtp: SmtpSink,
     assert requests.post(system.api("/me/addresses"), headers=headers, json=address,
                          timeout=10).status_code == 201
     account_order = checkout(system, email.lower(), headers, address)
+    sku = account_order["lines"][0]["sku"]
+    assert requests.post(system.api("/me/cart/lines"), headers=headers, timeout=10,
+                         json={"sku": sku, "quantity": 2}).status_code == 200
     customer = find(system, owner, email.lower())
     url = system.api(f"/admin/customers/{customer['id']}")
     assert requests.patch(url, headers=owner, json={"note": f"Nora Vidal, {street}"},
@@ -196,6 +199,7 @@ def test_export_then_erase_everywhere(system: System, smtp: SmtpSink,
                                                      account_order["number"]}
     assert data["account"]["status"] == "active" and data["account"]["sessions"]
     assert "password_hash" not in str(data["account"])
+    assert [(line["sku"], line["quantity"]) for line in data["cart"]["lines"]] == [(sku, 2)]
     assert len(data["emails"]) >= 3 and {"kind", "status", "sent_at"} <= set(data["emails"][0])
     staff = requests.get(system.api(f"/admin/customers/{customer['id']}/export"), timeout=10)
     assert staff.status_code == 401
@@ -210,6 +214,9 @@ def test_export_then_erase_everywhere(system: System, smtp: SmtpSink,
         message="login refused after erasure")
     assert_forgotten(system, email)
     assert_forgotten(system, street, timeout=5)
+    wait_for(lambda: not system.sql("orders", "SELECT sku FROM cart_lines WHERE customer_id "
+                                    "= :account", account=customer["account_id"]),
+             message="the saved cart gone")
 
     # The store's books stay: same order numbers and totals, the figures still counted.
     for placed in (guest_order, account_order):
