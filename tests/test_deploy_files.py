@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -66,7 +69,7 @@ def test_keys_are_made_once_and_shared_read_only() -> None:
     services = COMPOSE["services"]
     assert "clientela keys" in services["prepare"]["command"][-1]
     assert "clientela-keys:/data/keys" in services["prepare"]["volumes"]
-    for name in ("identity", "orders", "notifications"):  # sign, seal or unseal tokens
+    for name in APP_SERVICES:  # each signs, seals or unseals tokens
         assert "clientela-keys:/data/keys:ro" in services[name]["volumes"]
         assert services[name]["environment"]["CLIENTELA_VAR_DIR"] == "/data"
 
@@ -75,3 +78,38 @@ def test_the_gateway_counts_rate_limits_in_redis() -> None:
     gateway = COMPOSE["services"]["gateway"]
     assert gateway["environment"]["REDIS_URL"].startswith("redis://redis:")
     assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` where the Compose plugin exists; else Debian's docker-compose
+    (1.29), which checks the file against the Compose spec schema it carries, with no engine.
+    That schema predates the top-level `name`, so the copy it reads leaves `name` out."""
+    plugin = shutil.which("docker") and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True).returncode == 0
+    if plugin:
+        return subprocess.run(["docker", "compose", "-f", str(path), "config", "--quiet"],
+                              capture_output=True, text=True)
+    assert shutil.which("docker-compose"), (
+        "no Compose client to check docker-compose.yml: apt-get install docker-compose "
+        "(or the docker compose plugin)")
+    spec = yaml.safe_load(path.read_text())
+    spec.pop("name", None)
+    copy = path.with_name(".compose-check.yml")
+    copy.write_text(yaml.safe_dump(spec))
+    try:
+        return subprocess.run(["docker-compose", "-f", str(copy), "config", "--quiet"],
+                              capture_output=True, text=True, cwd=path.parent,
+                              env={**os.environ, "COMPOSE_PROJECT_NAME": "clientela"})
+    finally:
+        copy.unlink()
+
+
+def test_compose_file_is_valid_by_the_compose_spec(tmp_path: Path) -> None:
+    checked = _compose_config(REPO / "docker-compose.yml")
+    assert checked.returncode == 0, checked.stderr
+    # the check can fail: a misspelt key is refused
+    broken = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    broken["services"]["orders"]["dependson"] = broken["services"]["orders"].pop("depends_on")
+    (tmp_path / "docker-compose.yml").write_text(yaml.safe_dump(broken))
+    refused = _compose_config(tmp_path / "docker-compose.yml")
+    assert refused.returncode != 0 and "dependson" in refused.stderr + refused.stdout
