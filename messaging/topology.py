@@ -13,7 +13,13 @@ from collections.abc import Iterable, Iterator
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import get_event_exchange
 
-from messaging.consumer import EventConsumer, RetryPolicy, handler_queue_name, retry_topology
+from messaging.consumer import (
+    EventConsumer,
+    RetryPolicy,
+    handler_queue_name,
+    queue_arguments,
+    retry_topology,
+)
 
 
 def consumers_of(service_cls: type) -> Iterator[tuple[str, EventConsumer]]:
@@ -42,6 +48,7 @@ def declarations(
                     exchange=get_event_exchange(entrypoint.source_service, {}),
                     routing_key=entrypoint.event_type,
                     durable=True,
+                    queue_arguments=queue_arguments(),
                 )
             )
     return entities

@@ -161,3 +161,19 @@ def rabbit_vhost(prefix: str = "clientela_test") -> Iterator[str]:
         yield name
     finally:
         delete_vhost(name)
+
+
+def queue_types(vhost: str) -> dict[str, str]:
+    """Each queue of a vhost and its type (classic, quorum), from the management API or
+    rabbitmqctl."""
+    try:
+        response = requests.get(f"{MANAGEMENT_URL}/api/queues/{vhost}",
+                                auth=_broker_credentials(), timeout=5)
+        if response.ok:
+            return {queue["name"]: queue["type"] for queue in response.json()}
+    except requests.RequestException:
+        pass
+    listed = subprocess.run([shutil.which("rabbitmqctl") or "rabbitmqctl", "-q",
+                             "list_queues", "-p", vhost, "name", "type", "--no-table-headers"],
+                            check=True, capture_output=True, text=True)
+    return dict(line.split("\t")[:2] for line in listed.stdout.splitlines() if "\t" in line)

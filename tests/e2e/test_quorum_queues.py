@@ -1,0 +1,44 @@
+"""QUEUE_TYPE=quorum, as production runs: every queue of ours is a quorum queue (replicated
+on a cluster), and an order still reaches the customer's inbox through them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import start_system
+from tests.support.infra import queue_types
+from tests.support.smtp import SmtpSink
+from tests.support.system import System
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory, vhost: str, databases: dict[str, str],
+           smtp: SmtpSink) -> Iterator[System]:
+    running = start_system(tmp_path_factory.mktemp("system"), vhost, databases, smtp,
+                           QUEUE_TYPE="quorum")
+    yield running
+    running.stop()
+
+
+def test_events_flow_through_quorum_queues(system: System, vhost: str, smtp: SmtpSink) -> None:
+    types = queue_types(vhost)
+    ours = {name: kind for name, kind in types.items()
+            if name.startswith("evt-") or ".retry." in name or name.endswith(".dead-letter")}
+    assert any(name.endswith("orders.dead-letter") for name in ours)
+    assert any(".retry." in name for name in ours)
+    assert set(ours.values()) == {"quorum"}, ours
+    assert all(kind == "classic" for name, kind in types.items() if name.startswith("rpc-"))
+
+    email = f"quorum-{uuid.uuid4().hex[:8]}@example.com"
+    sku = requests.get(system.api("/products"), timeout=10).json()["items"][0]["sku"]
+    placed = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": email, "lines": [{"sku": sku, "quantity": 1}],
+        "shipping_address": {"first_name": "Ana", "last_name": "Gil", "line1": "Calle 1",
+                             "city": "Vigo", "country": "ES"}})
+    assert placed.status_code == 201, placed.text
+    [confirmation] = smtp.wait_for_mail_to(email)
+    assert placed.json()["order"]["number"] in confirmation.text()
