@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run prepare test test-unit bench lint clean help
+.PHONY: setup run prepare test test-faults test-unit bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,16 +36,22 @@ test: setup  ## the whole suite against real RabbitMQ, PostgreSQL, Redis and SMT
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	pytest
 
+test-faults: setup  ## the fault suite whole, with the SMTP server down for a minute (~5 min)
+	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
+	pytest -m "" tests/faults -s
+
 test-unit: setup  ## only the tests that need no broker or database
 	pytest -m "not e2e" messaging/tests/test_unit*.py services/*/tests/test_domain*.py gateway/tests
 
 bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command that made them
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
+	python -W ignore -m bench.ceilings
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
 	python -W ignore -m bench.notifications
 	python -W ignore -m bench.customers
 	python -W ignore -m bench.orders
+	python -m bench.summary
 
 lint: setup  ## ruff
 	ruff check .

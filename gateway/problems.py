@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from kombu.exceptions import OperationalError
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from werkzeug.exceptions import HTTPException
 
@@ -104,7 +105,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        if isinstance(exc, (ConnectionError, OSError)):
+        if isinstance(exc, (ConnectionError, OSError, OperationalError)):
             log.error("broker connection problem: %s", exc)
             return problem_response(Problem(503, "service_unavailable",
                                             "A service is unavailable. Try again shortly.",

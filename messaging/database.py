@@ -39,11 +39,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from messaging.envelope import Envelope, utcnow
+from messaging.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,16 @@ class DatabaseAccess:
         try:
             with session.begin():
                 yield session
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                raise
+            # The connection died under the transaction (a database restart, a failover, a
+            # terminated backend): a retryable 503 for callers, a retry for event handlers.
+            # The pool replaces the connection (pre-ping) for the next attempt.
+            log.warning("database connection lost: %s", str(exc.orig).strip()[:200])
+            raise ServiceError("database_unavailable",
+                               "The database connection was lost. Try again.", 503,
+                               extra={"retry_after": 1}) from None
         finally:
             session.close()
         if session.info.get("outbox_written"):

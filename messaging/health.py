@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
@@ -15,6 +14,7 @@ from sqlalchemy import func, select, text
 from messaging import deadletters
 from messaging.envelope import utcnow
 from messaging.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS, EntrypointMetrics
+from messaging.rpc import rpc
 
 log = logging.getLogger(__name__)
 

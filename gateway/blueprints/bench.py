@@ -11,6 +11,12 @@ from gateway.blueprints import rpc_call
 bench = Blueprint("bench", __name__)
 
 
+@bench.get("/noop")
+def noop() -> Any:
+    """Nothing at all: the ceiling of any gateway route (Flask, gunicorn, middleware)."""
+    return jsonify(answer="ok")
+
+
 @bench.get("/noop-rpc")
 def noop_rpc() -> Any:
     """One RPC that does nothing: the ceiling for a route that makes one RPC."""

@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nameko.rpc import rpc
 from sqlalchemy import (
     String,
     Uuid,
@@ -53,6 +52,7 @@ from messaging.health import HealthEndpoints
 from messaging.keys import seal
 from messaging.logs import LogContext
 from messaging.outbox import emit, forget_in_outbox
+from messaging.rpc import rpc
 from services.customers import domain
 from services.customers.dependencies import customers_database
 from services.customers.models import (
@@ -777,8 +777,14 @@ def _know_currency(session: Any, currency: str) -> None:
     customer a zero row in it, so sorting by spend in it can walk the spend index."""
     if session.get(SpendCurrency, currency) is not None:
         return
-    session.add(SpendCurrency(currency=currency))
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(SpendCurrency(currency=currency))
+            session.flush()
+    except IntegrityError:
+        # Another handler's first order in it, at the same moment: that one's insert
+        # committed (ours waited for it), zero rows and all.
+        return
     session.execute(insert(CustomerSpend).from_select(
         ["customer_id", "currency", "amount"],
         select(Customer.id, literal(currency), literal(0)).where(~exists().where(

@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from nameko.rpc import rpc
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,6 +35,7 @@ from messaging.health import HealthEndpoints
 from messaging.keys import hash_token, new_token, seal, unseal
 from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit, forget_in_outbox
+from messaging.rpc import rpc
 from services.identity import domain
 from services.identity.dependencies import (
     PasswordsProvider,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import func, or_, select, update
 
@@ -39,6 +39,7 @@ from messaging.logs import LogContext, mask_email
 from messaging.metrics import EMAILS
 from messaging.outbox import forget_in_outbox
 from messaging.paging import after_marker, page_marker
+from messaging.rpc import rpc
 from services.notifications import domain
 from services.notifications.dependencies import (
     MailerProvider,
@@ -55,7 +56,9 @@ from services.notifications.schemas import (
 
 log = logging.getLogger(__name__)
 
-SEND_LEASE = timedelta(seconds=120)  # a crashed sender's claim expires after this
+# A crashed sender's claim expires after this, and the sweep sends the email. Longer than any
+# SMTP conversation (the mailer's timeouts), or a slow send could go out twice.
+SEND_LEASE = timedelta(seconds=float(os.environ.get("SEND_LEASE_SECONDS", "120")))
 
 
 class NotificationsService(HealthEndpoints):

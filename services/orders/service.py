@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +34,7 @@ from messaging.keys import hash_token, new_token, seal, token_matches, unseal
 from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit, forget_in_outbox
 from messaging.paging import after_marker, page_marker
+from messaging.rpc import rpc
 from services.orders import domain
 from services.orders.dependencies import orders_database
 from services.orders.models import (

@@ -31,14 +31,15 @@ class TcpProxy:
         with self._lock:
             listener, self._listener = self._listener, None
             connections, self._connections = self._connections, set()
+        # Shut down only: the green thread reading each socket sees the end and closes it
+        # itself. Closing under a waiting reader leaves eventlet watching a file descriptor
+        # number the next socket reuses ("second simultaneous read").
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
-            listener.close()
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
 
     def restore(self) -> None:
         self.start()
@@ -49,7 +50,8 @@ class TcpProxy:
         while True:
             try:
                 client, _ = listener.accept()
-            except Exception:  # the listener was closed by cut()
+            except Exception:  # the listener was shut down by cut()
+                listener.close()
                 return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -76,3 +78,4 @@ class TcpProxy:
             for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+            src.close()  # the one socket this thread reads: no reader is left on it
