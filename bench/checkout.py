@@ -16,7 +16,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,6 +64,37 @@ def _drain(system: System, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
+def seed_products(system: System) -> list[str]:
+    """50 products with unlimited stock; their SKUs."""
+    engine = create_engine(system.database_urls["orders"])
+    with engine.begin() as connection:
+        for i in range(50):
+            connection.execute(text(
+                "INSERT INTO products (sku, title, price, currency, stock, digital, active, "
+                "created_at, updated_at) VALUES (:sku, :title, :price, 'EUR', NULL, false, "
+                "true, now(), now())"), {"sku": f"BENCH-{i:03d}", "title": f"Bench {i}",
+                                        "price": 500 + i * 10})
+    engine.dispose()
+    return [f"BENCH-{i:03d}" for i in range(50)]
+
+
+def checkout_call(system: System, skus: list[str]) -> Callable[[requests.Session, int], bool]:
+    """One guest checkout of 1 to 3 of the products, with an address."""
+    def checkout(session: requests.Session, i: int) -> bool:
+        rng = random.Random(i)
+        lines = [{"sku": sku, "quantity": rng.randint(1, 3)}
+                 for sku in rng.sample(skus, rng.randint(1, 3))]
+        response = session.post(system.api("/checkout"), timeout=30, json={
+            "email": f"bench-{uuid.uuid4().hex[:12]}@example.com", "lines": lines,
+            "shipping_address": ADDRESS})
+        return response.status_code == 201
+    return checkout
+
+
+def drain(system: System, timeout: float = 60.0) -> None:
+    _drain(system, timeout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,28 +106,10 @@ def main() -> None:
 
     with running_system(BENCH_ROUTES="1") as system, replicas(
             system, "services.orders.service:OrdersService", args.orders_replicas - 1):
-        engine = create_engine(system.database_urls["orders"])
-        with engine.begin() as connection:
-            for i in range(50):
-                connection.execute(text(
-                    "INSERT INTO products (sku, title, price, currency, stock, digital, active, "
-                    "created_at, updated_at) VALUES (:sku, :title, :price, 'EUR', NULL, false, "
-                    "true, now(), now())"), {"sku": f"BENCH-{i:03d}", "title": f"Bench {i}",
-                                            "price": 500 + i * 10})
-        engine.dispose()
-        skus = [f"BENCH-{i:03d}" for i in range(50)]
+        checkout = checkout_call(system, seed_products(system))
 
         def noop_rpc(session: requests.Session, i: int) -> bool:
             return session.get(f"{system.url}/_bench/noop-rpc", timeout=10).status_code == 200
-
-        def checkout(session: requests.Session, i: int) -> bool:
-            rng = random.Random(i)
-            lines = [{"sku": sku, "quantity": rng.randint(1, 3)}
-                     for sku in rng.sample(skus, rng.randint(1, 3))]
-            response = session.post(system.api("/checkout"), timeout=30, json={
-                "email": f"bench-{uuid.uuid4().hex[:12]}@example.com", "lines": lines,
-                "shipping_address": ADDRESS})
-            return response.status_code == 201
 
         figures: list[Figure] = []
         cpu: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ import requests
 from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
 from tests.support.smtp import SmtpSink
 from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from tests.support.tcp_proxy import TcpProxy
 
 SERVICES = ("identity", "customers", "orders", "notifications")
 
@@ -46,6 +48,15 @@ def system(tmp_path_factory: pytest.TempPathFactory, vhost: str, databases: dict
     running = start_system(tmp_path_factory.mktemp("system"), vhost, databases, smtp)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def broker_proxy() -> Iterator[TcpProxy]:
+    """A TCP proxy to RabbitMQ that a test can cut, for processes told to use it."""
+    target = urlparse(amqp_uri_for("x"))
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture(scope="module")

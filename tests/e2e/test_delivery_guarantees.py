@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -22,14 +21,6 @@ from tests.support.tcp_proxy import TcpProxy
 
 ADDRESS = {"first_name": "Luis", "last_name": "Pérez", "line1": "Gran Vía 2", "city": "Bilbao",
            "country": "ES"}
-
-
-@pytest.fixture(scope="module")
-def broker_proxy() -> Iterator[TcpProxy]:
-    target = urlparse(amqp_uri_for("x"))
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
-    yield proxy
-    proxy.stop()
 
 
 @pytest.fixture(scope="module")

@@ -40,14 +40,6 @@ SMTP_OUTAGE_S = float(os.environ.get("FAULT_SMTP_OUTAGE_S", "60"))
 
 
 @pytest.fixture(scope="module")
-def broker_proxy() -> Iterator[TcpProxy]:
-    target = urlparse(amqp_uri_for("x"))
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture(scope="module")
 def smtp_proxy(smtp: SmtpSink) -> Iterator[TcpProxy]:
     proxy = TcpProxy("127.0.0.1", smtp.port).start()
     yield proxy

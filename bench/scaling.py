@@ -1,0 +1,54 @@
+"""Does a second process raise checkout throughput, and do processes share the work without
+doing any of it twice? Guest checkouts at one concurrency with: 1 orders process and the
+gateway's 2 workers; 2 orders processes; 2 orders processes and 4 gateway workers (a second
+gateway is more gunicorn processes behind one address, as a load balancer would give). After
+each, the books: orders stored = order_placed events = confirmation emails (one per order).
+
+    python -m bench.scaling [--seconds 15] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.checkout import checkout_call, drain, seed_products
+from bench.common import Figure, load, report, running_system
+from tests.support.system import replicas
+
+SETUPS = [(1, 2), (2, 2), (2, 4)]  # (orders processes, gateway workers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    figures: list[Figure] = []
+    notes: dict[str, str] = {}
+    for orders_processes, workers in SETUPS:
+        label = f"orders x{orders_processes}, gateway {workers} workers"
+        with running_system(GATEWAY_WORKERS=str(workers)) as system, replicas(
+                system, "services.orders.service:OrdersService", orders_processes - 1):
+            checkout = checkout_call(system, seed_products(system))
+            figures.append(load(f"guest checkouts, {label} (c={args.concurrency})", checkout,
+                                args.concurrency, args.seconds))
+            drain(system, timeout=180)
+            [(orders,)] = system.sql("orders", "SELECT count(*) FROM orders")
+            [(events,)] = system.sql("orders", "SELECT count(*) FROM outbox WHERE event_type "
+                                               "= 'order_placed' AND published_at IS NOT NULL")
+            [(emails, distinct)] = system.sql(
+                "notifications", "SELECT count(*), count(DISTINCT event_id) FROM deliveries "
+                                 "WHERE kind = 'order_confirmation'")
+            notes[label] = (f"orders {orders}, events published {events}, confirmation "
+                            f"emails {emails} for {distinct} events")
+            if not orders == events == emails == distinct:
+                raise SystemExit(f"the books do not balance: {notes[label]}")
+    base = figures[0].per_second
+    for figure in figures[1:]:
+        notes[f"x vs one orders process: {figure.name}"] = f"{figure.per_second / base:.2f}"
+    report("scaling", figures, notes)
+
+
+if __name__ == "__main__":
+    main()
