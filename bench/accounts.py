@@ -5,7 +5,8 @@
 Figures, all in one run on one system (PostgreSQL, RabbitMQ, 2 gateway workers):
 - ceiling: a no-op gateway route (/healthz), and a route doing one RPC (/api/v1/products);
 - logins: POST /api/v1/auth/login with the default argon2id cost (stated below);
-- refreshes: POST /api/v1/auth/refresh, each rotating the token it got last time.
+- refreshes: POST /api/v1/auth/refresh, each rotating the token it got last time;
+- my orders: GET /api/v1/me/orders (the newest 20) of customers with 30 orders each.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import requests
 from bench.common import load, owner_headers, report, running_system
 
 PASSWORD = "benchmark passphrase 2026"
+ADDRESS = {"first_name": "Bench", "last_name": "Mark", "line1": "Calle 1", "city": "Madrid",
+           "country": "ES"}
 
 
 def main() -> None:
@@ -71,6 +74,26 @@ def main() -> None:
                 refresh_tokens[slot] = response.json()["refresh_token"]
             return True
 
+        # Customers with an order history for /me/orders: 30 orders each, placed logged in.
+        sku = requests.get(system.api("/products"), timeout=10).json()["items"][0]["sku"]
+        shoppers = []
+        for n, email in enumerate(emails[:args.concurrency]):
+            token = requests.post(system.api("/auth/login"), timeout=30, json={
+                "email": email, "password": PASSWORD},
+                headers={"X-Forwarded-For": f"203.0.113.{n}"}).json()["access_token"]
+            shopper = {"Authorization": f"Bearer {token}"}
+            for _ in range(30):
+                placed = requests.post(system.api("/checkout"), timeout=30, headers=shopper,
+                                       json={"lines": [{"sku": sku, "quantity": 1}],
+                                             "email": email, "shipping_address": ADDRESS})
+                assert placed.status_code == 201, placed.text
+            shoppers.append(shopper)
+
+        def my_orders(session: requests.Session, i: int) -> bool:
+            response = session.get(system.api("/me/orders"), timeout=10,
+                                   headers=shoppers[i % len(shoppers)])
+            return response.status_code == 200 and len(response.json()["items"]) == 20
+
         figures = [
             load("ceiling: no-op gateway route (/healthz)", healthz, args.concurrency,
                  args.seconds),
@@ -78,6 +101,8 @@ def main() -> None:
                  args.seconds),
             load("logins (POST /auth/login)", login, args.concurrency, args.seconds),
             load("refresh rotations (POST /auth/refresh)", refresh, args.concurrency,
+                 args.seconds),
+            load("my orders (GET /me/orders, 30 orders each)", my_orders, args.concurrency,
                  args.seconds),
         ]
     report("accounts", figures, {
