@@ -49,6 +49,7 @@ bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command tha
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
 	python -W ignore -m bench.scaling
+	python -W ignore -m bench.scaling --consumers-paused
 	python -W ignore -m bench.notifications
 	python -W ignore -m bench.customers
 	python -W ignore -m bench.orders

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from bench.common import RESULTS_DIR
 
-ORDER = ["ceilings", "accounts", "checkout", "scaling", "notifications", "customers", "orders"]
+ORDER = ["ceilings", "accounts", "checkout", "scaling", "scaling-consumers-paused",
+         "notifications", "customers", "orders"]
 TABLE = Path(__file__).resolve().parent / "RESULTS.md"
 
 

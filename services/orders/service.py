@@ -160,6 +160,7 @@ class OrdersService(HealthEndpoints):
         with self.db.transaction() as session:
             statement = (select(Order).where(Order.customer_id == _uuid(customer_id))
                          .order_by(Order.placed_at.desc(), Order.id.desc())
+                         .options(selectinload(Order.lines))  # one query for every line
                          .limit(query["limit"] + 1))
             if query["before"]:
                 statement = statement.where(Order.placed_at < query["before"])
@@ -176,6 +177,7 @@ class OrdersService(HealthEndpoints):
         with self.db.transaction() as session:
             orders = session.scalars(select(Order).where(_orders_of(account_id, email))
                                      .order_by(Order.placed_at.desc())
+                                     .options(selectinload(Order.lines))
                                      .limit(max(1, min(int(limit), 50)))).all()
             return ORDERS.dump(orders)
 
