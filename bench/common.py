@@ -101,8 +101,11 @@ def load(name: str, call: Callable[[requests.Session, int], bool], concurrency: 
     )
 
 
-def report(bench: str, figures: list[Figure], notes: dict[str, str]) -> None:
-    command = " ".join(["python", "-m", f"bench.{bench}", *sys.argv[1:]])
+def report(bench: str, figures: list[Figure], notes: dict[str, str],
+           module: str | None = None) -> None:
+    """Print the figures with the command that made them; ``bench`` names the JSON file
+    (several runs of one module may keep their own)."""
+    command = " ".join(["python", "-m", f"bench.{module or bench}", *sys.argv[1:]])
     print(f"\n{bench}: {os.cpu_count()} cores, {platform.python_version()}, "
           f"everything on this one machine (load generator included)")
     print(f"{'figure':45} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'conc':>5}")

@@ -1,6 +1,6 @@
 """Does a second process raise checkout throughput, and do processes share the work without
 doing any of it twice? Guest checkouts at one concurrency with: 1 orders process and the
-gateway's 2 workers; 2 orders processes; 2 orders processes and 4 gateway workers (a second
+gateway's 2 workers; 2 orders processes; and both again with 4 gateway workers (a second
 gateway is more gunicorn processes behind one address, as a load balancer would give). After
 each, the books: orders stored = order_placed events = confirmation emails (one per order).
 
@@ -21,7 +21,7 @@ from bench.checkout import _paused, checkout_call, drain, seed_products
 from bench.common import Figure, load, report, running_system
 from tests.support.system import replicas
 
-SETUPS = [(1, 2), (2, 2), (2, 4)]  # (orders processes, gateway workers)
+SETUPS = [(1, 2), (2, 2), (1, 4), (2, 4)]  # (orders processes, gateway workers)
 
 
 def main() -> None:
@@ -56,10 +56,16 @@ def main() -> None:
                             f"emails {emails} for {distinct} events")
             if not orders == events == emails == distinct:
                 raise SystemExit(f"the books do not balance: {notes[label]}")
-    base = figures[0].per_second
-    for figure in figures[1:]:
-        notes[f"x vs one orders process: {figure.name}"] = f"{figure.per_second / base:.2f}"
-    report("scaling-consumers-paused" if args.consumers_paused else "scaling", figures, notes)
+    rate = {setup: figure.per_second for setup, figure in zip(SETUPS, figures, strict=True)}
+    for (orders_processes, workers), per_second in rate.items():
+        if orders_processes > 1 and (1, workers) in rate:
+            notes[f"orders x{orders_processes} vs x1, gateway {workers} workers"] = (
+                f"x{per_second / rate[(1, workers)]:.2f}")
+        if workers > 2 and (orders_processes, 2) in rate:
+            notes[f"gateway {workers} vs 2 workers, orders x{orders_processes}"] = (
+                f"x{per_second / rate[(orders_processes, 2)]:.2f}")
+    report("scaling-consumers-paused" if args.consumers_paused else "scaling", figures, notes,
+           module="scaling")
 
 
 if __name__ == "__main__":
