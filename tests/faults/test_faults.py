@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from messaging import deadletters
 from tests.conftest import start_system
 from tests.support.infra import amqp_uri_for, free_port, wait_for
 from tests.support.smtp import SmtpSink
@@ -55,6 +56,10 @@ def system(tmp_path_factory: pytest.TempPathFactory, vhost: str, databases: dict
         SMTP_URL=f"smtp://127.0.0.1:{smtp_proxy.port}",
         # mail retries that outlast a minute's outage: 1+2+4+8+15+30+30 s
         MAIL_RETRY_DELAYS_S="1,2,4,8,15,30,30",
+        # Handler retries as production spaces them (1 s, 5 s, 30 s...), shortened but still
+        # outlasting the faults staged here; the suite's usual 0.2-1 s would dead-letter an
+        # event whose every attempt met a killed connection.
+        RETRY_DELAYS_MS="1000,2000,4000,8000,15000",
         SEND_LEASE_SECONDS="15",  # a killed sender's email goes out 15 s later, not 2 min
         RATE_LIMIT_CHECKOUT="100000/minute")
     yield running
@@ -142,6 +147,9 @@ def audit(system: System, smtp: SmtpSink, burst: Burst, orders: int,
         p=f"{burst.tag}-%")) and len(rows) == orders and rows, timeout=60,
         message="every customer counted")
     time.sleep(2.5)  # would a duplicate email or count still turn up?
+    parked = {service: deadletters.depth(system.env["AMQP_URI"], service)
+              for service in ("customers", "notifications", "orders", "identity")}
+    assert not any(parked.values()), f"dead-lettered: {parked}"
     # SMTP has no transactions: a sender killed after the server took a message and before
     # it recorded that, sends it again when its claim expires. It is the same email, with
     # the same Message-ID (the delivery's id), which mailboxes show once: count those.
