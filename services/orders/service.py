@@ -467,8 +467,7 @@ class OrdersService(HealthEndpoints):
         with self.db.transaction() as session:
             cart = _locked_cart(session, customer_id)
             seen = {line.sku: line.price_seen for line in cart.lines}
-            _check_known(session, quantities)
-            prices = _current_prices(session, quantities)
+            prices = {sku: p.price for sku, p in _known_products(session, quantities).items()}
             cart.lines = [CartLine(sku=sku, quantity=quantity,
                                    price_seen=seen.get(sku, prices.get(sku)), added_at=utcnow())
                           for sku, quantity in quantities.items()]
@@ -488,13 +487,13 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("validation_failed", "Too many units in one line.", 422,
                                    errors={"quantity": [f"at most {MAX_QUANTITY} in all"]})
             if current is None:
-                _check_known(session, [line["sku"]])
+                product = _known_products(session, [line["sku"]])[line["sku"]]
                 if len(cart.lines) >= MAX_CART_LINES:
                     raise ServiceError("cart_full", "The cart has as many lines as it can.",
                                        422)
                 cart.lines.append(CartLine(
                     sku=line["sku"], quantity=quantity, added_at=utcnow(),
-                    price_seen=_current_prices(session, [line["sku"]]).get(line["sku"])))
+                    price_seen=product.price))
             else:
                 current.quantity = quantity
             cart.updated_at = utcnow()
@@ -874,17 +873,15 @@ def _products(session: Any, skus: Any) -> dict[str, Product]:
     return {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(skus)))}
 
 
-def _current_prices(session: Any, skus: Any) -> dict[str, int]:
-    return {sku: product.price for sku, product in _products(session, skus).items()}
-
-
-def _check_known(session: Any, skus: Any) -> None:
-    """A cart may hold a product that is off sale or sold out (flagged), not one that never
-    existed."""
-    unknown = sorted(set(skus) - set(_products(session, skus)))
+def _known_products(session: Any, skus: Any) -> dict[str, Product]:
+    """The products, in one query. A cart may hold a product that is off sale or sold out
+    (flagged when read), not one that never existed."""
+    products = _products(session, skus)
+    unknown = sorted(set(skus) - set(products))
     if unknown:
         raise ServiceError("unknown_product", "Some products do not exist.", 422,
                            errors={"lines": {sku: ["unknown product"] for sku in unknown}})
+    return products
 
 
 def _cart_quantities(lines: list[dict[str, Any]]) -> dict[str, int]:
