@@ -18,7 +18,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-setup: $(VENV)/.installed  ## create .venv and install everything
+WEB := gateway/web
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed for the admin's front-end libraries: apt-get install nodejs npm" >&2; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(VENV)/.installed $(WEB)/node_modules/.installed  ## create .venv, install everything (Python and the admin's npm libraries)
 
 prepare: setup  ## check the broker, keys, migrate, declare queues, first owner, demo store
 	@clientela check
@@ -28,8 +34,11 @@ prepare: setup  ## check the broker, keys, migrate, declare queues, first owner,
 	@clientela ensure-owner
 	@if [ -z "$$NO_DEMO" ]; then clientela seed-demo; fi
 
+# Locally the example storefront is on, and the links in emails lead to it.
+run: export EXAMPLE_STOREFRONT ?= 1
+run: export STOREFRONT_URL ?= http://127.0.0.1:$(or $(GATEWAY_PORT),8000)/example-store
 run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWAY_PORT:-8000})
-	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   mail: var/mail/ (Maildir)"
+	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   admin: /admin/   example store: /example-store/   mail: var/mail/ (Maildir)"
 	PYTHONWARNINGS="ignore::DeprecationWarning" honcho start -f Procfile
 
 test: setup  ## the whole suite against real RabbitMQ, PostgreSQL, Redis and SMTP
@@ -59,4 +68,4 @@ lint: setup  ## ruff
 	ruff check .
 
 clean:  ## remove local state (var/) and the virtualenv
-	rm -rf var $(VENV)
+	rm -rf var $(VENV) $(WEB)/node_modules

@@ -21,6 +21,7 @@ from gateway.blueprints.cart import cart
 from gateway.blueprints.health import health
 from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
+from gateway.blueprints.web import example_store, example_store_enabled, web
 from gateway.config import GatewayConfig
 from gateway.limits import init_limits
 from gateway.problems import Problem, register_error_handlers
@@ -84,6 +85,9 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.register_blueprint(admin, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_orders, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_notifications, url_prefix="/api/v1/admin")
+    app.register_blueprint(web)
+    if example_store_enabled():
+        app.register_blueprint(example_store)
     if os.environ.get("BENCH_ROUTES") == "1":  # ceilings for bench/, never in production
         from gateway.blueprints.bench import bench
 

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -299,3 +299,22 @@ def merge_carts(saved: Mapping[str, int], guest: Mapping[str, int],
 
 BUY_LINK_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud, typed
 BUY_LINK_CODE_LENGTH = 8  # 31^8 ≈ 8.5e11 codes: not guessable by walking them
+
+
+STATS_MAX_DAYS = 366  # a year of daily buckets at most: longer ranges want a report, not a chart
+
+
+def daily_series(rows: Iterable[Mapping[str, Any]], first: date,
+                 last: date) -> list[dict[str, Any]]:
+    """One bucket per day from ``first`` to ``last`` inclusive, days without orders as zeros,
+    so a chart's x axis is time and not just the days something happened."""
+    by_day = {str(row["day"])[:10]: row for row in rows}
+    series = []
+    day = first
+    while day <= last:
+        row = by_day.get(day.isoformat(), {})
+        series.append({"date": day.isoformat(), "orders": int(row.get("orders") or 0),
+                       "paid_orders": int(row.get("paid_orders") or 0),
+                       "revenue": int(row.get("revenue") or 0)})
+        day += timedelta(days=1)
+    return series

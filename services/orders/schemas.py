@@ -109,6 +109,23 @@ class RecoveryUrlSchema(Schema):
     url = fields.String(required=True)
 
 
+class DailyOrdersSchema(Schema):
+    date = fields.Date(required=True)
+    orders = fields.Integer(required=True, metadata={"description": "orders placed that day"})
+    paid_orders = fields.Integer(required=True)
+    revenue = fields.Integer(required=True, metadata={"description": "minor units, paid orders"})
+
+
+class OrderStatsSchema(Schema):
+    currency = fields.String(required=True)
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+    orders = fields.Integer(required=True)
+    paid_orders = fields.Integer(required=True)
+    revenue = fields.Integer(required=True)
+    days = fields.List(fields.Nested(DailyOrdersSchema), required=True)
+
+
 class CartLineSchema(Schema):
     """One line of a cart as the catalogue prices it today (saved carts, direct-buy links and
     recovery links all answer in this shape)."""

@@ -1,0 +1,304 @@
+// An example storefront on the Clientela API: read it to learn the API. Every call is a plain
+// fetch() to /api/v1; Alpine.js only binds the page. The page is chosen by the path under
+// /example-store/, so the links in Clientela's emails (/reset-password?token=..., /b/{code},
+// /recover/{token}, /orders/{id}?token=...) open the right page when STOREFRONT_URL points here.
+"use strict";
+
+const API = "/api/v1";
+const BASE = "/example-store";
+const CART_KEY = "clientela.example.cart";          // {sku: quantity}, for guests and customers
+const EXTRAS_KEY = "clientela.example.checkout";    // buy_link / recovery_token to send along
+const REFRESH_KEY = "clientela.example.refresh";
+const ACCESS_KEY = "clientela.example.access";
+
+function readJson(storage, key, fallback) {
+  try { return JSON.parse(storage.getItem(key)) || fallback; } catch (e) { return fallback; }
+}
+function newKey() {
+  return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+}
+function emptyAddress() {
+  return {first_name: "", last_name: "", line1: "", line2: "", city: "", postal_code: "",
+          region: "", country: "ES", phone: ""};
+}
+
+const WORDS = {
+  en: {catalogue: "Products", cart: "Cart", login: "Log in", register: "Create an account",
+    logout: "Log out", account: "My account", add_to_cart: "Add to cart", out_of_stock: "Sold out",
+    empty_cart: "Your cart is empty.", checkout: "Checkout", email: "Email", password: "Password",
+    first_name: "First name", last_name: "Last name", address: "Address", city: "City",
+    postal_code: "Postal code", country: "Country", phone: "Phone", payment_method: "Payment",
+    place_order: "Place order", placing: "Placing your order…", subtotal: "Subtotal",
+    remove: "Remove", quantity: "Quantity", thanks: "Thank you! Your order {number} is placed.",
+    order_status: "Status", login_to_checkout: "This store sells to registered customers: log in or create an account to check out.",
+    account_offer: "Save your details for next time: we have emailed you a link to create an account from this order in one step.",
+    forgot: "Forgot your password?", send_link: "Send me a link", link_sent: "If an account uses this email, a link is on its way.",
+    new_password: "New password", set_password: "Set password", password_set: "Your password is set. You can log in now.",
+    registered: "Check your inbox: we sent you a link to confirm your email.",
+    verified: "Your email is confirmed. You can log in now.", your_orders: "Your orders",
+    no_orders: "No orders yet.", addresses: "Addresses", add_address: "Add address",
+    no_addresses: "No addresses saved.", delete: "Delete", save_address: "Save this address",
+    loading: "Loading…", order: "Order", total: "Total", placed: "Placed", fulfilment: "Shipping",
+    payment: "Payment", tracking: "Tracking", back_to_shop: "Back to the shop",
+    activated: "Your account is ready.", create_account: "Create my account",
+    accounts_off: "This store does not offer customer accounts.", hello: "Hello, {name}",
+    bank_transfer: "Bank transfer", cash: "Cash on delivery", cheque: "Cheque", card: "Card",
+    recovering: "Your earlier order {number} is back in your cart, at today's prices."},
+  es: {catalogue: "Productos", cart: "Carrito", login: "Entrar", register: "Crear una cuenta",
+    logout: "Salir", account: "Mi cuenta", add_to_cart: "Añadir al carrito", out_of_stock: "Agotado",
+    empty_cart: "Tu carrito está vacío.", checkout: "Finalizar compra", email: "Correo electrónico",
+    password: "Contraseña", first_name: "Nombre", last_name: "Apellidos", address: "Dirección",
+    city: "Ciudad", postal_code: "Código postal", country: "País", phone: "Teléfono",
+    payment_method: "Pago", place_order: "Realizar pedido", placing: "Realizando tu pedido…",
+    subtotal: "Subtotal", remove: "Quitar", quantity: "Cantidad",
+    thanks: "¡Gracias! Tu pedido {number} está hecho.", order_status: "Estado",
+    login_to_checkout: "Esta tienda vende a clientes registrados: entra o crea una cuenta para comprar.",
+    account_offer: "Guarda tus datos para la próxima vez: te hemos enviado un enlace para crear una cuenta con este pedido en un paso.",
+    forgot: "¿Olvidaste tu contraseña?", send_link: "Envíame un enlace",
+    link_sent: "Si hay una cuenta con este correo, el enlace va de camino.",
+    new_password: "Nueva contraseña", set_password: "Guardar contraseña",
+    password_set: "Contraseña guardada. Ya puedes entrar.",
+    registered: "Revisa tu correo: te hemos enviado un enlace para confirmar tu dirección.",
+    verified: "Correo confirmado. Ya puedes entrar.", your_orders: "Tus pedidos",
+    no_orders: "Aún no hay pedidos.", addresses: "Direcciones", add_address: "Añadir dirección",
+    no_addresses: "Sin direcciones guardadas.", delete: "Eliminar",
+    save_address: "Guardar esta dirección", loading: "Cargando…", order: "Pedido",
+    total: "Total", placed: "Fecha", fulfilment: "Envío", payment: "Pago",
+    tracking: "Seguimiento", back_to_shop: "Volver a la tienda", activated: "Tu cuenta está lista.",
+    create_account: "Crear mi cuenta", accounts_off: "Esta tienda no ofrece cuentas de cliente.",
+    hello: "Hola, {name}", bank_transfer: "Transferencia bancaria", cash: "Contra reembolso",
+    cheque: "Cheque", card: "Tarjeta",
+    recovering: "Tu pedido anterior {number} está de nuevo en el carrito, a precios de hoy."},
+};
+
+document.addEventListener("alpine:init", () => {
+  window.Alpine.data("store", () => ({
+    store: null, products: [], error: "", message: "", busy: false,
+    page: "home", param: "", query: {},
+    cart: readJson(localStorage, CART_KEY, {}),
+    me: null, access: sessionStorage.getItem(ACCESS_KEY),
+    form: {email: "", password: "", first_name: "", last_name: ""},
+    checkoutForm: {email: "", payment_method: "bank_transfer", shipping_address: emptyAddress(),
+                   save_address: false},
+    placed: null, orders: [], addresses: [], newAddress: null, order: null,
+    idempotencyKey: newKey(),
+
+    async init() {
+      const path = location.pathname.replace(BASE, "").replace(/^\/+|\/+$/g, "");
+      const [page, ...rest] = path.split("/");
+      this.page = page || "home";
+      this.param = rest.join("/");
+      this.query = Object.fromEntries(new URLSearchParams(location.search));
+      try {
+        // The login policy decides what the page offers: GET /store is public and cheap.
+        this.store = await this.call("GET", "/store");
+        document.documentElement.lang = this.store.locale;
+        this.products = (await this.call("GET", "/products")).items;
+        if (this.accountsOffered && (this.access || localStorage.getItem(REFRESH_KEY))) await this.loadMe();
+        await this.open();
+      } catch (error) { this.error = error.message; }
+    },
+
+    // --- what the policy allows ----------------------------------------------------------
+    get accountsOffered() { return this.store && this.store.customer_accounts !== "disabled"; },
+    get loginRequired() { return this.store && this.store.customer_accounts === "required"; },
+    get canCheckout() { return !this.loginRequired || !!this.me; },
+    t(key, values) {
+      const words = WORDS[(this.store && this.store.locale) || "es"] || WORDS.en;
+      let text = words[key] || WORDS.en[key] || key;
+      for (const [name, value] of Object.entries(values || {})) text = text.replace(`{${name}}`, value);
+      return text;
+    },
+    money(minor, currency) {
+      return new Intl.NumberFormat((this.store && this.store.locale) || "es",
+        {style: "currency", currency: currency || (this.store && this.store.currency) || "EUR"}).format(minor / 100);
+    },
+    url(path) { return `${BASE}/${path}`; },
+
+    // --- the API -------------------------------------------------------------------------
+    async call(method, path, body, headers) {
+      const send = () => fetch(API + path, {method, headers: Object.assign(
+        {"Accept": "application/json"},
+        body !== undefined ? {"Content-Type": "application/json"} : {},
+        this.access ? {"Authorization": `Bearer ${this.access}`} : {}, headers || {}),
+        body: body !== undefined ? JSON.stringify(body) : undefined});
+      let response = await send();
+      if (response.status === 401 && this.access && await this.refresh()) response = await send();
+      if (!response.ok) {
+        let problem = {};
+        try { problem = await response.json(); } catch (e) { /* not JSON */ }
+        const fields = Object.entries(problem.errors || {}).map(([f, m]) => `${f}: ${[].concat(m).join(" ")}`);
+        throw new Error([problem.detail || `HTTP ${response.status}`].concat(fields).join(" — "));
+      }
+      return response.status === 204 ? null : response.json();
+    },
+    async refresh() {
+      const token = localStorage.getItem(REFRESH_KEY);
+      this.access = null; sessionStorage.removeItem(ACCESS_KEY);
+      if (!token) return false;
+      const response = await fetch(API + "/auth/refresh", {method: "POST",
+        headers: {"Content-Type": "application/json"}, body: JSON.stringify({refresh_token: token})});
+      if (!response.ok) { localStorage.removeItem(REFRESH_KEY); return false; }
+      this.keepTokens(await response.json());
+      return true;
+    },
+    keepTokens(tokens) {
+      this.access = tokens.access_token;
+      sessionStorage.setItem(ACCESS_KEY, tokens.access_token);
+      localStorage.setItem(REFRESH_KEY, tokens.refresh_token);
+    },
+    async loadMe() {
+      if (!this.access && !(await this.refresh())) return;
+      try { this.me = await this.call("GET", "/me"); } catch (e) { this.me = null; }
+    },
+    async logout() {
+      const token = localStorage.getItem(REFRESH_KEY);
+      if (token) { try { await this.call("POST", "/auth/logout", {refresh_token: token}); } catch (e) { /* gone anyway */ } }
+      localStorage.removeItem(REFRESH_KEY); sessionStorage.removeItem(ACCESS_KEY);
+      location.href = this.url("");
+    },
+
+    // --- pages -----------------------------------------------------------------------------
+    async open() {
+      if (this.page === "cart" && this.me) await this.prefill();
+      if (this.page === "account") {
+        if (!this.me) { location.href = this.url("login"); return; }
+        this.orders = (await this.call("GET", "/me/orders?limit=20")).items;
+        this.addresses = (await this.call("GET", "/me/addresses")).items;
+      }
+      if (this.page === "orders" && this.param) {
+        this.order = await this.call("GET", `/orders/${encodeURIComponent(this.param)}?token=${encodeURIComponent(this.query.token || "")}`);
+      }
+      if (this.page === "b" && this.param) {
+        const link = await this.call("GET", `/b/${encodeURIComponent(this.param)}`);
+        this.fillCart(link.lines, {buy_link: link.code});
+      }
+      if (this.page === "recover" && this.param) {
+        const cart = await this.call("GET", `/recover/${encodeURIComponent(this.param)}`);
+        this.fillCart(cart.lines, {recovery_token: cart.recovery_token, number: cart.number});
+      }
+      if (this.page === "verify-email") {
+        await this.call("POST", "/auth/verify-email", {token: this.query.token || ""});
+        this.message = this.t("verified");
+      }
+    },
+    fillCart(lines, extras) {
+      this.cart = Object.fromEntries(lines.map((line) => [line.sku, line.quantity]));
+      this.saveCart();
+      sessionStorage.setItem(EXTRAS_KEY, JSON.stringify(extras));
+      location.replace(this.url("cart"));
+    },
+    async prefill() {
+      try {
+        const prefill = await this.call("GET", "/me/checkout-prefill");
+        this.checkoutForm.email = prefill.email;
+        if (prefill.shipping_address) {
+          const {id, default_shipping, default_billing, ...address} = prefill.shipping_address;
+          this.checkoutForm.shipping_address = Object.assign(emptyAddress(),
+            Object.fromEntries(Object.entries(address).map(([k, v]) => [k, v || ""])));
+        } else {
+          this.checkoutForm.shipping_address.first_name = prefill.first_name || "";
+          this.checkoutForm.shipping_address.last_name = prefill.last_name || "";
+        }
+      } catch (error) { /* an empty form is fine */ }
+    },
+
+    // --- cart ------------------------------------------------------------------------------
+    product(sku) { return this.products.find((p) => p.sku === sku); },
+    get cartLines() {
+      return Object.entries(this.cart).map(([sku, quantity]) => ({sku, quantity, product: this.product(sku)}))
+        .filter((line) => line.product);
+    },
+    get cartCount() { return Object.values(this.cart).reduce((a, b) => a + b, 0); },
+    get subtotal() { return this.cartLines.reduce((sum, l) => sum + l.product.price * l.quantity, 0); },
+    get needsShipping() { return this.cartLines.some((l) => !l.product.digital); },
+    get recovering() { return readJson(sessionStorage, EXTRAS_KEY, {}).number; },
+    add(sku) { this.cart[sku] = (this.cart[sku] || 0) + 1; this.saveCart(); this.message = ""; },
+    setQuantity(sku, value) {
+      const quantity = Math.max(0, Math.min(999, parseInt(value, 10) || 0));
+      if (quantity) this.cart[sku] = quantity; else delete this.cart[sku];
+      this.saveCart();
+    },
+    saveCart() { localStorage.setItem(CART_KEY, JSON.stringify(this.cart)); },
+
+    async placeOrder() {
+      this.error = ""; this.busy = true;
+      const extras = readJson(sessionStorage, EXTRAS_KEY, {});
+      const body = {email: this.checkoutForm.email, payment_method: this.checkoutForm.payment_method,
+        lines: this.cartLines.map((l) => ({sku: l.sku, quantity: l.quantity}))};
+      if (this.needsShipping) {
+        body.shipping_address = Object.fromEntries(Object.entries(this.checkoutForm.shipping_address).filter(([, v]) => v !== ""));
+        if (this.me && this.checkoutForm.save_address) body.save_address = true;
+      }
+      if (extras.buy_link) body.buy_link = extras.buy_link;
+      if (extras.recovery_token) body.recovery_token = extras.recovery_token;
+      try {
+        // One key per attempt at this cart: a double click or a retry after a timeout
+        // returns the same order instead of placing two.
+        const result = await this.call("POST", "/checkout", body, {"Idempotency-Key": this.idempotencyKey});
+        this.placed = result;
+        this.cart = {}; this.saveCart(); sessionStorage.removeItem(EXTRAS_KEY);
+        this.idempotencyKey = newKey();
+      } catch (error) { this.error = error.message; }
+      finally { this.busy = false; }
+    },
+
+    // --- accounts --------------------------------------------------------------------------
+    async submit(run) {
+      this.error = ""; this.message = ""; this.busy = true;
+      try { await run(); } catch (error) { this.error = error.message; } finally { this.busy = false; }
+    },
+    login() {
+      return this.submit(async () => {
+        this.keepTokens(await this.call("POST", "/auth/login", {email: this.form.email, password: this.form.password}));
+        location.href = this.url(this.cartCount ? "cart" : "account");
+      });
+    },
+    register() {
+      return this.submit(async () => {
+        const body = {email: this.form.email, password: this.form.password};
+        if (this.form.first_name) body.first_name = this.form.first_name;
+        if (this.form.last_name) body.last_name = this.form.last_name;
+        await this.call("POST", "/customers", body);
+        this.message = this.t("registered");
+      });
+    },
+    forgot() {
+      return this.submit(async () => {
+        await this.call("POST", "/auth/password/forgot", {email: this.form.email});
+        this.message = this.t("link_sent");
+      });
+    },
+    reset() {
+      return this.submit(async () => {
+        await this.call("POST", "/auth/password/reset", {token: this.query.token || "", password: this.form.password});
+        this.message = this.t("password_set");
+      });
+    },
+    activate() {
+      // An invitation (token) or the account offered after a guest checkout (order + token).
+      return this.submit(async () => {
+        const body = this.query.order
+          ? {order_id: this.query.order, token: this.query.token || "", password: this.form.password}
+          : {token: this.query.token || "", password: this.form.password};
+        this.keepTokens(await this.call("POST", "/auth/activate", body));
+        location.href = this.url("account");
+      });
+    },
+    startAddress() { this.newAddress = emptyAddress(); },
+    saveAddress() {
+      return this.submit(async () => {
+        const body = Object.fromEntries(Object.entries(this.newAddress).filter(([, v]) => v !== ""));
+        await this.call("POST", "/me/addresses", body);
+        this.newAddress = null;
+        this.addresses = (await this.call("GET", "/me/addresses")).items;
+      });
+    },
+    deleteAddress(address) {
+      return this.submit(async () => {
+        await this.call("DELETE", `/me/addresses/${address.id}`);
+        this.addresses = (await this.call("GET", "/me/addresses")).items;
+      });
+    },
+  }));
+});

@@ -1,0 +1,638 @@
+// The merchant admin: one Alpine.js component, a pure client of /api/v1/admin with the staff
+// token. Pages are chosen by the URL hash (#/customers, #/orders/<id>, ...), so the back
+// button and bookmarks work without any server routes.
+"use strict";
+
+const API = "/api/v1";
+const REFRESH_KEY = "clientela.admin.refresh";   // sessionStorage: gone with the tab
+const LANG_KEY = "clientela.admin.lang";          // localStorage: remembered
+const PAGE_SIZE = 25;
+
+// The state machines the orders service enforces (services/orders/domain.py), to offer only
+// the moves that can succeed; the service still decides.
+const NEXT = {
+  status: {pending_payment: ["paid", "canceled"], paid: ["completed", "canceled"],
+           abandoned: ["canceled"], completed: [], canceled: []},
+  payment_status: {pending: ["paid", "voided"], paid: ["refunded"], refunded: [], voided: []},
+  fulfillment_status: {unfulfilled: ["requested", "in_transit", "canceled"],
+                       requested: ["in_transit", "canceled"], in_transit: ["delivered", "canceled"],
+                       delivered: [], canceled: []},
+};
+const MANUAL_METHODS = ["bank_transfer", "cash", "cheque"];
+const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "order_shipped",
+  "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem.code;
+    this.errors = problem.errors || {};
+  }
+}
+
+function isoDate(date) { return date.toISOString().slice(0, 10); }
+function daysAgo(n) { const d = new Date(); d.setUTCDate(d.getUTCDate() - n); return isoDate(d); }
+function nextDay(day) { const d = new Date(day + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + 1); return isoDate(d); }
+function monthsAgo(n) { const d = new Date(); d.setUTCMonth(d.getUTCMonth() - n); return isoDate(d); }
+function claimsOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part));
+  } catch (e) { return {}; }
+}
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url; link.download = filename;
+  document.body.appendChild(link); link.click(); link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+function filenameOf(response, fallback) {
+  const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  return match ? match[1] : fallback;
+}
+function emptyAddress() {
+  return {first_name: "", last_name: "", line1: "", line2: "", city: "", postal_code: "",
+          region: "", country: "ES", phone: ""};
+}
+
+document.addEventListener("alpine:init", () => {
+  window.Alpine.data("admin", () => ({
+    lang: localStorage.getItem(LANG_KEY) || (navigator.language || "en").slice(0, 2),
+    token: null, claims: {}, email: "",
+    login: {email: "", password: "", busy: false, error: ""},
+    route: {page: "customers", id: null, query: {}},
+    flash: "", booting: true,
+
+    // customers
+    categories: [], categoriesError: "", newCategory: "", editingCategory: null, renameTo: "",
+    customers: {items: [], total: 0, next_cursor: null, loading: false, error: ""},
+    customerFilters: {q: "", type: "", has_account: "", category: "", country: "",
+                      accepts_marketing: ""},
+    customerSort: "-created_at", customerCursors: [], customerCursor: null,
+    newCustomer: null,
+    customer: null, customerOrders: [], customerError: "", customerMessage: "",
+    customerEdit: {}, assignCategory: "", eraseOpen: false, eraseEmail: "",
+
+    // orders
+    orders: {items: [], total: 0, next_before: null, loading: false, error: ""},
+    orderFilters: {status: "", payment_status: "", fulfillment_status: "", placed_from: "",
+                   placed_to: "", q: "", customer_id: ""},
+    orderMarkers: [], orderBefore: null,
+    exportForm: {from: monthsAgo(3), to: isoDate(new Date()), status: "", busy: false,
+                 error: "", message: ""},
+    order: null, orderError: "", orderMessage: "",
+    paymentForm: {payment_status: "", comment: "", notify_customer: true, error: ""},
+    fulfillmentForm: {fulfillment_status: "", carrier: "", tracking_number: "",
+                      tracking_url: "", notify_customer: true, error: ""},
+    cancelForm: {comment: "", notify_customer: true, error: ""},
+    noteForm: {comment: "", error: ""},
+    recoveryUrl: "", products: [],
+    manual: null,
+
+    // insights, settings, notifications
+    insights: null, stats: null, insightsError: "", charts: [],
+    settings: null, settingsForm: {}, settingsError: "", settingsMessage: "",
+    notificationSettings: null, notificationForm: {}, notificationError: "",
+    notificationMessage: "",
+    deliveries: {items: [], next_before: null, loading: false, error: ""},
+    deliveryFilters: {status: "", kind: "", recipient: ""}, deliveryMarkers: [],
+    deliveryBefore: null, notificationKinds: NOTIFICATION_KINDS,
+
+    async init() {
+      if (!["en", "es"].includes(this.lang)) this.lang = "en";
+      document.documentElement.lang = this.lang;
+      window.addEventListener("hashchange", () => this.navigate());
+      const refresh = sessionStorage.getItem(REFRESH_KEY);
+      if (refresh) {
+        try { await this.refreshWith(refresh); } catch (e) { sessionStorage.removeItem(REFRESH_KEY); }
+      }
+      this.booting = false;
+      if (this.token) this.navigate();
+    },
+
+    // --- words ---------------------------------------------------------------------------
+    t(key, values) {
+      const words = window.CLIENTELA_I18N;
+      let text = (words[this.lang] && words[this.lang][key]) || words.en[key] || key;
+      for (const [name, value] of Object.entries(values || {})) text = text.replace(`{${name}}`, value);
+      return text;
+    },
+    state(value) { return value ? this.t("st_" + value) : "—"; },
+    method(value) { return value ? this.t("pm_" + value) : "—"; },
+    setLang(lang) {
+      this.lang = lang;
+      localStorage.setItem(LANG_KEY, lang);
+      document.documentElement.lang = lang;
+      if (this.route.page === "insights" && this.insights) this.drawCharts();
+    },
+    money(minor, currency) {
+      if (minor === null || minor === undefined) return "—";
+      return new Intl.NumberFormat(this.lang, {style: "currency", currency: currency || "EUR"})
+        .format(minor / 100);
+    },
+    spend(totals) {
+      const entries = Object.entries(totals || {});
+      if (!entries.length) return this.money(0, this.settings ? this.settings.currency : "EUR");
+      return entries.map(([currency, minor]) => this.money(minor, currency)).join(" · ");
+    },
+    when(iso) {
+      if (!iso) return "—";
+      return new Intl.DateTimeFormat(this.lang, {dateStyle: "medium", timeStyle: "short"})
+        .format(new Date(iso));
+    },
+    day(iso) {
+      return iso ? new Intl.DateTimeFormat(this.lang, {dateStyle: "medium"}).format(new Date(iso)) : "—";
+    },
+    percent(share) { return new Intl.NumberFormat(this.lang, {style: "percent", maximumFractionDigits: 1}).format(share || 0); },
+    fullName(person) {
+      const name = [person.first_name, person.last_name].filter(Boolean).join(" ");
+      return name || person.email || "—";
+    },
+    actor(who) {
+      if (!who) return "—";
+      if (who === "customer") return this.t("who_customer");
+      if (who === "system") return this.t("who_system");
+      if (who.startsWith("staff:")) {
+        return who.slice(6) === this.claims.sub ? `${this.t("who_you")} (${this.email})`
+          : `${this.t("who_staff")} ${who.slice(6, 14)}`;
+      }
+      return who;
+    },
+    get isOwner() { return this.claims.role === "owner"; },
+
+    // --- the API -------------------------------------------------------------------------
+    async api(method, path, body, options = {}) {
+      const send = () => fetch(API + path, {
+        method,
+        headers: Object.assign({"Accept": "application/json"},
+          this.token ? {"Authorization": `Bearer ${this.token}`} : {},
+          body !== undefined ? {"Content-Type": "application/json"} : {}),
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+      let response;
+      try {
+        response = await send();
+        if (response.status === 401 && this.token && !options.noRefresh) {
+          const refresh = sessionStorage.getItem(REFRESH_KEY);
+          if (refresh) {
+            await this.refreshWith(refresh);
+            response = await send();
+          }
+        }
+      } catch (error) {
+        if (error instanceof ApiError) {
+          this.signedOut(this.t("error_session"));
+          throw error;
+        }
+        throw new ApiError(0, {detail: this.t("error_network")});
+      }
+      if (response.status === 401 && !options.noRefresh) this.signedOut(this.t("error_session"));
+      if (!response.ok) {
+        let problem = {};
+        try { problem = await response.json(); } catch (e) { problem = {detail: `HTTP ${response.status}`}; }
+        throw new ApiError(response.status, problem);
+      }
+      if (options.raw) return response;
+      if (response.status === 204 || response.status === 202 && !response.headers.get("Content-Type")) return null;
+      return response.json();
+    },
+    problemText(error) {
+      const fields = Object.entries(error.errors || {}).map(([field, messages]) =>
+        `${field}: ${[].concat(messages).map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" ")}`);
+      return [error.message].concat(fields).join(" — ");
+    },
+    async download(path, fallbackName) {
+      const response = await this.api("GET", path, undefined, {raw: true});
+      saveBlob(await response.blob(), filenameOf(response, fallbackName));
+    },
+
+    // --- signing in and out ----------------------------------------------------------------
+    async signIn() {
+      this.login.busy = true; this.login.error = "";
+      try {
+        const tokens = await this.api("POST", "/admin/auth/login",
+          {email: this.login.email, password: this.login.password}, {noRefresh: true});
+        this.useTokens(tokens);
+        this.email = this.login.email;
+        sessionStorage.setItem(REFRESH_KEY + ".email", this.email);
+        this.login.password = "";
+        if (!location.hash || location.hash === "#/") location.hash = "#/customers";
+        this.navigate();
+      } catch (error) {
+        this.login.error = this.problemText(error);
+      } finally {
+        this.login.busy = false;
+      }
+    },
+    async refreshWith(refreshToken) {
+      const response = await fetch(API + "/admin/auth/refresh", {
+        method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({refresh_token: refreshToken})});
+      if (!response.ok) throw new ApiError(response.status, {detail: this.t("error_session")});
+      this.useTokens(await response.json());
+      this.email = sessionStorage.getItem(REFRESH_KEY + ".email") || "";
+    },
+    useTokens(tokens) {
+      this.token = tokens.access_token;
+      this.claims = claimsOf(tokens.access_token);
+      sessionStorage.setItem(REFRESH_KEY, tokens.refresh_token);
+    },
+    async signOut() {
+      const refresh = sessionStorage.getItem(REFRESH_KEY);
+      if (refresh) {
+        try { await this.api("POST", "/admin/auth/logout", {refresh_token: refresh}, {noRefresh: true}); }
+        catch (e) { /* signed out here whatever the server says */ }
+      }
+      this.signedOut("");
+    },
+    signedOut(message) {
+      this.token = null; this.claims = {};
+      sessionStorage.removeItem(REFRESH_KEY);
+      this.login.error = message;
+    },
+
+    // --- pages -------------------------------------------------------------------------------
+    navigate() {
+      const hash = location.hash.replace(/^#\/?/, "");
+      const [path, queryString] = hash.split("?");
+      const parts = path.split("/").filter(Boolean);
+      const query = Object.fromEntries(new URLSearchParams(queryString || ""));
+      this.route = {page: parts[0] || "customers", id: parts[1] || null, query};
+      this.flash = "";
+      if (!this.token) return;
+      const page = this.route.page;
+      if (page === "customers" && this.route.id) return this.openCustomer(this.route.id);
+      if (page === "customers") { this.loadCategories(); return this.loadCustomers(true); }
+      if (page === "orders" && this.route.id === "new") return this.startManualOrder();
+      if (page === "orders" && this.route.id) return this.openOrder(this.route.id);
+      if (page === "orders") {
+        if (query.customer_id !== undefined) this.orderFilters.customer_id = query.customer_id;
+        return this.loadOrders(true);
+      }
+      if (page === "insights") return this.loadInsights();
+      if (page === "settings") return this.loadSettings();
+      if (page === "notifications") return this.loadDeliveries(true);
+    },
+    go(hash) { location.hash = hash; },
+
+    // --- categories ----------------------------------------------------------------------
+    async loadCategories() {
+      this.categoriesError = "";
+      try { this.categories = (await this.api("GET", "/admin/categories")).items; }
+      catch (error) { this.categoriesError = this.problemText(error); }
+    },
+    async createCategory() {
+      this.categoriesError = "";
+      try {
+        await this.api("POST", "/admin/categories", {name: this.newCategory.trim()});
+        this.newCategory = "";
+        await this.loadCategories();
+      } catch (error) { this.categoriesError = this.problemText(error); }
+    },
+    startRename(category) { this.editingCategory = category.id; this.renameTo = category.name; },
+    async renameCategory(category) {
+      this.categoriesError = "";
+      try {
+        await this.api("PATCH", `/admin/categories/${category.id}`, {name: this.renameTo.trim()});
+        this.editingCategory = null;
+        await this.loadCategories();
+      } catch (error) { this.categoriesError = this.problemText(error); }
+    },
+    async deleteCategory(category) {
+      if (!confirm(this.t("delete_category_confirm", {name: category.name}))) return;
+      this.categoriesError = "";
+      try {
+        await this.api("DELETE", `/admin/categories/${category.id}`);
+        if (this.customerFilters.category === category.id) this.customerFilters.category = "";
+        await this.loadCategories();
+        await this.loadCustomers(true);
+      } catch (error) { this.categoriesError = this.problemText(error); }
+    },
+    filterByCategory(id) { this.customerFilters.category = id; this.loadCustomers(true); },
+
+    // --- the customer list -----------------------------------------------------------------
+    async loadCustomers(fromStart) {
+      if (fromStart) { this.customerCursors = []; this.customerCursor = null; }
+      const params = new URLSearchParams({limit: PAGE_SIZE, sort: this.customerSort});
+      for (const [name, value] of Object.entries(this.customerFilters)) if (value !== "") params.set(name, value);
+      if (this.customerCursor) params.set("cursor", this.customerCursor);
+      this.customers.loading = true; this.customers.error = "";
+      try { Object.assign(this.customers, await this.api("GET", `/admin/customers?${params}`)); }
+      catch (error) { this.customers.error = this.problemText(error); this.customers.items = []; }
+      finally { this.customers.loading = false; }
+    },
+    customersNext() {
+      this.customerCursors.push(this.customerCursor);
+      this.customerCursor = this.customers.next_cursor;
+      this.loadCustomers(false);
+    },
+    customersPrevious() { this.customerCursor = this.customerCursors.pop() || null; this.loadCustomers(false); },
+    sortCustomers(key) {
+      this.customerSort = this.customerSort === `-${key}` ? key : `-${key}`;
+      this.loadCustomers(true);
+    },
+    sortMark(key) {
+      return this.customerSort === `-${key}` ? " ▼" : this.customerSort === key ? " ▲" : "";
+    },
+    clearCustomerFilters() {
+      this.customerFilters = {q: "", type: "", has_account: "", category: "", country: "", accepts_marketing: ""};
+      this.loadCustomers(true);
+    },
+    openNewCustomer() {
+      this.newCustomer = {email: "", first_name: "", last_name: "", phone: "", send_invite: false, error: ""};
+    },
+    async createCustomer() {
+      const {error, ...body} = this.newCustomer;
+      for (const key of ["first_name", "last_name", "phone"]) if (!body[key]) delete body[key];
+      if (body.send_invite) delete body.phone;
+      try {
+        const created = await this.api("POST", "/admin/customers", body);
+        this.newCustomer = null;
+        this.flash = this.t(created.invited ? "invited" : "customer_created");
+        await this.loadCustomers(true);
+      } catch (problem) { this.newCustomer.error = this.problemText(problem); }
+    },
+
+    // --- one customer --------------------------------------------------------------------
+    async openCustomer(id) {
+      this.customer = null; this.customerError = ""; this.customerMessage = "";
+      this.eraseOpen = false; this.eraseEmail = ""; this.assignCategory = "";
+      try {
+        const [page] = await Promise.all([this.api("GET", `/admin/customers/${id}`), this.loadCategories()]);
+        this.customer = page.customer;
+        this.customerOrders = page.recent_orders || [];
+        const c = page.customer;
+        this.customerEdit = {first_name: c.first_name || "", last_name: c.last_name || "",
+          phone: c.phone || "", note: c.note || "", accepts_marketing: !!c.accepts_marketing, error: ""};
+      } catch (error) { this.customerError = this.problemText(error); }
+    },
+    async saveCustomer() {
+      const {error, ...body} = this.customerEdit;
+      for (const key of ["first_name", "last_name", "phone", "note"]) if (body[key] === "") body[key] = null;
+      this.customerEdit.error = ""; this.customerMessage = "";
+      try {
+        await this.api("PATCH", `/admin/customers/${this.customer.id}`, body);
+        this.customerMessage = this.t("saved");
+        await this.openCustomer(this.customer.id);
+        this.customerMessage = this.t("saved");
+      } catch (problem) { this.customerEdit.error = this.problemText(problem); }
+    },
+    availableCategories() {
+      const held = new Set((this.customer && this.customer.categories || []).map((c) => c.id));
+      return this.categories.filter((c) => !held.has(c.id));
+    },
+    async customerAction(run, message) {
+      this.customerError = ""; this.customerMessage = "";
+      try {
+        await run();
+        await this.openCustomer(this.customer.id);
+        this.customerMessage = this.t(message || "done");
+      } catch (error) { this.customerError = this.problemText(error); }
+    },
+    addToCategory() {
+      const id = this.assignCategory;
+      if (!id) return;
+      return this.customerAction(() => this.api("PUT", `/admin/categories/${id}/customers/${this.customer.id}`));
+    },
+    removeFromCategory(category) {
+      return this.customerAction(() => this.api("DELETE", `/admin/categories/${category.id}/customers/${this.customer.id}`));
+    },
+    accountAction(action) {
+      return this.customerAction(() => this.api("POST", `/admin/customers/${this.customer.id}/${action}`, {}),
+        action === "invite" ? "invited" : "done");
+    },
+    async exportCustomer() {
+      this.customerError = "";
+      try { await this.download(`/admin/customers/${this.customer.id}/export`, "customer.json"); }
+      catch (error) { this.customerError = this.problemText(error); }
+    },
+    async eraseCustomer() {
+      if (this.eraseEmail.trim().toLowerCase() !== (this.customer.email || "").toLowerCase()) return;
+      await this.customerAction(() => this.api("POST", `/admin/customers/${this.customer.id}/erase`, {}), "erased");
+      this.eraseOpen = false;
+    },
+
+    // --- the order list --------------------------------------------------------------------
+    async loadOrders(fromStart) {
+      if (fromStart) { this.orderMarkers = []; this.orderBefore = null; }
+      const params = new URLSearchParams({limit: PAGE_SIZE});
+      for (const [name, value] of Object.entries(this.orderFilters)) {
+        if (value === "") continue;
+        if (name === "placed_to") params.set(name, nextDay(value));  // the whole last day
+        else params.set(name, value);
+      }
+      if (this.orderBefore) params.set("before", this.orderBefore);
+      this.orders.loading = true; this.orders.error = "";
+      try { Object.assign(this.orders, await this.api("GET", `/admin/orders?${params}`)); }
+      catch (error) { this.orders.error = this.problemText(error); this.orders.items = []; }
+      finally { this.orders.loading = false; }
+    },
+    ordersNext() { this.orderMarkers.push(this.orderBefore); this.orderBefore = this.orders.next_before; this.loadOrders(false); },
+    ordersPrevious() { this.orderBefore = this.orderMarkers.pop() || null; this.loadOrders(false); },
+    clearOrderFilters() {
+      this.orderFilters = {status: "", payment_status: "", fulfillment_status: "", placed_from: "",
+                           placed_to: "", q: "", customer_id: ""};
+      if (location.hash !== "#/orders") location.hash = "#/orders"; else this.loadOrders(true);
+    },
+    async exportOrders() {
+      const form = this.exportForm;
+      form.error = ""; form.message = ""; form.busy = true;
+      const params = new URLSearchParams({from: form.from, to: nextDay(form.to), bom: "true"});
+      if (form.status) params.set("status", form.status);
+      try {
+        await this.download(`/admin/orders/export?${params}`, "orders.csv");
+        form.message = this.t("downloaded");
+      } catch (error) { form.error = this.problemText(error); }
+      finally { form.busy = false; }
+    },
+
+    // --- one order -----------------------------------------------------------------------
+    async openOrder(id) {
+      this.order = null; this.orderError = ""; this.orderMessage = ""; this.recoveryUrl = "";
+      try { this.showOrder(await this.api("GET", `/admin/orders/${id}`)); }
+      catch (error) { this.orderError = this.problemText(error); }
+    },
+    showOrder(order) {
+      this.order = order;
+      this.paymentForm = {payment_status: "", comment: "", notify_customer: true, error: ""};
+      this.fulfillmentForm = {fulfillment_status: order.fulfillment_status === "unfulfilled" ? "in_transit" : order.fulfillment_status,
+        carrier: order.carrier || "", tracking_number: order.tracking_number || "",
+        tracking_url: order.tracking_url || "", notify_customer: true, error: ""};
+      this.cancelForm = {comment: "", notify_customer: true, error: ""};
+      this.noteForm = {comment: "", error: ""};
+    },
+    nextStates(field) { return this.order ? (NEXT[field][this.order[field]] || []) : []; },
+    get manualPayment() { return this.order && MANUAL_METHODS.includes(this.order.payment_method); },
+    get canCancel() { return this.nextStates("status").includes("canceled"); },
+    async orderAction(form, path, body) {
+      form.error = ""; this.orderMessage = "";
+      try {
+        await this.api("POST", `/admin/orders/${this.order.id}/${path}`, body);
+        await this.openOrder(this.order.id);
+        this.orderMessage = this.t("saved");
+      } catch (error) { form.error = this.problemText(error); }
+    },
+    setPayment() {
+      const f = this.paymentForm;
+      return this.orderAction(f, "payment-status", {payment_status: f.payment_status,
+        comment: f.comment || undefined, notify_customer: f.notify_customer});
+    },
+    setFulfillment() {
+      const f = this.fulfillmentForm;
+      const body = {fulfillment_status: f.fulfillment_status, notify_customer: f.notify_customer};
+      for (const key of ["carrier", "tracking_number", "tracking_url", "comment"]) if (f[key]) body[key] = f[key];
+      return this.orderAction(f, "fulfillment", body);
+    },
+    cancelOrder() {
+      const f = this.cancelForm;
+      return this.orderAction(f, "status", {status: "canceled", comment: f.comment || undefined,
+        notify_customer: f.notify_customer});
+    },
+    addNote() { return this.orderAction(this.noteForm, "notes", {comment: this.noteForm.comment}); },
+    async getRecoveryUrl() {
+      this.orderError = "";
+      try { this.recoveryUrl = (await this.api("GET", `/admin/orders/${this.order.id}/recovery-url`)).url; }
+      catch (error) { this.orderError = this.problemText(error); }
+    },
+    async copyRecoveryUrl() {
+      try { await navigator.clipboard.writeText(this.recoveryUrl); this.orderMessage = this.t("copied"); }
+      catch (e) { /* the link is shown selected-ready in the field anyway */ }
+    },
+    async orderPdf(kind) {
+      this.orderError = "";
+      const number = this.order.number.replace("#", "");
+      try { await this.download(`/admin/orders/${this.order.id}/${kind}?format=pdf`, `${kind}-${number}.pdf`); }
+      catch (error) { this.orderError = this.problemText(error); }
+    },
+
+    // --- manual order ----------------------------------------------------------------------
+    async startManualOrder() {
+      this.manual = {email: "", locale: this.lang, payment_method: "bank_transfer",
+        payment_processed: true, note: "", lines: [{sku: "", quantity: 1}],
+        shipping_address: emptyAddress(), error: "", busy: false};
+      try { this.products = (await this.api("GET", "/admin/products")).items.filter((p) => p.active); }
+      catch (error) { this.manual.error = this.problemText(error); }
+    },
+    manualNeedsShipping() {
+      return this.manual.lines.some((line) => {
+        const product = this.products.find((p) => p.sku === line.sku);
+        return product && !product.digital;
+      });
+    },
+    manualTotal() {
+      return this.manual.lines.reduce((sum, line) => {
+        const product = this.products.find((p) => p.sku === line.sku);
+        return sum + (product ? product.price * (parseInt(line.quantity, 10) || 0) : 0);
+      }, 0);
+    },
+    async placeManualOrder() {
+      const m = this.manual;
+      m.error = ""; m.busy = true;
+      const body = {email: m.email, locale: m.locale, payment_method: m.payment_method,
+        payment_processed: m.payment_processed,
+        lines: m.lines.filter((l) => l.sku).map((l) => ({sku: l.sku, quantity: parseInt(l.quantity, 10) || 0}))};
+      if (m.note) body.note = m.note;
+      if (this.manualNeedsShipping()) {
+        body.shipping_address = Object.fromEntries(Object.entries(m.shipping_address).filter(([, v]) => v !== ""));
+      }
+      try {
+        const created = await this.api("POST", "/admin/orders", body);
+        const order = created.order || created;
+        this.manual = null;
+        location.hash = `#/orders/${order.id}`;
+      } catch (error) { m.error = this.problemText(error); }
+      finally { if (this.manual) m.busy = false; }
+    },
+
+    // --- insights --------------------------------------------------------------------------
+    async loadInsights() {
+      this.insightsError = "";
+      try {
+        const [insights, stats] = await Promise.all([
+          this.api("GET", "/admin/customers/insights"),
+          this.api("GET", `/admin/orders/stats?from=${daysAgo(89)}&to=${isoDate(new Date())}`)]);
+        this.insights = insights; this.stats = stats;
+        this.$nextTick(() => this.drawCharts());
+      } catch (error) { this.insightsError = this.problemText(error); }
+    },
+    drawCharts() {
+      for (const chart of this.charts) chart.destroy();
+      this.charts = [];
+      if (!window.Chart || !this.stats) return;
+      const labels = this.stats.days.map((d) => new Intl.DateTimeFormat(this.lang, {month: "short", day: "numeric"}).format(new Date(d.date + "T00:00:00Z")));
+      const make = (id, config) => {
+        const canvas = document.getElementById(id);
+        if (canvas) this.charts.push(new window.Chart(canvas, config));
+      };
+      const options = {responsive: true, maintainAspectRatio: false, animation: false,
+        plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true, ticks: {precision: 0}}}};
+      make("chart-orders", {type: "line", data: {labels, datasets: [
+        {label: this.t("orders"), data: this.stats.days.map((d) => d.orders), borderColor: "#2463eb", tension: 0.2},
+        {label: this.t("paid_orders"), data: this.stats.days.map((d) => d.paid_orders), borderColor: "#16a34a", tension: 0.2}]},
+        options: Object.assign({}, options, {plugins: {legend: {display: true}}})});
+      make("chart-revenue", {type: "bar", data: {labels, datasets: [
+        {label: this.t("revenue"), data: this.stats.days.map((d) => d.revenue / 100), backgroundColor: "#16a34a"}]},
+        options});
+      make("chart-share", {type: "doughnut", data: {
+        labels: [this.t("guest"), this.t("registered")],
+        datasets: [{data: [this.insights.guest_share, this.insights.registered_share],
+                    backgroundColor: ["#f59e0b", "#2463eb"]}]},
+        options: {responsive: true, maintainAspectRatio: false, animation: false}});
+    },
+
+    // --- settings ------------------------------------------------------------------------
+    async loadSettings() {
+      this.settingsError = ""; this.settingsMessage = ""; this.notificationError = ""; this.notificationMessage = "";
+      try {
+        const [settings, notifications] = await Promise.all([
+          this.api("GET", "/admin/settings"), this.api("GET", "/admin/notifications/settings")]);
+        this.settings = settings; this.settingsForm = Object.assign({}, settings);
+        this.notificationSettings = notifications; this.notificationForm = Object.assign({}, notifications);
+      } catch (error) { this.settingsError = this.problemText(error); }
+    },
+    async saveSettings() {
+      this.settingsError = ""; this.settingsMessage = "";
+      const body = {};
+      for (const [key, value] of Object.entries(this.settingsForm)) {
+        if (value !== this.settings[key]) body[key] = ["password_min_length", "password_min_classes"].includes(key) ? parseInt(value, 10) : value;
+      }
+      try {
+        this.settings = await this.api("PUT", "/admin/settings", body);
+        this.settingsForm = Object.assign({}, this.settings);
+        this.settingsMessage = this.t("saved");
+      } catch (error) { this.settingsError = this.problemText(error); }
+    },
+    async saveNotificationSettings() {
+      this.notificationError = ""; this.notificationMessage = "";
+      try {
+        this.notificationSettings = await this.api("PUT", "/admin/notifications/settings", this.notificationForm);
+        this.notificationForm = Object.assign({}, this.notificationSettings);
+        this.notificationMessage = this.t("saved");
+      } catch (error) { this.notificationError = this.problemText(error); }
+    },
+
+    // --- the delivery log ------------------------------------------------------------------
+    async loadDeliveries(fromStart) {
+      if (fromStart) { this.deliveryMarkers = []; this.deliveryBefore = null; }
+      const params = new URLSearchParams({limit: PAGE_SIZE});
+      for (const [name, value] of Object.entries(this.deliveryFilters)) if (value) params.set(name, value);
+      if (this.deliveryBefore) params.set("before", this.deliveryBefore);
+      this.deliveries.loading = true; this.deliveries.error = "";
+      try { Object.assign(this.deliveries, await this.api("GET", `/admin/notifications?${params}`)); }
+      catch (error) { this.deliveries.error = this.problemText(error); this.deliveries.items = []; }
+      finally { this.deliveries.loading = false; }
+    },
+    deliveriesNext() { this.deliveryMarkers.push(this.deliveryBefore); this.deliveryBefore = this.deliveries.next_before; this.loadDeliveries(false); },
+    deliveriesPrevious() { this.deliveryBefore = this.deliveryMarkers.pop() || null; this.loadDeliveries(false); },
+    async resend(delivery) {
+      this.deliveries.error = ""; this.flash = "";
+      try {
+        await this.api("POST", `/admin/notifications/${delivery.id}/resend`, {});
+        this.flash = this.t("resent");
+        await this.loadDeliveries(true);
+      } catch (error) { this.deliveries.error = this.problemText(error); }
+    },
+  }));
+});

@@ -1,0 +1,235 @@
+"""The merchant admin (/admin/) and the example storefront (/example-store/) in a real browser.
+
+Each test clicks through the pages as a person would and then checks, through the API, that
+what the page said happened did happen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.support.infra import wait_for
+from tests.support.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
+
+pytestmark = pytest.mark.e2e
+
+ADDRESS = {"first_name": "Lucía", "last_name": "Pardo", "line1": "Calle Luna 3",
+           "city": "Sevilla", "postal_code": "41001", "country": "ES"}
+
+
+def guest_order(system: System, email: str) -> dict[str, Any]:
+    response = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": email, "payment_method": "bank_transfer", "shipping_address": ADDRESS,
+        "lines": [{"sku": "MUG-LOGO", "quantity": 1}]})
+    assert response.status_code == 201, response.text
+    return response.json()["order"]
+
+
+def set_login_option(system: System, owner: dict[str, str], option: str) -> None:
+    response = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                            json={"customer_accounts": option})
+    assert response.status_code == 200, response.text
+    wait_for_policy(system, option)
+
+
+def wait_for_policy(system: System, option: str) -> None:
+    # Every gateway process caches the settings for a second: wait until all of them agree.
+    wait_for(lambda: all(requests.get(system.api("/store"), timeout=5).json()[
+        "customer_accounts"] == option for _ in range(4)), timeout=10,
+        message=f"the store's login option to be {option}")
+
+
+def customer_id_for(system: System, owner: dict[str, str], email: str) -> str:
+    def found() -> str | None:
+        items = requests.get(system.api("/admin/customers"), params={"q": email},
+                             headers=owner, timeout=10).json()["items"]
+        return items[0]["id"] if items else None
+
+    return wait_for(found, timeout=15, message=f"the customer {email}")
+
+
+def sign_in(page: Page, system: System, email: str, password: str) -> None:
+    page.goto(f"{system.url}/admin/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Categories")).to_be_visible()
+
+
+def test_the_merchant_runs_the_store_from_the_admin(
+        page: Page, system: System, owner: dict[str, str]) -> None:
+    set_login_option(system, owner, "disabled")
+    tag = uuid.uuid4().hex[:6]
+    wholesale_email, other_email = f"bulk-{tag}@example.com", f"single-{tag}@example.com"
+    order = guest_order(system, wholesale_email)
+    guest_order(system, other_email)
+    customer_id = customer_id_for(system, owner, wholesale_email)
+    customer_id_for(system, owner, other_email)
+
+    # A wrong password is said in words, in place; the right one lets the owner in.
+    page.goto(f"{system.url}/admin/")
+    page.get_by_label("Email").fill(OWNER_EMAIL)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text(re.compile(r"\w+"))
+    screenshot(page, "admin-sign-in")
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+    screenshot(page, "admin-customers")
+
+    # Settings: the login option becomes "required".
+    page.get_by_role("link", name="Settings").click()
+    page.locator("input[name=customer_accounts][value=required]").check()
+    page.locator("form", has=page.locator("input[name=customer_accounts]")).get_by_role(
+        "button", name="Save").click()
+    expect(page.get_by_text("Saved.").first).to_be_visible()
+    screenshot(page, "admin-settings")
+    wait_for_policy(system, "required")
+
+    # A category, created in the sidebar, given to one customer, then used as a filter.
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("New category").fill(f"Wholesale {tag}")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_role("button", name=f"Wholesale {tag}", exact=True)).to_be_visible()
+    page.get_by_role("row", name=re.compile(wholesale_email)).get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Figures")).to_be_visible()
+    page.get_by_label("Add to category").select_option(label=f"Wholesale {tag}")
+    page.get_by_role("button", name="Add to category").click()
+    expect(page.locator(".chips")).to_contain_text(f"Wholesale {tag}")
+    screenshot(page, "admin-customer")
+    page.get_by_role("link", name="← Customers").click()
+    page.get_by_role("button", name=f"Wholesale {tag}", exact=True).click()
+    rows = page.locator("table[aria-label=customers] tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(wholesale_email)
+    category = requests.get(system.api(f"/admin/customers/{customer_id}"), headers=owner,
+                            timeout=10).json()["customer"]["categories"]
+    assert [c["name"] for c in category] == [f"Wholesale {tag}"]
+
+    # The order: marked paid, then shipped with a tracking number.
+    page.get_by_role("link", name="Orders").click()
+    page.get_by_role("link", name=order["number"], exact=True).click()
+    page.locator("select[name=payment_status]").select_option("paid")
+    page.locator("form[aria-labelledby=payment-title]").get_by_role("button", name="Save").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("paid")
+    expect(page.get_by_test_id("order-status")).to_have_text("paid")
+    fulfillment = page.locator("form[aria-labelledby=fulfillment-title]")
+    fulfillment.locator("select[name=fulfillment_status]").select_option("in_transit")
+    fulfillment.locator("input[name=carrier]").fill("Correos")
+    fulfillment.locator("input[name=tracking_number]").fill(f"PK{tag}ES")
+    fulfillment.get_by_role("button", name="Save").click()
+    expect(page.get_by_test_id("tracking")).to_have_text(f"Correos PK{tag}ES")
+    expect(page.get_by_test_id("fulfillment-status")).to_have_text("in transit")
+    expect(page.locator("ol.timeline li")).to_have_count(4)  # placed, paid (x2), shipped
+    expect(page.locator("ol.timeline")).to_contain_text(f"you ({OWNER_EMAIL})")
+    screenshot(page, "admin-order")
+    stored = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
+                          timeout=10).json()
+    assert (stored["payment_status"], stored["fulfillment_status"]) == ("paid", "in_transit")
+    assert (stored["carrier"], stored["tracking_number"]) == ("Correos", f"PK{tag}ES")
+
+    # The export: the last three months by default, downloaded as a CSV file.
+    page.get_by_role("link", name="← Orders").click()
+    expect(page.locator("table[aria-label=orders] tbody tr").first).to_be_visible()
+    screenshot(page, "admin-orders")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".csv")
+    rows_out = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    mine = [row for row in rows_out if row["number"] == order["number"]]
+    assert mine and mine[0]["payment_status"] == "paid", rows_out
+
+    # Insights draw their charts; the delivery log lists the emails sent.
+    page.get_by_role("link", name="Insights").click()
+    expect(page.locator("#chart-orders")).to_be_visible()
+    expect(page.get_by_role("heading", name="Best customers by spend")).to_be_visible()
+    screenshot(page, "admin-insights")
+    page.get_by_role("link", name="Notifications").click()
+    expect(page.locator("table[aria-label=deliveries] tbody tr").first).to_be_visible()
+    screenshot(page, "admin-notifications")
+
+    # Spanish, remembered across a reload (and the session too, within the tab).
+    page.get_by_label("Language").select_option("es")
+    expect(page.get_by_role("link", name="Clientes")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("link", name="Pedidos")).to_be_visible()
+    screenshot(page, "admin-notifications-es")
+    page.get_by_role("button", name="Salir").click()
+    expect(page.get_by_role("button", name="Entrar")).to_be_visible()
+
+
+def test_staff_cannot_change_settings(page: Page, system: System) -> None:
+    email = f"staff-{uuid.uuid4().hex[:6]}@shop.test"
+    created = subprocess.run([str(BIN / "clientela"), "create-staff", email,
+                              "--generate-password"], cwd=REPO, env=system.env,
+                             capture_output=True, text=True, check=True)
+    password = created.stdout.strip().rsplit(" ", 1)[-1]
+    sign_in(page, system, email, password)
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_text("Only the store owner can change these settings.")).to_be_visible()
+    expect(page.locator("input[name=customer_accounts][value=optional]")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    screenshot(page, "admin-settings-staff")
+
+
+def test_the_example_store_follows_the_login_option(
+        page: Page, system: System, owner: dict[str, str]) -> None:
+    # Disabled: no login anywhere, a guest checks out.
+    set_login_option(system, owner, "disabled")
+    page.goto(f"{system.url}/example-store/")
+    expect(page.get_by_role("heading", name="Productos")).to_be_visible()
+    expect(page.get_by_test_id("login-link")).to_have_count(0)
+    screenshot(page, "store-catalogue")
+    page.get_by_role("button", name="Añadir al carrito: Taza con logo").click()
+    page.get_by_test_id("cart-link").click()
+    email = f"guest-{uuid.uuid4().hex[:6]}@example.com"
+    checkout(page, email)
+    placed = page.get_by_test_id("order-placed")
+    expect(placed).to_contain_text(re.compile(r"#\d+"))
+    expect(page.get_by_test_id("account-offer")).to_be_hidden()
+    screenshot(page, "store-order-placed")
+    number = re.search(r"#\d+", placed.inner_text()).group(0)  # type: ignore[union-attr]
+    orders = requests.get(system.api("/admin/orders"), params={"q": email}, headers=owner,
+                          timeout=10).json()["items"]
+    assert [o["number"] for o in orders] == [number]
+
+    # Optional: the login link shows, and a guest is offered an account after checkout.
+    set_login_option(system, owner, "optional")
+    page.goto(f"{system.url}/example-store/")
+    expect(page.get_by_test_id("login-link")).to_be_visible()
+    page.get_by_role("button", name="Añadir al carrito: Póster A2").click()
+    page.get_by_test_id("cart-link").click()
+    checkout(page, f"guest-{uuid.uuid4().hex[:6]}@example.com")
+    expect(page.get_by_test_id("account-offer")).to_be_visible()
+    screenshot(page, "store-account-offer")
+
+    # Required: the cart asks for a login before any checkout form.
+    set_login_option(system, owner, "required")
+    page.goto(f"{system.url}/example-store/")
+    page.get_by_role("button", name="Añadir al carrito: Taza con logo").click()
+    page.get_by_test_id("cart-link").click()
+    expect(page.get_by_test_id("login-required")).to_be_visible()
+    expect(page.get_by_role("button", name="Realizar pedido")).to_have_count(0)
+    screenshot(page, "store-login-required")
+    set_login_option(system, owner, "disabled")
+
+
+def checkout(page: Page, email: str) -> None:
+    page.get_by_label("Correo electrónico").fill(email)
+    page.get_by_label("Nombre", exact=True).fill(ADDRESS["first_name"])
+    page.get_by_label("Apellidos").fill(ADDRESS["last_name"])
+    page.get_by_label("Dirección", exact=True).fill(ADDRESS["line1"])
+    page.get_by_label("Ciudad").fill(ADDRESS["city"])
+    page.get_by_label("Código postal").fill(ADDRESS["postal_code"])
+    screenshot(page, "store-checkout")
+    page.get_by_role("button", name="Realizar pedido").click()
