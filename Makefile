@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run prepare test test-faults test-unit bench lint clean help
+.PHONY: setup run prepare test test-browser test-faults test-unit bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,9 +41,14 @@ run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWA
 	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   admin: /admin/   example store: /example-store/   mail: var/mail/ (Maildir)"
 	PYTHONWARNINGS="ignore::DeprecationWarning" honcho start -f Procfile
 
-test: setup  ## the whole suite against real RabbitMQ, PostgreSQL, Redis and SMTP
+test: setup  ## the whole suite against real RabbitMQ, PostgreSQL, Redis and SMTP, then the browser suite
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	pytest
+	$(MAKE) --no-print-directory test-browser
+
+test-browser: setup  ## the admin and example store in headless Debian chromium (screenshots: test-output/)
+	@command -v chromium >/dev/null || { echo "chromium is needed for the browser tests: apt-get install chromium" >&2; exit 1; }
+	CLIENTELA_BROWSER_TESTS=1 pytest tests/browser
 
 test-faults: setup  ## the fault suite whole, with the SMTP server down for a minute (~5 min)
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -61,8 +62,22 @@ def test_each_service_has_its_own_database_created_at_init() -> None:
 
 def test_dockerfile_is_multi_stage_and_non_root() -> None:
     dockerfile = (REPO / "deploy/Dockerfile").read_text()
-    assert len(re.findall(r"^FROM ", dockerfile, re.M)) == 2
+    stages = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", dockerfile, re.M)
+    assert [name for _, name in stages] == ["web", "build", ""]
     assert re.search(r"^USER clientela$", dockerfile, re.M)
+
+
+def test_the_image_carries_the_admins_libraries_from_the_lock_file() -> None:
+    dockerfile = (REPO / "deploy/Dockerfile").read_text()
+    assert "COPY gateway/web/package.json gateway/web/package-lock.json ./" in dockerfile
+    assert "RUN npm ci " in dockerfile
+    assert "COPY --from=web /web/node_modules ./gateway/web/node_modules" in dockerfile
+    # The gateway serves these files by these paths (gateway/blueprints/web.py).
+    from gateway.blueprints.web import VENDOR_FILES
+
+    lock = json.loads((REPO / "gateway/web/package-lock.json").read_text())
+    for package, _path in VENDOR_FILES.values():
+        assert f"node_modules/{package}" in lock["packages"], package
 
 
 def test_keys_are_made_once_and_shared_read_only() -> None:

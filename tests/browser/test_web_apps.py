@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import screenshot
 from tests.support.infra import wait_for
+from tests.support.smtp import SmtpSink
 from tests.support.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
 
 pytestmark = pytest.mark.e2e
@@ -233,3 +234,57 @@ def checkout(page: Page, email: str) -> None:
     page.get_by_label("Código postal").fill(ADDRESS["postal_code"])
     screenshot(page, "store-checkout")
     page.get_by_role("button", name="Realizar pedido").click()
+
+
+def test_a_customer_registers_and_resets_a_password_on_the_example_store(
+        page: Page, system: System, owner: dict[str, str], smtp: SmtpSink) -> None:
+    """The links in the emails lead to the example store's pages (STOREFRONT_URL), which do
+    the rest: confirm the email, set a new password."""
+    set_login_option(system, owner, "optional")
+    email = f"shopper-{uuid.uuid4().hex[:6]}@example.com"
+    page.goto(f"{system.url}/example-store/register")
+    page.get_by_label("Nombre", exact=True).fill("Marta")
+    page.get_by_label("Correo electrónico").fill(email)
+    page.get_by_label("Contraseña").fill("first password 1")
+    page.get_by_role("button", name="Crear una cuenta").click()
+    expect(page.get_by_role("status")).to_contain_text("Revisa tu correo")
+    page.goto(link_in(smtp.wait_for_mail_to(email)[-1], "/verify-email?token="))
+    expect(page.get_by_role("status")).to_contain_text("Correo confirmado")
+
+    page.goto(f"{system.url}/example-store/login")
+    page.get_by_label("Correo electrónico").fill(email)
+    page.get_by_label("Contraseña").fill("first password 1")
+    page.get_by_role("button", name="Entrar").click()
+    expect(page.get_by_role("heading", name="Hola, Marta")).to_be_visible()
+    page.get_by_role("button", name="Añadir dirección").click()
+    page.get_by_label("Nombre", exact=True).fill("Marta")
+    page.get_by_label("Apellidos").fill("Gil")
+    page.get_by_label("Dirección", exact=True).fill("Calle Sol 9")
+    page.get_by_label("Ciudad").fill("Cádiz")
+    page.get_by_label("Código postal").fill("11001")
+    page.locator("form").get_by_role("button", name="Añadir dirección").click()
+    expect(page.locator("address")).to_contain_text("Calle Sol 9")
+    screenshot(page, "store-account")
+    page.get_by_role("button", name="Salir").click()
+    expect(page.get_by_test_id("login-link")).to_be_visible()
+
+    sent = len(smtp.to(email))
+    page.goto(f"{system.url}/example-store/forgot-password")
+    page.get_by_label("Correo electrónico").fill(email)
+    page.get_by_role("button", name="Envíame un enlace").click()
+    expect(page.get_by_role("status")).to_contain_text("el enlace va de camino")
+    page.goto(link_in(smtp.wait_for_mail_to(email, count=sent + 1)[-1],
+                      "/reset-password?token="))
+    page.get_by_label("Nueva contraseña").fill("second password 2")
+    page.get_by_role("button", name="Guardar contraseña").click()
+    expect(page.get_by_role("status")).to_contain_text("Contraseña guardada")
+    login = requests.post(system.api("/auth/login"), timeout=10,
+                          json={"email": email, "password": "second password 2"})
+    assert login.status_code == 200, login.text
+    set_login_option(system, owner, "disabled")
+
+
+def link_in(mail: Any, marker: str) -> str:
+    match = re.search(r"(http://\S+" + re.escape(marker) + r"[\w\-.~%]+)", mail.text())
+    assert match, mail.text()
+    return match.group(1)

@@ -262,3 +262,30 @@ def test_print_and_label(system: System, owner: dict[str, str]) -> None:
     ebook = place(system, "EBOOK-RECIPES")
     assert requests.get(system.api(f"/admin/orders/{ebook['id']}/label"), headers=owner,
                         timeout=10).status_code == 409
+
+
+def test_orders_and_paid_revenue_per_day(system: System, owner: dict[str, str]) -> None:
+    def today() -> dict[str, Any]:
+        response = requests.get(system.api("/admin/orders/stats"), headers=owner, timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["days"]) == 30 and body["currency"] == "EUR"
+        return body["days"][-1]
+
+    before = today()
+    paid, unpaid = place(system, quantity=2), place(system)
+    assert change(system, owner, paid, "payment-status", payment_status="paid").ok
+    after = today()
+    assert after["orders"] - before["orders"] == 2
+    assert after["paid_orders"] - before["paid_orders"] == 1
+    assert after["revenue"] - before["revenue"] == paid["total"]
+    assert unpaid["total"] > 0
+
+    for query in ({"from": "2026-03-02", "to": "2026-03-01"},   # backwards
+                  {"from": "2024-01-01", "to": "2026-01-01"},   # over a year
+                  {"from": "yesterday"}, {"to": "2026-13-01"}, {"currency": "EUROS"}):
+        response = requests.get(system.api("/admin/orders/stats"), params=query,
+                                headers=owner, timeout=10)
+        assert response.status_code == 422, (query, response.text)
+        assert response.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(system.api("/admin/orders/stats"), timeout=10).status_code == 401

@@ -158,3 +158,17 @@ def test_fingerprint_unchanged_by_absent_new_fields() -> None:
         {**request, "cart": None, "buy_link": None})
     assert domain.request_fingerprint(request) != domain.request_fingerprint(
         {**request, "buy_link": "abc"})
+
+
+def test_daily_series_fills_days_without_orders() -> None:
+    from datetime import date
+
+    rows = [{"day": date(2026, 3, 2), "orders": 3, "paid_orders": 1, "revenue": 1990},
+            {"day": "2026-03-04", "orders": 1, "paid_orders": 1, "revenue": 500}]  # SQLite
+    series = domain.daily_series(rows, date(2026, 3, 1), date(2026, 3, 4))
+    assert [d["date"] for d in series] == ["2026-03-01", "2026-03-02", "2026-03-03",
+                                           "2026-03-04"]
+    assert [d["orders"] for d in series] == [0, 3, 0, 1]
+    assert [d["revenue"] for d in series] == [0, 1990, 0, 500]
+    assert domain.daily_series([], date(2026, 3, 1), date(2026, 3, 1)) == [
+        {"date": "2026-03-01", "orders": 0, "paid_orders": 0, "revenue": 0}]
