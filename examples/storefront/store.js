@@ -81,7 +81,7 @@ document.addEventListener("alpine:init", () => {
     checkoutForm: {email: "", payment_method: "bank_transfer", shipping_address: emptyAddress(),
                    save_address: false},
     placed: null, orders: [], addresses: [], newAddress: null, order: null,
-    idempotencyKey: newKey(),
+    idempotencyKey: newKey(), refreshing: null,
 
     async init() {
       const path = location.pathname.replace(BASE, "").replace(/^\/+|\/+$/g, "");
@@ -123,7 +123,11 @@ document.addEventListener("alpine:init", () => {
         this.access ? {"Authorization": `Bearer ${this.access}`} : {}, headers || {}),
         body: body !== undefined ? JSON.stringify(body) : undefined});
       let response = await send();
-      if (response.status === 401 && this.access && await this.refresh()) response = await send();
+      if (response.status === 401 && this.access) {
+        // One refresh at a time: refresh tokens are single-use (a spent one ends the session).
+        this.refreshing = this.refreshing || this.refresh().finally(() => { this.refreshing = null; });
+        if (await this.refreshing) response = await send();
+      }
       if (!response.ok) {
         let problem = {};
         try { problem = await response.json(); } catch (e) { /* not JSON */ }

@@ -63,7 +63,7 @@ document.addEventListener("alpine:init", () => {
     token: null, claims: {}, email: "",
     login: {email: "", password: "", busy: false, error: ""},
     route: {page: "customers", id: null, query: {}},
-    flash: "", booting: true,
+    flash: "", booting: true, refreshing: null,
 
     // customers
     categories: [], categoriesError: "", newCategory: "", editingCategory: null, renameTo: "",
@@ -177,7 +177,10 @@ document.addEventListener("alpine:init", () => {
         if (response.status === 401 && this.token && !options.noRefresh) {
           const refresh = sessionStorage.getItem(REFRESH_KEY);
           if (refresh) {
-            await this.refreshWith(refresh);
+            // One refresh for every call that found the token expired: a refresh token is
+            // single-use, and presenting a spent one again ends the session (reuse detection).
+            this.refreshing = this.refreshing || this.refreshWith(refresh).finally(() => { this.refreshing = null; });
+            await this.refreshing;
             response = await send();
           }
         }
@@ -202,6 +205,13 @@ document.addEventListener("alpine:init", () => {
       const fields = Object.entries(error.errors || {}).map(([field, messages]) =>
         `${field}: ${[].concat(messages).map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" ")}`);
       return [error.message].concat(fields).join(" — ");
+    },
+    // A page of a list into its state object: loading shown meanwhile, an error in words.
+    async fetchList(list, path) {
+      list.loading = true; list.error = "";
+      try { Object.assign(list, await this.api("GET", path)); }
+      catch (error) { list.error = this.problemText(error); list.items = []; }
+      finally { list.loading = false; }
     },
     async download(path, fallbackName) {
       const response = await this.api("GET", path, undefined, {raw: true});
@@ -264,11 +274,17 @@ document.addEventListener("alpine:init", () => {
       if (!this.token) return;
       const page = this.route.page;
       if (page === "customers" && this.route.id) return this.openCustomer(this.route.id);
-      if (page === "customers") { this.loadCategories(); return this.loadCustomers(true); }
+      if (page === "customers") {
+        if (query.q !== undefined) this.customerFilters.q = query.q;
+        this.loadCategories();
+        return this.loadCustomers(true);
+      }
       if (page === "orders" && this.route.id === "new") return this.startManualOrder();
       if (page === "orders" && this.route.id) return this.openOrder(this.route.id);
       if (page === "orders") {
-        if (query.customer_id !== undefined) this.orderFilters.customer_id = query.customer_id;
+        // A customer's orders: by account (orders keep the account id) or, for a guest, by email.
+        this.orderFilters.customer_id = query.customer_id || "";
+        if (query.email) this.orderFilters.q = query.email;
         return this.loadOrders(true);
       }
       if (page === "insights") return this.loadInsights();
@@ -318,10 +334,7 @@ document.addEventListener("alpine:init", () => {
       const params = new URLSearchParams({limit: PAGE_SIZE, sort: this.customerSort});
       for (const [name, value] of Object.entries(this.customerFilters)) if (value !== "") params.set(name, value);
       if (this.customerCursor) params.set("cursor", this.customerCursor);
-      this.customers.loading = true; this.customers.error = "";
-      try { Object.assign(this.customers, await this.api("GET", `/admin/customers?${params}`)); }
-      catch (error) { this.customers.error = this.problemText(error); this.customers.items = []; }
-      finally { this.customers.loading = false; }
+      return this.fetchList(this.customers, `/admin/customers?${params}`);
     },
     customersNext() {
       this.customerCursors.push(this.customerCursor);
@@ -424,10 +437,7 @@ document.addEventListener("alpine:init", () => {
         else params.set(name, value);
       }
       if (this.orderBefore) params.set("before", this.orderBefore);
-      this.orders.loading = true; this.orders.error = "";
-      try { Object.assign(this.orders, await this.api("GET", `/admin/orders?${params}`)); }
-      catch (error) { this.orders.error = this.problemText(error); this.orders.items = []; }
-      finally { this.orders.loading = false; }
+      return this.fetchList(this.orders, `/admin/orders?${params}`);
     },
     ordersNext() { this.orderMarkers.push(this.orderBefore); this.orderBefore = this.orders.next_before; this.loadOrders(false); },
     ordersPrevious() { this.orderBefore = this.orderMarkers.pop() || null; this.loadOrders(false); },
@@ -619,10 +629,7 @@ document.addEventListener("alpine:init", () => {
       const params = new URLSearchParams({limit: PAGE_SIZE});
       for (const [name, value] of Object.entries(this.deliveryFilters)) if (value) params.set(name, value);
       if (this.deliveryBefore) params.set("before", this.deliveryBefore);
-      this.deliveries.loading = true; this.deliveries.error = "";
-      try { Object.assign(this.deliveries, await this.api("GET", `/admin/notifications?${params}`)); }
-      catch (error) { this.deliveries.error = this.problemText(error); this.deliveries.items = []; }
-      finally { this.deliveries.loading = false; }
+      return this.fetchList(this.deliveries, `/admin/notifications?${params}`);
     },
     deliveriesNext() { this.deliveryMarkers.push(this.deliveryBefore); this.deliveryBefore = this.deliveries.next_before; this.loadDeliveries(false); },
     deliveriesPrevious() { this.deliveryBefore = this.deliveryMarkers.pop() || null; this.loadDeliveries(false); },
