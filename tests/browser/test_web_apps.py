@@ -195,6 +195,66 @@ def test_the_merchant_runs_the_store_from_the_admin(
     expect(page.get_by_role("button", name="Entrar")).to_be_visible()
 
 
+def test_manual_order_invitation_categories_and_resend(page: Page, system: System,
+                                                      smtp: SmtpSink) -> None:
+    tag = uuid.uuid4().hex[:6]
+    email = f"phone-{tag}@example.com"
+    page.on("dialog", lambda dialog: dialog.accept())  # "Delete the category …?"
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+
+    # A manual order, paid already (taken by phone, paid in cash).
+    page.get_by_role("link", name="Orders", exact=True).click()
+    page.get_by_role("link", name="New manual order").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Product").select_option("MUG-LOGO")
+    page.get_by_label("Quantity").fill("3")
+    expect(page.get_by_text("Total: €37.50")).to_be_visible()
+    page.get_by_label("First name").fill("Pablo")
+    page.get_by_label("Last name").fill("Soto")
+    page.get_by_label("Address", exact=True).fill("Rúa Nova 5")
+    page.get_by_label("City").fill("Lugo")
+    page.get_by_label("Postal code").fill("27001")
+    page.get_by_label("Payment method").select_option("cash")
+    screenshot(page, "admin-manual-order")
+    page.get_by_role("button", name="Create the order").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("paid")
+    expect(page.locator("dl")).to_contain_text("admin")  # the channel
+    expect(page.get_by_role("table", name="lines")).to_contain_text("Taza con logo")
+
+    # The customer the order made, invited to an account from their page.
+    page.get_by_role("link", name=email).click()
+    page.get_by_role("row", name=re.compile(email)).get_by_role("link").click()
+    page.get_by_role("button", name="Invite").click()
+    expect(page.get_by_role("status").first).to_have_text("Invitation sent.")
+    expect(page.get_by_text("Account status: invited")).to_be_visible()
+    wait_for(lambda: any("/activate?token=" in mail.text() for mail in smtp.to(email)),
+             timeout=15, message="the invitation email")
+
+    # A category renamed, then deleted.
+    page.get_by_role("link", name="Customers", exact=True).click()
+    page.get_by_label("New category").fill(f"Temp {tag}")
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_role("button", name=f"Rename Temp {tag}").click()
+    page.get_by_label("Category name").fill(f"Spain {tag}")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("button", name=f"Spain {tag}", exact=True)).to_be_visible()
+    page.get_by_role("button", name=f"Delete Spain {tag}").click()
+    expect(page.get_by_role("button", name=f"Spain {tag}", exact=True)).to_have_count(0)
+
+    # An email sent again from the delivery log.
+    page.get_by_role("link", name="Notifications", exact=True).click()
+    page.get_by_label("Recipient").fill(email)
+    page.get_by_role("button", name="Apply").click()
+    rows = page.locator("table[aria-label=deliveries] tbody tr")
+    expect(rows).to_have_count(3)  # confirmation, payment received, invitation
+    expect(rows.first).to_contain_text("Invitation")
+    rows.first.get_by_role("button", name="Resend").click()
+    expect(page.get_by_text("Queued to send again.")).to_be_visible()
+    expect(rows).to_have_count(4)
+    smtp.wait_for_mail_to(email, count=4)
+    screenshot(page, "admin-notifications-resent")
+
+
 def test_staff_cannot_change_settings(page: Page, system: System) -> None:
     email = f"staff-{uuid.uuid4().hex[:6]}@shop.test"
     created = subprocess.run([str(BIN / "clientela"), "create-staff", email,

@@ -21,6 +21,8 @@ const NEXT = {
 const MANUAL_METHODS = ["bank_transfer", "cash", "cheque"];
 const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "order_shipped",
   "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
+const DELIVERY_KINDS = NOTIFICATION_KINDS.concat(["welcome", "password_reset", "password_changed",
+  "invitation", "account_approved", "email_change_confirm", "email_change_notice"]);
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -98,7 +100,7 @@ document.addEventListener("alpine:init", () => {
     notificationMessage: "",
     deliveries: {items: [], next_before: null, loading: false, error: ""},
     deliveryFilters: {status: "", kind: "", recipient: ""}, deliveryMarkers: [],
-    deliveryBefore: null, notificationKinds: NOTIFICATION_KINDS,
+    deliveryBefore: null, notificationKinds: NOTIFICATION_KINDS, deliveryKinds: DELIVERY_KINDS,
 
     async init() {
       if (!["en", "es"].includes(this.lang)) this.lang = "en";
@@ -399,8 +401,9 @@ document.addEventListener("alpine:init", () => {
     async customerAction(run, message) {
       this.customerError = ""; this.customerMessage = "";
       try {
-        await run();
+        const settle = await run();
         await this.openCustomer(this.customer.id);
+        if (typeof settle === "function" && this.customer) settle(this.customer);
         this.customerMessage = this.t(message || "done");
       } catch (error) { this.customerError = this.problemText(error); }
     },
@@ -413,8 +416,16 @@ document.addEventListener("alpine:init", () => {
       return this.customerAction(() => this.api("DELETE", `/admin/categories/${category.id}/customers/${this.customer.id}`));
     },
     accountAction(action) {
-      return this.customerAction(() => this.api("POST", `/admin/customers/${this.customer.id}/${action}`, {}),
-        action === "invite" ? "invited" : "done");
+      return this.customerAction(async () => {
+        const answer = await this.api("POST", `/admin/customers/${this.customer.id}/${action}`, {});
+        // The customer record hears of the account through an event, moments later: show
+        // the account's new status from identity's own answer meanwhile.
+        const account = answer && (answer.account || answer);
+        return account && account.status ? (customer) => {
+          customer.account_status = account.status;
+          customer.account_id = customer.account_id || account.id;
+        } : null;
+      }, action === "invite" ? "invited" : "done");
     },
     async exportCustomer() {
       this.customerError = "";
