@@ -67,6 +67,7 @@ bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command tha
 	python -W ignore -m bench.notifications
 	python -W ignore -m bench.customers
 	python -W ignore -m bench.orders
+	python -W ignore -m bench.admin_pages
 	python -m bench.summary
 
 lint: setup  ## ruff
