@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from playwright.sync_api import Page, expect
+from pypdf import PdfReader
 
 from tests.browser.conftest import screenshot
 from tests.support.infra import wait_for
@@ -29,17 +30,20 @@ ADDRESS = {"first_name": "Lucía", "last_name": "Pardo", "line1": "Calle Luna 3"
            "city": "Sevilla", "postal_code": "41001", "country": "ES"}
 
 
-def guest_order(system: System, email: str) -> dict[str, Any]:
+def guest_order(system: System, email: str, **address: str) -> dict[str, Any]:
     response = requests.post(system.api("/checkout"), timeout=15, json={
-        "email": email, "payment_method": "bank_transfer", "shipping_address": ADDRESS,
+        "email": email, "payment_method": "bank_transfer",
+        "shipping_address": {**ADDRESS, **address},
         "lines": [{"sku": "MUG-LOGO", "quantity": 1}]})
     assert response.status_code == 201, response.text
     return response.json()["order"]
 
 
-def set_login_option(system: System, owner: dict[str, str], option: str) -> None:
+def set_login_option(system: System, owner: dict[str, str], option: str,
+                     require_approval: bool = False) -> None:
     response = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
-                            json={"customer_accounts": option})
+                            json={"customer_accounts": option,
+                                  "require_approval": require_approval})
     assert response.status_code == 200, response.text
     wait_for_policy(system, option)
 
@@ -407,3 +411,204 @@ def link_in(mail: Any, marker: str) -> str:
     match = re.search(r"(http://\S+" + re.escape(marker) + r"\S+)", mail.text())
     assert match, mail.text()
     return match.group(1)
+
+
+def test_the_customer_list_filters_sorts_pages_and_runs_account_actions(
+        page: Page, system: System, owner: dict[str, str], smtp: SmtpSink) -> None:
+    tag = uuid.uuid4().hex[:6]
+    set_login_option(system, owner, "disabled")
+    spain, portugal = f"list-es-{tag}@example.com", f"list-pt-{tag}@example.com"
+    guest_order(system, spain)
+    guest_order(system, spain)
+    guest_order(system, portugal, city="Porto", postal_code="4000-001", country="PT")
+    for n in range(23):
+        created = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                                json={"email": f"list-{n:02d}-{tag}@example.com"})
+        assert created.status_code == 201, created.text
+    # One registered account, waiting for the merchant's approval.
+    set_login_option(system, owner, "required", require_approval=True)
+    member = f"list-member-{tag}@example.com"
+    registered = requests.post(system.api("/customers"), timeout=10, json={
+        "email": member, "password": "member password 12", "first_name": "Nuria"})
+    assert registered.status_code == 202, registered.text
+
+    def listed() -> bool:
+        found = requests.get(system.api("/admin/customers"), headers=owner, timeout=10,
+                             params={"q": tag, "limit": 100}).json()["items"]
+        counts = {c["email"]: c["orders_count"] for c in found}
+        return len(found) == 26 and counts.get(spain) == 2 and member in counts
+
+    wait_for(listed, timeout=20, message="the 26 customers with their orders")
+
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+    rows = page.locator("table[aria-label=customers] tbody tr")
+    page.get_by_label("Search").fill(tag)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("26 results")).to_be_visible()
+    expect(rows).to_have_count(25)
+    page.get_by_role("button", name="Next").click()
+    expect(rows).to_have_count(1)
+    page.get_by_role("button", name="Previous").click()
+    expect(rows).to_have_count(25)
+
+    # Sorted by orders, most first; a second click turns it round.
+    page.get_by_role("button", name="Orders").click()
+    expect(rows.nth(0)).to_contain_text(spain)
+    expect(rows.nth(1)).to_contain_text(portugal)
+    page.get_by_role("button", name=re.compile("^Orders ▼")).click()
+    expect(page.get_by_role("button", name=re.compile("^Orders ▲"))).to_be_visible()
+    expect(rows.nth(0)).not_to_contain_text(spain)
+    expect(rows.last).to_contain_text(portugal)  # and Spain, with 2, first on the next page
+
+    # Filters: the country, then registered customers only, then accounts.
+    page.get_by_label("Country").fill("PT")
+    page.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(portugal)
+    page.get_by_label("Country").fill("")
+    page.get_by_label("Type").select_option("registered")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(member)
+    expect(rows.first).to_contain_text("waiting for approval")
+    page.get_by_label("Type").select_option("guest")
+    expect(page.get_by_text("25 results")).to_be_visible()
+    page.get_by_label("Type").select_option("")
+    page.get_by_label("Has account").select_option("true")
+    expect(rows).to_have_count(1)
+    screenshot(page, "admin-customers-filtered")
+
+    # The account: approved, disabled (login refused), enabled again.
+    rows.first.get_by_role("link").click()
+    expect(page.get_by_text("Account status: waiting for approval")).to_be_visible()
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("Account status: active")).to_be_visible()
+
+    def login() -> int:
+        return requests.post(system.api("/auth/login"), timeout=10, json={
+            "email": member, "password": "member password 12"}).status_code
+
+    page.get_by_role("button", name="Disable").click()
+    expect(page.get_by_text("Account status: disabled")).to_be_visible()
+    assert login() in (401, 403)
+    page.get_by_role("button", name="Enable").click()
+    expect(page.get_by_text("Account status: active")).to_be_visible()
+    assert login() == 200
+    account = requests.get(system.api("/admin/customers"), headers=owner, timeout=10,
+                           params={"q": member}).json()["items"][0]
+    wait_for(lambda: requests.get(system.api(f"/admin/customers/{account['id']}"),
+                                  headers=owner, timeout=10).json()["customer"][
+        "account_status"] == "active", timeout=15, message="the record to hear of it")
+
+    # The customer's data, downloaded as JSON.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export data").click()
+    exported = download.value.path().read_text(encoding="utf-8")
+    assert member in exported and download.value.suggested_filename.endswith(".json")
+
+    # Erasure asks for the email typed out; then the person is gone and cannot log in.
+    page.get_by_role("button", name="Erase", exact=True).click()
+    confirm = page.get_by_role("button", name="Erase for good")
+    expect(confirm).to_be_disabled()
+    page.locator("form.danger-zone").get_by_label("Email").fill("someone@else.example")
+    expect(confirm).to_be_disabled()
+    page.locator("form.danger-zone").get_by_label("Email").fill(member.upper())
+    screenshot(page, "admin-customer-erase")
+    confirm.click()
+    expect(page.get_by_role("status").first).to_have_text("Personal data erased.")
+    expect(page.get_by_role("button", name="Erase", exact=True)).to_have_count(0)
+    wait_for(lambda: login() == 401, timeout=15, message="the erased account to be gone")
+    assert not requests.get(system.api("/admin/customers"), headers=owner, timeout=10,
+                            params={"q": member}).json()["items"]
+    set_login_option(system, owner, "disabled")
+
+
+def test_an_order_page_notes_prints_cancels_and_recovers(
+        page: Page, system: System, owner: dict[str, str], smtp: SmtpSink) -> None:
+    set_login_option(system, owner, "disabled")
+    email = f"cancel-{uuid.uuid4().hex[:6]}@example.com"
+    order = guest_order(system, email)
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+
+    # Found by the list's search and filters.
+    page.get_by_role("link", name="Orders", exact=True).click()
+    rows = page.locator("table[aria-label=orders] tbody tr")
+    page.get_by_label("Search").fill(email)
+    page.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(1)
+    page.get_by_label(re.compile("^Payment")).select_option("paid")
+    expect(page.get_by_text("No orders match.")).to_be_visible()
+    page.get_by_label(re.compile("^Payment")).select_option("pending")
+    page.get_by_label(re.compile("^Status")).first.select_option("pending_payment")
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("link", name=order["number"]).click()
+
+    # A note for the team, in the history.
+    page.get_by_label("Note", exact=True).fill("Called: the customer pays on Monday")
+    page.get_by_role("button", name="Add a note").click()
+    expect(page.locator("ol.timeline")).to_contain_text("Called: the customer pays on Monday")
+
+    # The printable order and the shipping label, as PDF downloads.
+    number = order["number"].lstrip("#")
+    for button, name in (("Print (PDF)", "order"), ("Shipping label (PDF)", "label")):
+        with page.expect_download() as download:
+            page.get_by_role("button", name=button).click()
+        assert download.value.suggested_filename == f"{name}-{number}.pdf"
+        pdf = PdfReader(io.BytesIO(download.value.path().read_bytes()))
+        assert number in pdf.pages[0].extract_text()
+
+    # Canceled with a reason the customer is told of; the stock comes back.
+    stock_before = product_stock(system, owner, "MUG-LOGO")
+    page.get_by_label("Reason").fill("The transfer never arrived")
+    page.get_by_role("button", name="Cancel the order").click()
+    expect(page.get_by_test_id("order-status")).to_have_text("canceled")
+    expect(page.locator("ol.timeline")).to_contain_text("The transfer never arrived")
+    expect(page.get_by_role("button", name="Cancel the order")).to_be_hidden()
+    wait_for(lambda: any("The transfer never arrived" in mail.text()
+                         for mail in smtp.to(email)), timeout=20,
+             message="the cancellation email, with the reason")
+    if stock_before is not None:
+        assert product_stock(system, owner, "MUG-LOGO") == stock_before + 1
+
+    # Its recovery link, copied from the page, brings the order back into a cart.
+    page.get_by_role("button", name="Get the link").click()
+    link = page.get_by_label("Recovery link")
+    expect(link).to_have_value(re.compile(r"/example-store/recover/\S+"))
+    screenshot(page, "admin-order-canceled")
+    page.goto(link.input_value())
+    expect(page.get_by_text(f"Tu pedido anterior {order['number']}")).to_be_visible()
+    expect(page.get_by_text("Taza con logo").first).to_be_visible()
+    screenshot(page, "store-recovered-cart")
+
+
+def test_a_manual_order_with_a_payment_link(page: Page, system: System,
+                                            smtp: SmtpSink) -> None:
+    email = f"link-{uuid.uuid4().hex[:6]}@example.com"
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+    page.get_by_role("link", name="Orders", exact=True).click()
+    page.get_by_role("link", name="New manual order").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Product").select_option("MUG-LOGO")
+    page.get_by_label("First name").fill("Rosa")
+    page.get_by_label("Last name").fill("Vidal")
+    page.get_by_label("Address", exact=True).fill("Carrer Gran 8")
+    page.get_by_label("City").fill("Girona")
+    page.get_by_label("Postal code").fill("17001")
+    page.get_by_label("Payment method").select_option("card")
+    page.get_by_label("Send the customer a payment link").check()
+    page.get_by_role("button", name="Create the order").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("pending")
+    link = page.get_by_label("Payment link", exact=True)
+    expect(link).to_have_value(re.compile(r"/example-store/orders/\S+\?token=\S+"))
+    screenshot(page, "admin-order-payment-link")
+    url = link.input_value()
+    # The same link is in the customer's email, and opens the order on the store.
+    wait_for(lambda: any(url in mail.text() for mail in smtp.to(email)), timeout=20,
+             message="the payment link email")
+    number = page.get_by_role("heading", name=re.compile(r"^Order #\d+")).inner_text()
+    page.goto(url)
+    expect(page.get_by_role("heading", name=f"Pedido {number.split()[-1]}")).to_be_visible()
+
+
+def product_stock(system: System, owner: dict[str, str], sku: str) -> int | None:
+    products = requests.get(system.api("/admin/products"), headers=owner, timeout=10).json()
+    return next(p["stock"] for p in products["items"] if p["sku"] == sku)

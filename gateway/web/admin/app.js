@@ -65,7 +65,7 @@ document.addEventListener("alpine:init", () => {
     token: null, claims: {}, email: "",
     login: {email: "", password: "", busy: false, error: ""},
     route: {page: "customers", id: null, query: {}},
-    flash: "", booting: true, refreshing: null,
+    flash: "", booting: true, refreshing: null, currency: null,
 
     // customers
     categories: [], categoriesError: "", newCategory: "", editingCategory: null, renameTo: "",
@@ -90,7 +90,7 @@ document.addEventListener("alpine:init", () => {
                       tracking_url: "", notify_customer: true, error: ""},
     cancelForm: {comment: "", notify_customer: true, error: ""},
     noteForm: {comment: "", error: ""},
-    recoveryUrl: "", products: [],
+    recoveryUrl: "", paymentLink: null, products: [],
     manual: null,
 
     // insights, settings, notifications
@@ -331,10 +331,19 @@ document.addEventListener("alpine:init", () => {
     filterByCategory(id) { this.customerFilters.category = id; this.loadCustomers(true); },
 
     // --- the customer list -----------------------------------------------------------------
+    async storeCurrency() {
+      if (!this.currency) {
+        try { this.currency = (await this.api("GET", "/store")).currency; }
+        catch (error) { return "EUR"; }
+      }
+      return this.currency;
+    },
     async loadCustomers(fromStart) {
       if (fromStart) { this.customerCursors = []; this.customerCursor = null; }
       const params = new URLSearchParams({limit: PAGE_SIZE, sort: this.customerSort});
       for (const [name, value] of Object.entries(this.customerFilters)) if (value !== "") params.set(name, value);
+      // Spend is kept per currency: sort by what the store sells in, not the service's default.
+      if (this.customerSort.endsWith("total_spent")) params.set("currency", await this.storeCurrency());
       if (this.customerCursor) params.set("cursor", this.customerCursor);
       return this.fetchList(this.customers, `/admin/customers?${params}`);
     },
@@ -517,9 +526,9 @@ document.addEventListener("alpine:init", () => {
       try { this.recoveryUrl = (await this.api("GET", `/admin/orders/${this.order.id}/recovery-url`)).url; }
       catch (error) { this.orderError = this.problemText(error); }
     },
-    async copyRecoveryUrl() {
-      try { await navigator.clipboard.writeText(this.recoveryUrl); this.orderMessage = this.t("copied"); }
-      catch (e) { /* the link is shown selected-ready in the field anyway */ }
+    async copyLink(url) {
+      try { await navigator.clipboard.writeText(url); this.orderMessage = this.t("copied"); }
+      catch (e) { /* the link is shown in its field to copy by hand anyway */ }
     },
     async orderPdf(kind) {
       this.orderError = "";
@@ -562,6 +571,9 @@ document.addEventListener("alpine:init", () => {
         const created = await this.api("POST", "/admin/orders", body);
         const order = created.order || created;
         this.manual = null;
+        // The link is only in this answer (and the customer's email): shown on the order page
+        // so the merchant can also send it by other means.
+        this.paymentLink = created.payment_url ? {order: order.id, url: created.payment_url} : null;
         location.hash = `#/orders/${order.id}`;
       } catch (error) { m.error = this.problemText(error); }
       finally { if (this.manual) m.busy = false; }
@@ -621,6 +633,7 @@ document.addEventListener("alpine:init", () => {
       }
       try {
         this.settings = await this.api("PUT", "/admin/settings", body);
+        this.currency = this.settings.currency;
         this.settingsForm = Object.assign({}, this.settings);
         this.settingsMessage = this.t("saved");
       } catch (error) { this.settingsError = this.problemText(error); }
