@@ -117,6 +117,11 @@ document.addEventListener("alpine:init", () => {
     // --- words ---------------------------------------------------------------------------
     t(key, values) {
       const words = window.CLIENTELA_I18N;
+      // "{n} results" has a singular ("1 result") where the language's plural rules say so.
+      if (values && typeof values.n === "number") {
+        const form = `${key}_${new Intl.PluralRules(this.lang).select(values.n)}`;
+        if ((words[this.lang] || {})[form] || words.en[form]) key = form;
+      }
       let text = (words[this.lang] && words[this.lang][key]) || words.en[key] || key;
       for (const [name, value] of Object.entries(values || {})) text = text.replace(`{${name}}`, value);
       return text;
