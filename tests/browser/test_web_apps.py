@@ -207,17 +207,8 @@ def test_manual_order_invitation_categories_and_resend(page: Page, system: Syste
     sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
 
     # A manual order, paid already (taken by phone, paid in cash).
-    page.get_by_role("link", name="Orders", exact=True).click()
-    page.get_by_role("link", name="New manual order").click()
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Product").select_option("MUG-LOGO")
-    page.get_by_label("Quantity").fill("3")
+    fill_manual_order(page, email, 3, ("Pablo", "Soto", "Rúa Nova 5", "Lugo", "27001"))
     expect(page.get_by_text("Total: €37.50")).to_be_visible()
-    page.get_by_label("First name").fill("Pablo")
-    page.get_by_label("Last name").fill("Soto")
-    page.get_by_label("Address", exact=True).fill("Rúa Nova 5")
-    page.get_by_label("City").fill("Lugo")
-    page.get_by_label("Postal code").fill("27001")
     page.get_by_label("Payment method").select_option("cash")
     screenshot(page, "admin-manual-order")
     page.get_by_role("button", name="Create the order").click()
@@ -257,6 +248,20 @@ def test_manual_order_invitation_categories_and_resend(page: Page, system: Syste
     expect(rows).to_have_count(4)
     smtp.wait_for_mail_to(email, count=4)
     screenshot(page, "admin-notifications-resent")
+
+
+def fill_manual_order(page: Page, email: str, quantity: int,
+                      address: tuple[str, str, str, str, str]) -> None:
+    """The manual order form, from the order list: one line of the mug, shipped to address
+    (first name, last name, street, city, postal code)."""
+    page.get_by_role("link", name="Orders", exact=True).click()
+    page.get_by_role("link", name="New manual order").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Product").select_option("MUG-LOGO")
+    page.get_by_label("Quantity").fill(str(quantity))
+    for label, value in zip(("First name", "Last name", "Address", "City", "Postal code"),
+                            address, strict=True):
+        page.get_by_label(label, exact=True).fill(value)
 
 
 def test_staff_cannot_change_settings(page: Page, system: System) -> None:
@@ -584,15 +589,7 @@ def test_a_manual_order_with_a_payment_link(page: Page, system: System,
                                             smtp: SmtpSink) -> None:
     email = f"link-{uuid.uuid4().hex[:6]}@example.com"
     sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
-    page.get_by_role("link", name="Orders", exact=True).click()
-    page.get_by_role("link", name="New manual order").click()
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Product").select_option("MUG-LOGO")
-    page.get_by_label("First name").fill("Rosa")
-    page.get_by_label("Last name").fill("Vidal")
-    page.get_by_label("Address", exact=True).fill("Carrer Gran 8")
-    page.get_by_label("City").fill("Girona")
-    page.get_by_label("Postal code").fill("17001")
+    fill_manual_order(page, email, 1, ("Rosa", "Vidal", "Carrer Gran 8", "Girona", "17001"))
     page.get_by_label("Payment method").select_option("card")
     page.get_by_label("Send the customer a payment link").check()
     page.get_by_role("button", name="Create the order").click()
