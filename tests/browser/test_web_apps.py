@@ -162,6 +162,8 @@ def test_the_merchant_runs_the_store_from_the_admin(
     expect(page.get_by_test_id("fulfillment-status")).to_have_text("in transit")
     expect(page.locator("ol.timeline li")).to_have_count(4)  # placed, paid (x2), shipped
     expect(page.locator("ol.timeline")).to_contain_text(f"you ({OWNER_EMAIL})")
+    expect(page.locator("ol.timeline")).to_contain_text("the system: Status pending payment → "
+                                                        "paid because payment became paid")
     screenshot(page, "admin-order")
     stored = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
                           timeout=10).json()

@@ -19,6 +19,15 @@ const NEXT = {
                        delivered: [], canceled: []},
 };
 const MANUAL_METHODS = ["bank_transfer", "cash", "cheque"];
+// The comments the orders service itself writes into an order's history (services/orders/
+// service.py), shown in the admin's language; anything else is a person's words, shown as typed.
+const SERVICE_COMMENTS = [
+  [/^Order placed$/, "hc_placed"],
+  [/^Order taken by staff$/, "hc_taken_by_staff"],
+  [/^Paid when the order was taken$/, "hc_paid_when_taken"],
+  [/^follows (\w+) (\w+)$/, "hc_follows", (app, m) => ({field: app.fieldLabel(m[1]).toLowerCase(), state: app.state(m[2])})],
+  [/^Unpaid after (\d+) minutes$/, "hc_unpaid_after", (app, m) => ({minutes: m[1]})],
+];
 const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "order_shipped",
   "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
 const DELIVERY_KINDS = NOTIFICATION_KINDS.concat(["welcome", "password_reset", "password_changed",
@@ -168,6 +177,17 @@ document.addEventListener("alpine:init", () => {
       return who;
     },
     get isOwner() { return this.claims.role === "owner"; },
+    fieldLabel(field) {
+      return this.t({status: "status", payment_status: "payment", fulfillment_status: "fulfillment"}[field] || field);
+    },
+    historyComment(entry) {
+      if (!entry.comment) return "";
+      for (const [pattern, key, values] of SERVICE_COMMENTS) {
+        const match = pattern.exec(entry.comment);
+        if (match) return this.t(key, values ? values(this, match) : {});
+      }
+      return `“${entry.comment}”`;
+    },
 
     // --- the API -------------------------------------------------------------------------
     async api(method, path, body, options = {}) {
