@@ -43,7 +43,13 @@ const WORDS = {
     activated: "Your account is ready.", create_account: "Create my account",
     accounts_off: "This store does not offer customer accounts.", hello: "Hello, {name}",
     bank_transfer: "Bank transfer", cash: "Cash on delivery", cheque: "Cheque", card: "Card",
-    recovering: "Your earlier order {number} is back in your cart, at today's prices."},
+    recovering: "Your earlier order {number} is back in your cart, at today's prices.",
+    new_address: "New address", profile: "Your details", save: "Save", saved: "Saved.", change_password: "Change password",
+    current_password: "Current password", password_changed: "Password changed.",
+    st_pending_payment: "awaiting payment", st_paid: "paid", st_completed: "completed",
+    st_canceled: "canceled", st_abandoned: "not completed", st_pending: "pending",
+    st_refunded: "refunded", st_voided: "voided", st_unfulfilled: "being prepared",
+    st_requested: "being prepared", st_in_transit: "on its way", st_delivered: "delivered"},
   es: {catalogue: "Productos", cart: "Carrito", login: "Entrar", register: "Crear una cuenta",
     logout: "Salir", account: "Mi cuenta", add_to_cart: "Añadir al carrito", out_of_stock: "Agotado",
     empty_cart: "Tu carrito está vacío.", checkout: "Finalizar compra", email: "Correo electrónico",
@@ -68,7 +74,13 @@ const WORDS = {
     create_account: "Crear mi cuenta", accounts_off: "Esta tienda no ofrece cuentas de cliente.",
     hello: "Hola, {name}", bank_transfer: "Transferencia bancaria", cash: "Contra reembolso",
     cheque: "Cheque", card: "Tarjeta",
-    recovering: "Tu pedido anterior {number} está de nuevo en el carrito, a precios de hoy."},
+    recovering: "Tu pedido anterior {number} está de nuevo en el carrito, a precios de hoy.",
+    new_address: "Nueva dirección", profile: "Tus datos", save: "Guardar", saved: "Guardado.", change_password: "Cambiar la contraseña",
+    current_password: "Contraseña actual", password_changed: "Contraseña cambiada.",
+    st_pending_payment: "pendiente de pago", st_paid: "pagado", st_completed: "completado",
+    st_canceled: "cancelado", st_abandoned: "no completado", st_pending: "pendiente",
+    st_refunded: "reembolsado", st_voided: "anulado", st_unfulfilled: "en preparación",
+    st_requested: "en preparación", st_in_transit: "en camino", st_delivered: "entregado"},
 };
 
 document.addEventListener("alpine:init", () => {
@@ -81,6 +93,7 @@ document.addEventListener("alpine:init", () => {
     checkoutForm: {email: "", payment_method: "bank_transfer", shipping_address: emptyAddress(),
                    save_address: false},
     placed: null, orders: [], addresses: [], newAddress: null, order: null,
+    profileForm: null, passwordForm: {current_password: "", new_password: ""},
     idempotencyKey: newKey(), refreshing: null,
 
     async init() {
@@ -108,6 +121,11 @@ document.addEventListener("alpine:init", () => {
       let text = words[key] || WORDS.en[key] || key;
       for (const [name, value] of Object.entries(values || {})) text = text.replace(`{${name}}`, value);
       return text;
+    },
+    state(value) { return value ? this.t("st_" + value) : ""; },
+    day(iso) {
+      return new Intl.DateTimeFormat((this.store && this.store.locale) || "es", {dateStyle: "medium"})
+        .format(new Date(iso));
     },
     money(minor, currency) {
       return new Intl.NumberFormat((this.store && this.store.locale) || "es",
@@ -169,9 +187,16 @@ document.addEventListener("alpine:init", () => {
         if (!this.me) { location.href = this.url("login"); return; }
         this.orders = (await this.call("GET", "/me/orders?limit=20")).items;
         this.addresses = (await this.call("GET", "/me/addresses")).items;
+        const profile = this.me.profile || this.me;
+        this.profileForm = {first_name: profile.first_name || "", last_name: profile.last_name || "",
+                            phone: profile.phone || ""};
       }
       if (this.page === "orders" && this.param) {
-        this.order = await this.call("GET", `/orders/${encodeURIComponent(this.param)}?token=${encodeURIComponent(this.query.token || "")}`);
+        // A guest opens an order with the token from the email; a customer opens their own.
+        const id = encodeURIComponent(this.param);
+        this.order = this.query.token || !this.me
+          ? await this.call("GET", `/orders/${id}?token=${encodeURIComponent(this.query.token || "")}`)
+          : await this.call("GET", `/me/orders/${id}`);
       }
       if (this.page === "b" && this.param) {
         const link = await this.call("GET", `/b/${encodeURIComponent(this.param)}`);
@@ -287,6 +312,20 @@ document.addEventListener("alpine:init", () => {
           : {token: this.query.token || "", password: this.form.password};
         this.keepTokens(await this.call("POST", "/auth/activate", body));
         location.href = this.url("account");
+      });
+    },
+    saveProfile() {
+      return this.submit(async () => {
+        const body = Object.fromEntries(Object.entries(this.profileForm).map(([k, v]) => [k, v.trim() || null]));
+        this.me = Object.assign({}, this.me, {profile: await this.call("PATCH", "/me", body)});
+        this.message = this.t("saved");
+      });
+    },
+    changePassword() {
+      return this.submit(async () => {
+        await this.call("POST", "/me/password", this.passwordForm);
+        this.passwordForm = {current_password: "", new_password: ""};
+        this.message = this.t("password_changed");
       });
     },
     startAddress() { this.newAddress = emptyAddress(); },

@@ -374,12 +374,13 @@ def test_a_customer_registers_and_resets_a_password_on_the_example_store(
     page.get_by_role("button", name="Entrar").click()
     expect(page.get_by_role("heading", name="Hola, Marta")).to_be_visible()
     page.get_by_role("button", name="Añadir dirección").click()
-    page.get_by_label("Nombre", exact=True).fill("Marta")
-    page.get_by_label("Apellidos").fill("Gil")
-    page.get_by_label("Dirección", exact=True).fill("Calle Sol 9")
-    page.get_by_label("Ciudad").fill("Cádiz")
-    page.get_by_label("Código postal").fill("11001")
-    page.locator("form").get_by_role("button", name="Añadir dirección").click()
+    new_address = page.get_by_role("form", name="Nueva dirección")
+    new_address.get_by_label("Nombre", exact=True).fill("Marta")
+    new_address.get_by_label("Apellidos").fill("Gil")
+    new_address.get_by_label("Dirección", exact=True).fill("Calle Sol 9")
+    new_address.get_by_label("Ciudad").fill("Cádiz")
+    new_address.get_by_label("Código postal").fill("11001")
+    new_address.get_by_role("button", name="Añadir dirección").click()
     expect(page.locator("address")).to_contain_text("Calle Sol 9")
 
     # Checked out while logged in: the form starts from the account and its address, and the
@@ -394,7 +395,32 @@ def test_a_customer_registers_and_resets_a_password_on_the_example_store(
     assert number
     page.get_by_role("link", name="Mi cuenta").click()
     expect(page.get_by_role("cell", name=number.group(0), exact=True)).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(number.group(0)))).to_contain_text(
+        "pendiente de pago")
     screenshot(page, "store-account")
+
+    # The profile edited and the password changed from the customer area.
+    profile = page.locator("form[aria-labelledby=profile-title]")
+    profile.get_by_label("Apellidos").fill("Gil Ruiz")
+    profile.get_by_label("Teléfono").fill("+34 600 111 222")
+    profile.get_by_role("button", name="Guardar").click()
+    expect(page.get_by_role("status")).to_have_text("Guardado.")
+    passwords = page.locator("form[aria-labelledby=password-title]")
+    passwords.get_by_label("Contraseña actual").fill("first password 1")
+    passwords.get_by_label("Nueva contraseña").fill("changed password 3")
+    passwords.get_by_role("button", name="Cambiar la contraseña").click()
+    expect(page.get_by_role("status")).to_have_text("Contraseña cambiada.")
+    page.reload()
+    expect(profile.get_by_label("Apellidos")).to_have_value("Gil Ruiz")
+    expect(profile.get_by_label("Teléfono")).to_have_value("+34 600 111 222")
+    assert requests.post(system.api("/auth/login"), timeout=10, json={
+        "email": email, "password": "changed password 3"}).status_code == 200
+
+    # One of the orders, opened from the list.
+    page.get_by_role("link", name=number.group(0), exact=True).click()
+    expect(page.get_by_role("heading", name=f"Pedido {number.group(0)}")).to_be_visible()
+    expect(page.get_by_text("Estado: pendiente de pago")).to_be_visible()
+    page.get_by_role("link", name="Mi cuenta").click()
     page.get_by_role("button", name="Salir").click()
     expect(page.get_by_test_id("login-link")).to_be_visible()
 
