@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +19,9 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -313,42 +313,62 @@ class CustomersService(HealthEndpoints):
                           CustomerOrder.currency == data["currency"]),
                      CustomerOrder.total), else_=0)
         per_customer = (select(CustomerOrder.customer_id, func.count().label("orders"),
-                               func.sum(paid).label("spent"))
-                        .where(in_period).group_by(CustomerOrder.customer_id).subquery())
-        # One pass over the period's orders (the expensive part), folded here: running the
-        # aggregate once per figure cost a pass each.
+                               func.coalesce(func.sum(paid), 0).label("spent"))
+                        .where(in_period).group_by(CustomerOrder.customer_id).cte("per_customer"))
+
+        def flag(condition: Any) -> Any:
+            return case((condition, 1), else_=0)
+
+        ordering = (select(per_customer.c.customer_id, per_customer.c.orders,
+                           per_customer.c.spent, Customer.country,
+                           flag(Customer.account_id.is_(None)).label("guest"),
+                           flag(Customer.orders_count >= 2).label("repeat"),
+                           flag(Customer.first_order_at >= start).label("new"))
+                    .join(Customer, Customer.id == per_customer.c.customer_id).cte("ordering"))
+        limit, no_id, no_text = data["limit"], cast(None, String), cast(None, String)
+        o = ordering.c
+
+        def ranked(kind: str, *order: Any) -> Any:
+            top = (select(literal(kind).label("kind"), cast(o.customer_id, String).label("id"),
+                          o.orders.label("a"), o.spent.label("b"), literal(0).label("c"),
+                          literal(0).label("d"), literal(0).label("e"), no_text.label("country"))
+                   .order_by(*order, o.customer_id).limit(limit).subquery())
+            return select(*top.c)
+
+        by_country = (select(literal("country"), no_id, func.count(), literal(0), literal(0),
+                            literal(0), literal(0), o.country)
+                      .where(o.country.is_not(None)).group_by(o.country)
+                      .order_by(func.count().desc(), o.country).limit(limit).subquery())
+        # The whole period folded in the database in one statement (the period's orders are
+        # read once, into the "ordering" CTE): only the figures and the top rows travel.
+        # Folding ~70k rows per customer here cost more than the query (1.5 s at 100k
+        # customers and 1M orders).
+        statement = union_all(
+            select(literal("summary"), no_id, func.count(), func.coalesce(func.sum(o.orders), 0),
+                   func.coalesce(func.sum(o.repeat), 0), func.coalesce(func.sum(o.new), 0),
+                   func.coalesce(func.sum(o.guest), 0), no_text),
+            ranked("spend", o.spent.desc(), o.orders.desc()),
+            ranked("orders", o.orders.desc(), o.spent.desc()),
+            select(*by_country.c))
         with self.db.transaction() as session:
-            # Plain values (no UUID or datetime objects per row): this fetch is ~70k rows at
-            # 100k customers, and building objects for each cost more than the query.
-            rows = session.execute(
-                select(cast(per_customer.c.customer_id, String).label("customer_id"),
-                       per_customer.c.orders, per_customer.c.spent, Customer.country,
-                       Customer.account_id.is_(None).label("guest"),
-                       (Customer.orders_count >= 2).label("repeat"),
-                       (Customer.first_order_at >= start).label("new"))
-                .join(Customer, Customer.id == per_customer.c.customer_id)).all()
-            ranked_by_spend = heapq.nlargest(data["limit"], rows, key=lambda r: (
-                int(r.spent or 0), r.orders))
-            ranked_by_orders = heapq.nlargest(data["limit"], rows, key=lambda r: (
-                r.orders, int(r.spent or 0)))
-            wanted = {uuid.UUID(r.customer_id) for r in ranked_by_spend + ranked_by_orders}
+            if session.get_bind().dialect.name == "postgresql":
+                # The per-customer aggregate would spill to disk at the default 4 MB.
+                session.execute(text("SET LOCAL work_mem = '32MB'"))
+            rows = session.execute(statement).all()
+            summary = next(r for r in rows if r[0] == "summary")
+            wanted = {uuid.UUID(r[1]) for r in rows if r[0] in ("spend", "orders")}
             people = {c.id: c for c in session.scalars(
                 select(Customer).where(Customer.id.in_(wanted)))} if wanted else {}
 
-            def top(ranked: list[Any]) -> list[dict[str, Any]]:
-                found = [(people[uuid.UUID(r.customer_id)], r) for r in ranked]
+            def top(kind: str) -> list[dict[str, Any]]:
+                found = [(people[uuid.UUID(r[1])], r) for r in rows if r[0] == kind]
                 return [{"id": str(c.id), "email": c.email, "first_name": c.first_name,
-                         "last_name": c.last_name, "orders": int(r.orders),
-                         "spent": int(r.spent or 0)} for c, r in found]
+                         "last_name": c.last_name, "orders": int(r[2]), "spent": int(r[3])}
+                        for c, r in found]
 
-            best_by_spend, best_by_orders = top(ranked_by_spend), top(ranked_by_orders)
-        customers = len(rows)
-        orders = sum(r.orders for r in rows)
-        repeat = sum(1 for r in rows if r.repeat)
-        new = sum(1 for r in rows if r.new)
-        guests = sum(1 for r in rows if r.guest)
-        countries = sorted(Counter(r.country for r in rows if r.country).items(),
-                           key=lambda item: (-item[1], item[0]))[:data["limit"]]
+            best_by_spend, best_by_orders = top("spend"), top("orders")
+        customers, orders, repeat, new, guests = (int(v) for v in summary[2:7])
+        countries = [(r[7], int(r[2])) for r in rows if r[0] == "country"]
         share = (lambda n: round(n / customers, 4)) if customers else (lambda n: 0.0)
         return {
             "period": {"from": start.isoformat(), "to": end.isoformat()},
