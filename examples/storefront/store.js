@@ -44,7 +44,8 @@ const WORDS = {
     accounts_off: "This store does not offer customer accounts.", hello: "Hello, {name}",
     bank_transfer: "Bank transfer", cash: "Cash on delivery", cheque: "Cheque", card: "Card",
     recovering: "Your earlier order {number} is back in your cart, at today's prices.",
-    new_address: "New address", profile: "Your details", save: "Save", saved: "Saved.", change_password: "Change password",
+    new_address: "New address", profile: "Your details", save: "Save", saved: "Saved.",
+    change_password: "Change password",
     current_password: "Current password", password_changed: "Password changed.",
     st_pending_payment: "awaiting payment", st_paid: "paid", st_completed: "completed",
     st_canceled: "canceled", st_abandoned: "not completed", st_pending: "pending",
@@ -75,7 +76,8 @@ const WORDS = {
     hello: "Hola, {name}", bank_transfer: "Transferencia bancaria", cash: "Contra reembolso",
     cheque: "Cheque", card: "Tarjeta",
     recovering: "Tu pedido anterior {number} está de nuevo en el carrito, a precios de hoy.",
-    new_address: "Nueva dirección", profile: "Tus datos", save: "Guardar", saved: "Guardado.", change_password: "Cambiar la contraseña",
+    new_address: "Nueva dirección", profile: "Tus datos", save: "Guardar", saved: "Guardado.",
+    change_password: "Cambiar la contraseña",
     current_password: "Contraseña actual", password_changed: "Contraseña cambiada.",
     st_pending_payment: "pendiente de pago", st_paid: "pagado", st_completed: "completado",
     st_canceled: "cancelado", st_abandoned: "no completado", st_pending: "pendiente",
@@ -116,19 +118,17 @@ document.addEventListener("alpine:init", () => {
     get accountsOffered() { return this.store && this.store.customer_accounts !== "disabled"; },
     get loginRequired() { return this.store && this.store.customer_accounts === "required"; },
     get canCheckout() { return !this.loginRequired || !!this.me; },
+    get locale() { return (this.store && this.store.locale) || "es"; },  // the store's, not the browser's
     t(key, values) {
-      const words = WORDS[(this.store && this.store.locale) || "es"] || WORDS.en;
+      const words = WORDS[this.locale] || WORDS.en;
       let text = words[key] || WORDS.en[key] || key;
       for (const [name, value] of Object.entries(values || {})) text = text.replace(`{${name}}`, value);
       return text;
     },
     state(value) { return value ? this.t("st_" + value) : ""; },
-    day(iso) {
-      return new Intl.DateTimeFormat((this.store && this.store.locale) || "es", {dateStyle: "medium"})
-        .format(new Date(iso));
-    },
+    day(iso) { return new Intl.DateTimeFormat(this.locale, {dateStyle: "medium"}).format(new Date(iso)); },
     money(minor, currency) {
-      return new Intl.NumberFormat((this.store && this.store.locale) || "es",
+      return new Intl.NumberFormat(this.locale,
         {style: "currency", currency: currency || (this.store && this.store.currency) || "EUR"}).format(minor / 100);
     },
     url(path) { return `${BASE}/${path}`; },
