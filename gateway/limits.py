@@ -5,16 +5,22 @@ them; without REDIS_URL (a laptop's make run) each process counts on its own."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 
-from flask import Flask, request
-from flask_limiter import Limiter
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 from gateway.config import GatewayConfig
+from gateway.problems import Problem, problem_response
 
 log = logging.getLogger(__name__)
 
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, strategy="moving-window")
+# No rate-limit headers on ordinary answers: Flask-Limiter would put Retry-After on every 200
+# and 401 of a limited route, and overwrite a service's own (a login lock's real wait) with its
+# window's. Retry-After goes on 429 and 503 only, set where the wait is known.
+limiter = Limiter(key_func=get_remote_address, headers_enabled=False, strategy="moving-window")
 
 
 def init_limits(app: Flask, config: GatewayConfig) -> None:
@@ -34,6 +40,22 @@ def init_limits(app: Flask, config: GatewayConfig) -> None:
     exempt = config.rate_limit_exempt
     limiter.request_filter(lambda: request.remote_addr in exempt)
     limiter.init_app(app)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded) -> Response:
+        wait = seconds_until_allowed()
+        return problem_response(Problem(
+            429, "too_many_requests", "Too many requests from this address; wait and retry.",
+            headers={"Retry-After": str(wait)}, extra={"retry_after": wait}))
+
+
+def seconds_until_allowed() -> int:
+    """When the breached limit lets the next request through: in a moving window, when its
+    oldest counted request leaves it. Read from the shared store, so every worker agrees."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
 
 
 def limit(name: str):

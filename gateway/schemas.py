@@ -6,6 +6,7 @@ Request and resource schemas that a service validates are that service's own (it
 
 from marshmallow import INCLUDE, RAISE, Schema, fields
 
+from messaging.fields import StrictBoolean
 from services.customers.schemas import ProfileSchema
 from services.identity.schemas import AccountSchema
 from services.orders.schemas import CheckoutRequestSchema, OrderSchema
@@ -78,12 +79,12 @@ class AdminCustomerCreateSchema(_Strict):
     last_name = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     locale = fields.String(allow_none=True)
-    send_invite = fields.Boolean(metadata={"description": "create an account and email an "
+    send_invite = StrictBoolean(metadata={"description": "create an account and email an "
                                                           "activation link (7 days)"})
 
 
 class AdminCustomerCreatedSchema(Schema):
-    invited = fields.Boolean(required=True)
+    invited = StrictBoolean(required=True)
     customer = fields.Dict()
     account = fields.Dict()
 
@@ -93,7 +94,7 @@ class StorefrontCheckoutSchema(CheckoutRequestSchema):
     one, and may save a new one to the address book."""
 
     shipping_address_id = fields.UUID(metadata={"description": "one of /me/addresses"})
-    save_address = fields.Boolean(metadata={"description": "add shipping_address to "
+    save_address = StrictBoolean(metadata={"description": "add shipping_address to "
                                                            "/me/addresses"})
 
 

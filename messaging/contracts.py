@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 
 from messaging.envelope import Envelope
+from messaging.fields import SingleLine
 
 # Event names, one constant each, so a typo is an import error rather than a silent miss.
 STORE_SETTINGS_CHANGED = "store_settings_changed"
@@ -43,10 +44,10 @@ class _Payload(Schema):
 
 
 def _text(max_len: int, required: bool = True) -> fields.String:
+    """One line of an address: no CR, LF or other control characters (labels, CSV, emails)."""
     if required:
-        return fields.String(required=True, validate=validate.Length(1, max_len))
-    return fields.String(allow_none=True, load_default=None,
-                         validate=validate.Length(max=max_len))
+        return SingleLine(required=True, validate=validate.Length(1, max_len))
+    return SingleLine(allow_none=True, load_default=None, validate=validate.Length(max=max_len))
 
 
 class AddressSchema(Schema):

@@ -3,6 +3,7 @@
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from messaging.contracts import AddressSchema
+from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.customers.domain import ACCOUNT_STATUSES, SORTS
 
 
@@ -24,7 +25,7 @@ class CustomerSchema(Schema):
     last_payment_method = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
     city = fields.String(allow_none=True)
-    accepts_marketing = fields.Boolean()
+    accepts_marketing = StrictBoolean()
     marketing_consent_at = fields.DateTime(allow_none=True)
     marketing_withdrawn_at = fields.DateTime(allow_none=True)
     note = fields.String(allow_none=True)
@@ -39,10 +40,10 @@ class CustomerCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    first_name = fields.String(load_default=None, allow_none=True,
+    email = EmailAddress(required=True, validate=validate.Length(max=254))
+    first_name = SingleLine(load_default=None, allow_none=True,
                                validate=validate.Length(max=100))
-    last_name = fields.String(load_default=None, allow_none=True,
+    last_name = SingleLine(load_default=None, allow_none=True,
                               validate=validate.Length(max=100))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=30))
     locale = fields.String(load_default=None, allow_none=True,
@@ -61,15 +62,15 @@ class CustomerUpdateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    email = fields.Email(validate=validate.Length(max=254))
-    first_name = fields.String(allow_none=True, validate=validate.Length(max=100))
-    last_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    email = EmailAddress(validate=validate.Length(max=254))
+    first_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
+    last_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
     phone = fields.String(allow_none=True, validate=validate.Length(max=30))
     locale = fields.String(allow_none=True, validate=validate.OneOf(["es", "en"]))
     note = fields.String(allow_none=True, validate=validate.Length(max=2000),
                          metadata={"description": "the merchant's own note; never shown to "
                                                   "the customer"})
-    accepts_marketing = fields.Boolean(metadata={
+    accepts_marketing = StrictBoolean(metadata={
         "description": "consent the customer gave the merchant directly"})
 
     @post_load
@@ -80,8 +81,8 @@ class CustomerUpdateSchema(Schema):
 
 
 class AddressInputSchema(AddressSchema):
-    default_shipping = fields.Boolean(load_default=None, allow_none=True)
-    default_billing = fields.Boolean(load_default=None, allow_none=True)
+    default_shipping = StrictBoolean(load_default=None, allow_none=True)
+    default_billing = StrictBoolean(load_default=None, allow_none=True)
 
 
 class AddressSchemaOut(Schema):
@@ -96,8 +97,8 @@ class AddressSchemaOut(Schema):
     postal_code = fields.String(allow_none=True)
     country = fields.String(required=True)
     phone = fields.String(allow_none=True)
-    default_shipping = fields.Boolean(required=True)
-    default_billing = fields.Boolean(required=True)
+    default_shipping = StrictBoolean(required=True)
+    default_billing = StrictBoolean(required=True)
 
 
 class AddressListSchema(Schema):
@@ -120,7 +121,7 @@ class ProfileSchema(Schema):
     last_name = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     locale = fields.String(allow_none=True)
-    accepts_marketing = fields.Boolean(required=True)
+    accepts_marketing = StrictBoolean(required=True)
     marketing_consent_at = fields.DateTime(allow_none=True)
     marketing_withdrawn_at = fields.DateTime(allow_none=True)
 
@@ -129,11 +130,11 @@ class ProfileUpdateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    first_name = fields.String(allow_none=True, validate=validate.Length(max=100))
-    last_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    first_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
+    last_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
     phone = fields.String(allow_none=True, validate=validate.Length(max=30))
     locale = fields.String(validate=validate.OneOf(["es", "en"]))
-    accepts_marketing = fields.Boolean()
+    accepts_marketing = StrictBoolean()
 
 
 class CustomerListQuerySchema(Schema):
@@ -145,12 +146,12 @@ class CustomerListQuerySchema(Schema):
     q = fields.String(validate=validate.Length(1, 100),
                       metadata={"description": "name, email or phone contains"})
     type = fields.String(validate=validate.OneOf(["guest", "registered"]))
-    has_account = fields.Boolean()
+    has_account = fields.Boolean()  # from a query string: true/false/1/0
     account_status = fields.String(validate=validate.OneOf(ACCOUNT_STATUSES))
     category = fields.UUID()
     country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
     min_orders = fields.Integer(validate=validate.Range(0, 1_000_000))
-    accepts_marketing = fields.Boolean()
+    accepts_marketing = StrictBoolean()
     created_from = fields.DateTime()
     created_to = fields.DateTime()
     last_order_from = fields.DateTime()
@@ -180,7 +181,7 @@ class CategoryInputSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(1, 100))
+    name = SingleLine(required=True, validate=validate.Length(1, 100))
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:

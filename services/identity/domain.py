@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from messaging.contracts import erased_email
+from messaging.fields import normalise_email_address
 
 CUSTOMER_ACCOUNT_MODES = ("disabled", "optional", "required")
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -55,7 +56,12 @@ def diff_settings(current: dict[str, Any], changes: dict[str, Any]) -> dict[str,
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """The spelling accounts are stored under (an IDN domain in punycode); text that is no
+    email at all is only trimmed and lowered, so a login with it simply finds no account."""
+    try:
+        return normalise_email_address(email)
+    except ValueError:
+        return email.strip().lower()
 
 
 def status_at_registration(settings: dict[str, Any]) -> str:

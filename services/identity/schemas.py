@@ -2,6 +2,7 @@
 
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
+from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.identity.domain import CUSTOMER_ACCOUNT_MODES, PASSWORD_MAX_LENGTH, STAFF_ROLES
 
 
@@ -10,8 +11,8 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-def _email() -> fields.Email:
-    return fields.Email(required=True, validate=validate.Length(max=254))
+def _email() -> EmailAddress:
+    return EmailAddress(required=True, validate=validate.Length(max=254))
 
 
 def _password() -> fields.String:
@@ -21,7 +22,7 @@ def _password() -> fields.String:
 
 class StoreSettingsSchema(Schema):
     customer_accounts = fields.String()
-    require_approval = fields.Boolean()
+    require_approval = StrictBoolean()
     password_min_length = fields.Integer()
     password_min_classes = fields.Integer()
     locale = fields.String()
@@ -31,12 +32,12 @@ class StoreSettingsSchema(Schema):
 
 class StoreSettingsUpdateSchema(_Strict):
     customer_accounts = fields.String(validate=validate.OneOf(CUSTOMER_ACCOUNT_MODES))
-    require_approval = fields.Boolean()
+    require_approval = StrictBoolean()
     password_min_length = fields.Integer(validate=validate.Range(8, 64))
     password_min_classes = fields.Integer(validate=validate.Range(0, 4))
     locale = fields.String(validate=validate.OneOf(["es", "en"]))
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
-    store_name = fields.String(validate=validate.Length(1, 100))
+    store_name = SingleLine(validate=validate.Length(1, 100))
 
 
 class InviteSchema(_Strict):
@@ -44,9 +45,9 @@ class InviteSchema(_Strict):
     registration."""
 
     email = _email()
-    first_name = fields.String(load_default=None, allow_none=True,
+    first_name = SingleLine(load_default=None, allow_none=True,
                                validate=validate.Length(max=100))
-    last_name = fields.String(load_default=None, allow_none=True,
+    last_name = SingleLine(load_default=None, allow_none=True,
                               validate=validate.Length(max=100))
     locale = fields.String(load_default=None, allow_none=True,
                            validate=validate.OneOf(["es", "en"]))
@@ -96,7 +97,7 @@ class AccountSchema(Schema):
     id = fields.UUID()
     email = fields.String()
     status = fields.String()
-    email_verified = fields.Boolean()
+    email_verified = StrictBoolean()
     locale = fields.String()
     first_name = fields.String(allow_none=True)
     last_name = fields.String(allow_none=True)
@@ -109,7 +110,7 @@ class SessionSchema(Schema):
     last_used_at = fields.DateTime()
     user_agent = fields.String(allow_none=True)
     ip = fields.String(allow_none=True)
-    current = fields.Boolean()
+    current = StrictBoolean()
 
 
 class TokensSchema(Schema):

@@ -13,6 +13,7 @@ from marshmallow import (
 )
 
 from messaging.contracts import AddressSchema
+from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.orders.domain import PAYMENT_METHODS
 
 MAX_LINES = 100
@@ -34,7 +35,7 @@ class CheckoutRequestSchema(_Strict):
     """What a shopper sends to POST /api/v1/checkout. Prices never: they come from the
     catalogue. A logged-in customer's email comes from their account."""
 
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = EmailAddress(required=True, validate=validate.Length(max=254))
     lines = fields.List(fields.Nested(LineRequestSchema), load_default=None,
                         validate=validate.Length(1, MAX_LINES),
                         metadata={"description": "the cart; or send cart: saved instead"})
@@ -74,7 +75,7 @@ class PlaceOrderSchema(CheckoutRequestSchema):
     customer_id = fields.UUID(allow_none=True, load_default=None)
     idempotency_key = fields.String(allow_none=True, load_default=None,
                                     validate=validate.Length(1, 200))
-    offer_account = fields.Boolean(load_default=False)
+    offer_account = StrictBoolean(load_default=False)
 
 
 class ManualOrderSchema(CheckoutRequestSchema):
@@ -87,7 +88,7 @@ class ManualOrderSchema(CheckoutRequestSchema):
                               metadata={"description": "an account's id, if the customer has "
                                                        "one"})
     locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
-    payment_processed = fields.Boolean(load_default=False, metadata={
+    payment_processed = StrictBoolean(load_default=False, metadata={
         "description": "paid already (cash at the counter...): the order is marked paid; "
                        "otherwise the customer is emailed a payment link"})
     note = fields.String(load_default=None, allow_none=True,
@@ -139,7 +140,7 @@ class CartLineSchema(Schema):
     currency = fields.String(required=True, allow_none=True)
     previous_unit_price = fields.Integer(required=True, allow_none=True, metadata={
         "description": "the price the shopper saw before, when it has changed since"})
-    available = fields.Boolean(required=True, metadata={
+    available = StrictBoolean(required=True, metadata={
         "description": "can be bought as it stands"})
     issue = fields.String(required=True, allow_none=True, metadata={
         "description": "why not: unknown_product, inactive, out_of_stock, "
@@ -154,7 +155,7 @@ class CartSchema(Schema):
     subtotal = fields.Integer(required=True, metadata={
         "description": "the lines that can be bought"})
     item_count = fields.Integer(required=True)
-    ready_for_checkout = fields.Boolean(required=True, metadata={
+    ready_for_checkout = StrictBoolean(required=True, metadata={
         "description": "every line can be bought, in one currency"})
 
 
@@ -175,15 +176,15 @@ class CartMergedSchema(Schema):
 
 
 class BuyLinkInputSchema(_Strict):
-    title = fields.String(required=True, validate=validate.Length(1, 200),
+    title = SingleLine(required=True, validate=validate.Length(1, 200),
                           metadata={"description": "the merchant's name for it"})
     lines = fields.List(fields.Nested(LineRequestSchema), required=True,
                         validate=validate.Length(1, 20))
 
 
 class BuyLinkUpdateSchema(_Strict):
-    title = fields.String(validate=validate.Length(1, 200))
-    active = fields.Boolean(metadata={"description": "false: the link answers 410 Gone"})
+    title = SingleLine(validate=validate.Length(1, 200))
+    active = StrictBoolean(metadata={"description": "false: the link answers 410 Gone"})
 
 
 class BuyLinkSchema(Schema):
@@ -192,7 +193,7 @@ class BuyLinkSchema(Schema):
     url = fields.String(required=True, metadata={"description": "the short link to post"})
     title = fields.String(required=True)
     lines = fields.List(fields.Dict(), required=True)
-    active = fields.Boolean(required=True)
+    active = StrictBoolean(required=True)
     created_by = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     disabled_at = fields.DateTime(required=True, allow_none=True)
@@ -233,8 +234,8 @@ class ProductSchema(Schema):
     price = fields.Integer()
     currency = fields.String()
     stock = fields.Integer(allow_none=True)
-    digital = fields.Boolean()
-    active = fields.Boolean()
+    digital = StrictBoolean()
+    active = StrictBoolean()
 
 
 class OrderLineSchema(Schema):
@@ -243,7 +244,7 @@ class OrderLineSchema(Schema):
     quantity = fields.Integer()
     unit_price = fields.Integer()
     line_total = fields.Integer()
-    digital = fields.Boolean()
+    digital = StrictBoolean()
 
 
 class OrderPageSchema(Schema):
@@ -288,14 +289,14 @@ class OrderListSchema(Schema):
 
 class CheckoutResponseSchema(Schema):
     order = fields.Nested(OrderSchema, required=True)
-    offer_account = fields.Boolean(
+    offer_account = StrictBoolean(
         required=True, metadata={"description": "the confirmation email offers an account"})
 
 
 class _Change(_Strict):
     comment = fields.String(load_default=None, allow_none=True,
                             validate=validate.Length(max=2000))
-    notify_customer = fields.Boolean(load_default=False)
+    notify_customer = StrictBoolean(load_default=False)
 
 
 class StatusChangeSchema(_Change):
@@ -308,9 +309,9 @@ class PaymentChangeSchema(_Change):
 
 class FulfillmentChangeSchema(_Change):
     fulfillment_status = fields.String(required=True, validate=validate.Length(1, 32))
-    carrier = fields.String(load_default=None, allow_none=True,
+    carrier = SingleLine(load_default=None, allow_none=True,
                             validate=validate.Length(max=100))
-    tracking_number = fields.String(load_default=None, allow_none=True,
+    tracking_number = SingleLine(load_default=None, allow_none=True,
                                     validate=validate.Length(max=100))
     tracking_url = fields.Url(load_default=None, allow_none=True,
                               schemes={"http", "https"}, validate=validate.Length(max=500))
@@ -327,7 +328,7 @@ class HistorySchema(Schema):
     from_value = fields.String(data_key="from", allow_none=True)
     to_value = fields.String(data_key="to", allow_none=True)
     comment = fields.String(allow_none=True)
-    notify_customer = fields.Boolean(required=True)
+    notify_customer = StrictBoolean(required=True)
 
 
 class AdminOrderSchema(OrderSchema):
@@ -360,7 +361,7 @@ class AdminOrderListSchema(Schema):
     items = fields.List(fields.Nested(OrderSchema), required=True)
     total = fields.Integer(required=True, metadata={
         "description": "matching orders, counted up to 10,000"})
-    total_is_exact = fields.Boolean(required=True, metadata={
+    total_is_exact = StrictBoolean(required=True, metadata={
         "description": "false when more than 10,000 match"})
     next_before = fields.String(allow_none=True, required=True)
 
@@ -368,7 +369,7 @@ class AdminOrderListSchema(Schema):
 class ProductInputSchema(_Strict):
     sku = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, . _ - (1 to 64)"))
-    title = fields.String(required=True, validate=validate.Length(1, 200))
+    title = SingleLine(required=True, validate=validate.Length(1, 200))
     price = fields.Integer(required=True, strict=True,
                            validate=validate.Range(0, 1_000_000_000),
                            metadata={"description": "minor units (cents)"})
@@ -376,8 +377,8 @@ class ProductInputSchema(_Strict):
     stock = fields.Integer(load_default=None, allow_none=True, strict=True,
                            validate=validate.Range(0, 10_000_000),
                            metadata={"description": "null: unlimited"})
-    digital = fields.Boolean(load_default=False)
-    active = fields.Boolean(load_default=True)
+    digital = StrictBoolean(load_default=False)
+    active = StrictBoolean(load_default=True)
 
 
 class ProductUpdateSchema(ProductInputSchema):
