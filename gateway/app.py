@@ -23,6 +23,7 @@ from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
 from gateway.blueprints.web import example_store, example_store_enabled, web
 from gateway.config import GatewayConfig
+from gateway.csp import docs_policy
 from gateway.limits import init_limits
 from gateway.problems import Problem, register_error_handlers
 from gateway.rpc import RpcPool
@@ -62,6 +63,9 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith("/docs") and response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = docs_policy(
+                response.get_data(as_text=True))
         set_correlation_id(None)
         return response
 

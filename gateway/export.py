@@ -12,10 +12,13 @@ from typing import Any
 from babel.numbers import format_currency, get_currency_precision
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from messaging.contracts import AddressSchema, is_erased_email
+
 COLUMNS = ["number", "placed_at", "status", "payment_status", "fulfillment_status",
            "payment_method", "email", "customer_id", "currency", "subtotal",
            "shipping_total", "total", "country", "city", "carrier", "tracking_number",
            "sku", "title", "quantity", "unit_price", "line_total"]
+ADDRESS_FIELDS = tuple(AddressSchema().fields)
 MONEY = ("subtotal", "shipping_total", "total", "unit_price", "line_total")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,4 +69,16 @@ def _pages() -> Environment:
 
 def printable(template: str, order: dict[str, Any]) -> str:
     """An order as an HTML page for the printer (names and addresses escaped)."""
-    return _pages().get_template(template).render(order=order)
+    return _pages().get_template(template).render(
+        order={**order, "shipping_address": printable_address(order)})
+
+
+def printable_address(order: dict[str, Any]) -> dict[str, Any] | None:
+    """The shipping address with every field present (None where missing), and ``erased``
+    when the customer's data was erased: such an order keeps only the country."""
+    address = order.get("shipping_address")
+    if not address:
+        return None
+    full = {name: address.get(name) for name in ADDRESS_FIELDS}
+    full["erased"] = is_erased_email(order.get("email") or "") or not address.get("line1")
+    return full

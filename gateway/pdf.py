@@ -30,6 +30,9 @@ def _money(minor: int, currency: str) -> str:
 def _address_lines(address: dict[str, Any] | None) -> list[str]:
     if not address:
         return []
+    if not address.get("line1"):  # an erased customer's order keeps only the country
+        return ["Datos personales borrados", *([address["country"]] if address.get("country")
+                                               else [])]
     name = " ".join(p for p in (address.get("first_name"), address.get("last_name")) if p)
     city = " ".join(p for p in (address.get("postal_code"), address.get("city")) if p)
     lines = [name, address.get("company"), address.get("line1"), address.get("line2"), city,

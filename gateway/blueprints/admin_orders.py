@@ -17,6 +17,7 @@ from flask import (
 
 from gateway.auth import staff_required
 from gateway.blueprints import json_body, rpc_call, store_settings
+from gateway.csp import printout
 from gateway.export import csv_rows, printable
 from gateway.openapi import document
 from gateway.pdf import label_pdf, order_pdf
@@ -232,7 +233,7 @@ def print_order(order_id: str) -> Response:
     if chosen == "pdf":
         return _pdf(order_pdf(order, store_settings()["store_name"]),
                     f"order-{order['number'].lstrip('#')}")
-    return Response(printable("order_print.html.j2", order), mimetype="text/html")
+    return printout(printable("order_print.html.j2", order))
 
 
 @admin_orders.get("/orders/<order_id>/label")
@@ -248,7 +249,7 @@ def order_label(order_id: str) -> Response:
     if chosen == "pdf":
         return _pdf(label_pdf(order, store_settings()["store_name"]),
                     f"label-{order['number'].lstrip('#')}")
-    return Response(printable("order_label.html.j2", order), mimetype="text/html")
+    return printout(printable("order_label.html.j2", order))
 
 
 @admin_orders.post("/orders/<order_id>/status")
