@@ -185,7 +185,9 @@ class AccountStatusPayload(AccountPayload):
 
 class EmailChangeRequestedPayload(AccountPayload):
     new_email = fields.Email(required=True)
-    token_sealed = fields.String(required=True)
+    # None when the new address already has an account: its owner gets a notice, no link.
+    token_sealed = fields.String(allow_none=True, load_default=None)
+    address_taken = fields.Boolean(load_default=False)
 
 
 class EmailChangedPayload(AccountPayload):

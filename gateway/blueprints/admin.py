@@ -128,6 +128,9 @@ def _account_of(customer_id: str) -> str:
 @staff_required("owner", "staff")
 def invite_customer(customer_id: str) -> Any:
     customer = rpc_call("customers", "get_customer", customer_id)
+    if customer.get("erased_at"):
+        raise Problem(410, "customer_erased", "This customer's data was erased: there is "
+                      "no one to invite.")
     account = rpc_call("identity", "invite_account", {
         "email": customer["email"], "first_name": customer.get("first_name"),
         "last_name": customer.get("last_name"), "locale": customer.get("locale"),

@@ -151,6 +151,10 @@ class ThrottlePolicy:
 # behind one NAT): 20 tries, then the same growth.
 ACCOUNT_THROTTLE = ThrottlePolicy(5, timedelta(seconds=1), timedelta(minutes=15))
 ADDRESS_THROTTLE = ThrottlePolicy(20, timedelta(seconds=1), timedelta(minutes=15))
+# Email-change requests, per account and per target address: 3 a day, then an hour's wait
+# that doubles. Each request mails an address nobody has proven yet.
+EMAIL_CHANGE_THROTTLE = ThrottlePolicy(3, timedelta(hours=1), timedelta(hours=24),
+                                       forget_after=timedelta(hours=24))
 
 
 def status_after(action: str, current: str) -> str | None:

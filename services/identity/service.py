@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     STORE_SETTINGS_CHANGED,
+    is_erased_email,
     load_payload,
 )
 from messaging.envelope import Envelope, utcnow
@@ -190,7 +192,8 @@ class IdentityService(HealthEndpoints):
         if self.passwords.needs_rehash(password_hash):
             new_hash = self.passwords.hash(password)  # the cost was raised since
         with self.db.transaction() as session:
-            _clear_failures(session, keys[:1])  # the account's count; the address keeps its own
+            _clear_failures(session, keys[:1])  # the account's count is forgiven;
+            _give_back_attempt(session, keys[1:])  # the address keeps its earlier failures
             account = session.get(Account, account.id)
             account.last_login_at = utcnow()
             if new_hash:
@@ -261,20 +264,31 @@ class IdentityService(HealthEndpoints):
     # email change ---------------------------------------------------------------------
     @rpc
     def request_email_change(self, account_id: str, request: dict[str, Any]) -> None:
-        """Send a confirmation link to the new address; nothing changes until it is used."""
+        """Send a confirmation link to the new address; nothing changes until it is used.
+
+        The answer is the same whether or not the new address already has an account (no
+        existence oracle): a taken address gets a notice instead of a link. Requests are
+        limited per account and per target address, so this is no mailer for strangers."""
         data = load_or_raise(EmailChangeSchema(), request)
         current_email = self._confirm_password(account_id, data["password"], "password")
         if data["new_email"] == current_email:
             raise ServiceError("validation_failed", "That is already your email.", 422,
                                errors={"new_email": ["Same as the current email."]})
         with self.db.transaction() as session:
-            _ensure_email_free(session, data["new_email"])
+            _take_attempt(session, [f"email-change:account:{_uuid(account_id)}",
+                                    f"email-change:to:{_email_key(data['new_email'])}"])
+        with self.db.transaction() as session:
             account = session.get(Account, _uuid(account_id))
-            token, row = _issue_one_time(session, account.id, "email_change")
-            row.data = {"new_email": data["new_email"]}
+            taken = session.scalar(select(Account.id).where(Account.email == data["new_email"]))
+            token_sealed = None
+            if not taken:
+                token, row = _issue_one_time(session, account.id, "email_change")
+                row.data = {"new_email": data["new_email"]}
+                token_sealed = seal(token)
             emit(session, EMAIL_CHANGE_REQUESTED, {**_account_payload(account),
                                                    "new_email": data["new_email"],
-                                                   "token_sealed": seal(token)})
+                                                   "token_sealed": token_sealed,
+                                                   "address_taken": bool(taken)})
 
     @rpc
     def confirm_email_change(self, token: str) -> dict[str, Any]:
@@ -394,6 +408,8 @@ class IdentityService(HealthEndpoints):
         """An account the merchant creates: no password until the customer activates it
         through the emailed link (valid 7 days)."""
         data = load_or_raise(InviteSchema(), request)
+        if is_erased_email(data["email"]):  # an erased person's placeholder, never a mailbox
+            raise ServiceError("customer_erased", "This customer's data was erased.", 410)
         settings = self.get_store_settings()
         try:
             with self.db.transaction() as session:
@@ -556,6 +572,7 @@ class IdentityService(HealthEndpoints):
             raise ServiceError("account_disabled", "This staff account has been disabled.", 403)
         with self.db.transaction() as session:
             _clear_failures(session, keys[:1])
+            _give_back_attempt(session, keys[1:])
             staff = session.get(StaffUser, staff.id)
             staff.last_login_at = utcnow()
             return self._start_session(session, staff.id, ADMIN, client, role=staff.role)
@@ -584,13 +601,14 @@ class IdentityService(HealthEndpoints):
         email = domain.normalise_email(data["email"])
         keys = _throttle_keys(kind, email, client)
         with self.db.transaction() as session:
-            _ensure_not_throttled(session, keys)
+            # Counted as a failure before the password is checked, under the rows' locks:
+            # concurrent guesses queue here, and once the count earns a lock the rest are
+            # refused unchecked. A good password gives the attempt back below.
+            _take_attempt(session, keys)
             subject = session.scalars(select(model).where(model.email == email)).first()
             password_hash = subject.password_hash if subject else None
         # Verified outside any transaction: hashing takes tens of milliseconds.
         if not self.passwords.verify(password_hash, data["password"]) or subject is None:
-            with self.db.transaction() as session:
-                _record_failure(session, keys)
             raise INVALID_CREDENTIALS
         return subject, data["password"], keys
 
@@ -717,41 +735,49 @@ def _email_key(email: str) -> str:
 
 
 def _policy_for(key: str) -> domain.ThrottlePolicy:
+    if key.startswith("email-change:"):
+        return domain.EMAIL_CHANGE_THROTTLE
     return domain.ADDRESS_THROTTLE if key.startswith("ip:") else domain.ACCOUNT_THROTTLE
 
 
-def _ensure_not_throttled(session: Session, keys: list[str]) -> None:
+def _locked_throttle_row(session: Session, key: str, now: datetime) -> LoginThrottle:
+    """The key's row, created if missing, locked until commit (concurrent logins queue)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    session.execute(insert(LoginThrottle)
+                    .values(key=key, failures=0, last_failure_at=now, locked_until=None)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+    return session.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
+
+
+def _take_attempt(session: Session, keys: list[str]) -> None:
+    """Refuse (429) if any key is locked; else count this attempt as a failure on every key,
+    locking the key when the count earns it. Keys are locked in one order: no deadlocks."""
     now = utcnow()
-    locked = [row.locked_until for row in session.scalars(
-        select(LoginThrottle).where(LoginThrottle.key.in_(keys))) if row.locked_until
-        and row.locked_until > now]
+    rows = [(_policy_for(key), _locked_throttle_row(session, key, now)) for key in sorted(keys)]
+    locked = [row.locked_until for _, row in rows if row.locked_until and row.locked_until > now]
     if locked:
         wait = max(1, int((max(locked) - now).total_seconds() + 0.999))
         raise ServiceError("too_many_attempts",
                            "Too many failed logins. Wait, or reset your password.", 429,
                            extra={"retry_after": wait})
-
-
-def _record_failure(session: Session, keys: list[str]) -> None:
-    now = utcnow()
-    for key in keys:
-        policy = _policy_for(key)
-        row = session.get(LoginThrottle, key, with_for_update=True)
-        if row is None:
-            try:
-                with session.begin_nested():
-                    row = LoginThrottle(key=key, failures=0, last_failure_at=now)
-                    session.add(row)
-            except IntegrityError:  # a concurrent failure created it first
-                row = session.get(LoginThrottle, key, with_for_update=True,
-                                  populate_existing=True)
-        elif now - row.last_failure_at > policy.forget_after:
+    for policy, row in rows:
+        if now - row.last_failure_at > policy.forget_after:
             row.failures = 0
         row.failures += 1
         row.last_failure_at = now
         delay = policy.delay_after(row.failures)
         row.locked_until = now + delay if delay else None
-        session.flush()
+
+
+def _give_back_attempt(session: Session, keys: list[str]) -> None:
+    """A login that succeeded was counted as a failure in advance: take it back."""
+    for key in keys:
+        row = session.get(LoginThrottle, key, with_for_update=True)
+        if row is not None and row.failures > 0:
+            row.failures -= 1
+            delay = _policy_for(key).delay_after(row.failures)
+            row.locked_until = row.last_failure_at + delay if delay else None
 
 
 def _clear_failures(session: Session, keys: list[str]) -> None:

@@ -14,6 +14,7 @@ INVITATION = "invitation"
 ACCOUNT_APPROVED = "account_approved"
 EMAIL_CHANGE_CONFIRM = "email_change_confirm"
 EMAIL_CHANGE_NOTICE = "email_change_notice"
+EMAIL_ADDRESS_IN_USE = "email_address_in_use"  # a change asked for an address with an account
 PAYMENT_RECEIVED = "payment_received"
 ORDER_SHIPPED = "order_shipped"
 ORDER_DELIVERED = "order_delivered"
@@ -23,7 +24,8 @@ ORDER_PAYMENT_LINK = "order_payment_link"  # a manual order the customer has sti
 
 # Account and security emails always go: a store cannot switch off a password reset.
 ALWAYS_SENT = frozenset({WELCOME, PASSWORD_RESET, PASSWORD_CHANGED, INVITATION,
-                         ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE})
+                         ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE,
+                         EMAIL_ADDRESS_IN_USE})
 SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, ORDER_SHIPPED, ORDER_DELIVERED,
               ORDER_CANCELED, ORDER_RECOVERY, ORDER_PAYMENT_LINK)
 

@@ -101,8 +101,10 @@ class NotificationsService(HealthEndpoints):
 
     @consume_event("identity", EMAIL_CHANGE_REQUESTED)
     def handle_email_change_requested(self, envelope: Envelope) -> None:
-        self._account_email(envelope, domain.EMAIL_CHANGE_CONFIRM,
-                            to=envelope.payload["new_email"])
+        # A taken address gets a notice, never a link: its owner learns someone tried.
+        kind = domain.EMAIL_ADDRESS_IN_USE if envelope.payload.get("address_taken") \
+            else domain.EMAIL_CHANGE_CONFIRM
+        self._account_email(envelope, kind, to=envelope.payload["new_email"])
 
     @consume_event("identity", EMAIL_CHANGED)
     def handle_email_changed(self, envelope: Envelope) -> None:
@@ -375,6 +377,8 @@ class NotificationsService(HealthEndpoints):
             token = unseal(context["token_sealed"])
             return {**context, "activate_url": f"{base}/activate?token={token}"}
         if kind == domain.ACCOUNT_APPROVED:
+            return {**context, "login_url": f"{base}/login"}
+        if kind == domain.EMAIL_ADDRESS_IN_USE:
             return {**context, "login_url": f"{base}/login"}
         if kind == domain.EMAIL_CHANGE_CONFIRM:
             token = unseal(context["token_sealed"])

@@ -31,7 +31,7 @@ const SERVICE_COMMENTS = [
 const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "order_shipped",
   "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
 const DELIVERY_KINDS = NOTIFICATION_KINDS.concat(["welcome", "password_reset", "password_changed",
-  "invitation", "account_approved", "email_change_confirm", "email_change_notice"]);
+  "invitation", "account_approved", "email_change_confirm", "email_change_notice", "email_address_in_use"]);
 
 class ApiError extends Error {
   constructor(status, problem) {

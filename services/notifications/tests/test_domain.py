@@ -100,6 +100,8 @@ EVERY_EMAIL = {
                              "confirm?token=c"),
     "email_change_notice": ({**ACCOUNT, "revert_url": "https://shop.test/revert?token=x"},
                             "revert?token=x"),
+    "email_address_in_use": ({**ACCOUNT, "new_email": "taken@example.com",
+                              "login_url": "https://shop.test/login"}, "shop.test/login"),
     "payment_received": (CHANGE, "https://shop.test/orders/1"),
     "order_shipped": (CHANGE, "https://track.example/PK1"),
     "order_delivered": (CHANGE, "https://shop.test/orders/1"),
