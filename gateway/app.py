@@ -12,7 +12,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import metrics
-from gateway.auth import TokenVerifier
+from gateway.auth import SessionCheck, TokenVerifier
 from gateway.blueprints.accounts import accounts
 from gateway.blueprints.admin import admin
 from gateway.blueprints.admin_notifications import admin_notifications
@@ -29,6 +29,7 @@ from gateway.problems import Problem, register_error_handlers
 from gateway.rpc import RpcPool
 from gateway.store import StoreSettingsCache
 from messaging.logs import configure_logging, set_correlation_id
+from messaging.revocations import SessionRevocations
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -44,6 +45,10 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.extensions["rpc"] = rpc
     app.extensions["store_settings"] = StoreSettingsCache(rpc, ttl=config.settings_ttl)
     app.extensions["token_verifier"] = TokenVerifier(lambda: rpc.call("identity", "get_jwks"))
+    app.extensions["session_check"] = SessionCheck(
+        SessionRevocations(config.redis_url) if config.redis_url else None,
+        lambda session_id: rpc.call("identity", "session_has_ended", session_id,
+                                    correlation_id=g.get("request_id")))
     if config.trusted_proxies:
         # Behind N reverse proxies, take the client address from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies,  # type: ignore[method-assign]

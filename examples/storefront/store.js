@@ -35,7 +35,9 @@ const WORDS = {
     forgot: "Forgot your password?", send_link: "Send me a link", link_sent: "If an account uses this email, a link is on its way.",
     new_password: "New password", set_password: "Set password", password_set: "Your password is set. You can log in now.",
     registered: "Check your inbox: we sent you a link to confirm your email.",
-    verified: "Your email is confirmed. You can log in now.", your_orders: "Your orders",
+    confirm_email: "Confirm my email",
+    confirm_email_why: "To confirm this address, enter the password for your account (the one you chose, or a new one). Every other session is signed out.",
+    your_orders: "Your orders",
     no_orders: "No orders yet.", addresses: "Addresses", add_address: "Add address",
     no_addresses: "No addresses saved.", delete: "Delete", save_address: "Save this address",
     loading: "Loading…", order: "Order", total: "Total", placed: "Placed", fulfilment: "Shipping",
@@ -66,7 +68,9 @@ const WORDS = {
     new_password: "Nueva contraseña", set_password: "Guardar contraseña",
     password_set: "Contraseña guardada. Ya puedes entrar.",
     registered: "Revisa tu correo: te hemos enviado un enlace para confirmar tu dirección.",
-    verified: "Correo confirmado. Ya puedes entrar.", your_orders: "Tus pedidos",
+    confirm_email: "Confirmar mi correo",
+    confirm_email_why: "Para confirmar esta dirección, escribe la contraseña de tu cuenta (la que elegiste u otra nueva). Se cerrarán las demás sesiones.",
+    your_orders: "Tus pedidos",
     no_orders: "Aún no hay pedidos.", addresses: "Direcciones", add_address: "Añadir dirección",
     no_addresses: "Sin direcciones guardadas.", delete: "Eliminar",
     save_address: "Guardar esta dirección", loading: "Cargando…", order: "Pedido",
@@ -206,10 +210,6 @@ document.addEventListener("alpine:init", () => {
         const cart = await this.call("GET", `/recover/${encodeURIComponent(this.param)}`);
         this.fillCart(cart.lines, {recovery_token: cart.recovery_token, number: cart.number});
       }
-      if (this.page === "verify-email") {
-        await this.call("POST", "/auth/verify-email", {token: this.query.token || ""});
-        this.message = this.t("verified");
-      }
     },
     fillCart(lines, extras) {
       this.cart = Object.fromEntries(lines.map((line) => [line.sku, line.quantity]));
@@ -296,6 +296,14 @@ document.addEventListener("alpine:init", () => {
       return this.submit(async () => {
         await this.call("POST", "/auth/password/forgot", {email: this.form.email});
         this.message = this.t("link_sent");
+      });
+    },
+    verifyEmail() {
+      // The one who holds the inbox sets the password: one chosen before the email was
+      // proven may be a stranger's, so it does not survive the confirmation.
+      return this.submit(async () => {
+        this.keepTokens(await this.call("POST", "/auth/verify-email", {token: this.query.token || "", password: this.form.password}));
+        location.href = this.url("account");
       });
     },
     reset() {

@@ -138,12 +138,14 @@ def activate() -> Any:
 
 
 @accounts.post("/auth/verify-email")
-@document("Confirm an email address", tags=["accounts"], body=TokenRequestSchema,
-          responses={200: AccountSchema})
+@limit("login")
+@document("Confirm an email address, set the password and log in", tags=["accounts"],
+          body=ResetPasswordSchema, responses={200: TokensSchema},
+          description="The link's holder sets the password: a password chosen before the "
+                      "email was proven may be someone else's. Every earlier session ends.")
 def verify_email() -> Any:
     body = json_body()
-    reject_unknown(body, {"token"})
-    return jsonify(rpc_call("identity", "verify_email", _string_field(body, "token")))
+    return jsonify(rpc_call("identity", "verify_email", body, client_info()))
 
 
 @accounts.post("/auth/password/forgot")

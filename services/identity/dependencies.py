@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
 from nameko.extensions import DependencyProvider
 
+from messaging import revocations
 from messaging.database import Database
 from messaging.keys import TOKEN_ISSUER, public_jwk, published_jwks, signing_key
 from services.identity.domain import ACCESS_TOKEN_TTL
@@ -98,3 +99,23 @@ class TokenIssuerProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> TokenIssuer:
         return self.issuer
+
+
+class EndedSessions:
+    """Where identity announces ended sessions to the gateway (Redis). Without REDIS_URL the
+    gateway asks identity itself (``session_has_ended``), so there is nothing to write."""
+
+    def __init__(self, store: revocations.SessionRevocations | None) -> None:
+        self.store = store
+
+    def announce(self, session_ids: list[uuid.UUID]) -> None:
+        if self.store is not None and session_ids:
+            self.store.end(session_ids)
+
+
+class EndedSessionsProvider(DependencyProvider):
+    def setup(self) -> None:
+        self.ended = EndedSessions(revocations.from_environment())
+
+    def get_dependency(self, worker_ctx: Any) -> EndedSessions:
+        return self.ended

@@ -40,6 +40,7 @@ from messaging.outbox import emit, forget_in_outbox
 from messaging.rpc import rpc
 from services.identity import domain
 from services.identity.dependencies import (
+    EndedSessionsProvider,
     PasswordsProvider,
     TokenIssuerProvider,
     identity_database,
@@ -80,6 +81,7 @@ class IdentityService(HealthEndpoints):
     db = identity_database()
     passwords = PasswordsProvider()
     tokens = TokenIssuerProvider()
+    ended = EndedSessionsProvider()
     log_context = LogContext()
 
     # store settings -------------------------------------------------------------------
@@ -171,13 +173,35 @@ class IdentityService(HealthEndpoints):
                                409) from None
 
     @rpc
-    def verify_email(self, token: str) -> dict[str, Any]:
+    def verify_email(self, request: dict[str, Any], client: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+        """The inbox's owner proves the address, and sets the password as they do.
+
+        Anyone can register someone else's email; the password chosen then, and any session
+        opened with it, belong to whoever registered. The proof brings the email's guest
+        orders and records to the account, so it must not bring them to that person: every
+        earlier session ends (its access tokens too) and the password is the one typed here.
+        The customer is logged in with a new session."""
+        data = load_or_raise(ResetPasswordSchema(), request)
         with self.db.transaction() as session:
-            row = _usable_token(session, "verify_email", token)
-            row.used_at = utcnow()
-            account = session.get(Account, row.account_id)
+            row = _usable_token(session, "verify_email", data["token"], lock=False)
+            email = session.get(Account, row.account_id).email
+        _check_password(data["password"], email, self.get_store_settings())
+        new_hash = self.passwords.hash(data["password"])
+        with self.db.transaction() as session:
+            row = _usable_token(session, "verify_email", data["token"])  # a racing click?
+            now = utcnow()
+            row.used_at = now
+            account = session.get(Account, row.account_id, with_for_update=True)
+            if account.status not in domain.CAN_LOG_IN:
+                raise INVALID_LINK  # disabled or erased since the link was sent
+            account.password_hash, account.password_changed_at = new_hash, now
+            account.last_login_at = now
+            self.ended.announce(_revoke_sessions(session, account.id, None, keep=None))
+            _clear_failures(session, _throttle_keys("customer", account.email, None))
             _mark_verified(session, account)
-            return AccountSchema().dump(account)
+            return self._start_session(session, account.id, STOREFRONT, client,
+                                       status=account.status)
 
     @rpc
     def login(self, request: dict[str, Any], client: dict[str, Any] | None = None
@@ -240,7 +264,7 @@ class IdentityService(HealthEndpoints):
             row.used_at = now
             account = session.get(Account, row.account_id)
             account.password_hash, account.password_changed_at = new_hash, now
-            _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+            self.ended.announce(_revoke_sessions(session, account.id, STOREFRONT, keep=None))
             # The owner proved the inbox: a reset lifts any login lock on the account.
             _clear_failures(session, _throttle_keys("customer", account.email, None))
             _mark_verified(session, account)  # the link reached that inbox: the email is proven
@@ -258,7 +282,8 @@ class IdentityService(HealthEndpoints):
         with self.db.transaction() as session:
             account = session.get(Account, _uuid(account_id))
             account.password_hash, account.password_changed_at = new_hash, utcnow()
-            _revoke_sessions(session, account.id, STOREFRONT, keep=_uuid_or_none(current_session))
+            self.ended.announce(_revoke_sessions(session, account.id, STOREFRONT,
+                                                 keep=_uuid_or_none(current_session)))
             emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "change"})
 
     # email change ---------------------------------------------------------------------
@@ -323,7 +348,7 @@ class IdentityService(HealthEndpoints):
                 _ensure_email_free(session, old_email)
                 account.email = old_email
             account.email_verified = True
-            _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+            self.ended.announce(_revoke_sessions(session, account.id, STOREFRONT, keep=None))
             session.execute(update(OneTimeToken)  # a pending change from the intruder dies too
                             .where(OneTimeToken.account_id == account.id,
                                    OneTimeToken.purpose == "email_change",
@@ -368,11 +393,14 @@ class IdentityService(HealthEndpoints):
                 session.execute(delete(OneTimeToken)
                                 .where(OneTimeToken.account_id == account.id))
                 if erased["deleted"]:
+                    self.ended.announce(list(session.scalars(
+                        select(RefreshToken.family_id).distinct()
+                        .where(RefreshToken.subject_id == account.id))))
                     session.execute(delete(RefreshToken)
                                     .where(RefreshToken.subject_id == account.id))
                     session.delete(account)
                 else:
-                    _revoke_sessions(session, account.id, None, keep=None)
+                    self.ended.announce(_revoke_sessions(session, account.id, None, keep=None))
                     session.execute(update(RefreshToken)
                                     .where(RefreshToken.subject_id == account.id)
                                     .values(ip=None, user_agent=None))
@@ -476,7 +504,8 @@ class IdentityService(HealthEndpoints):
             if new_status is not None:
                 account.status = new_status
                 if new_status == domain.DISABLED:
-                    _revoke_sessions(session, account.id, STOREFRONT, keep=None)
+                    self.ended.announce(
+                        _revoke_sessions(session, account.id, STOREFRONT, keep=None))
                 event = {"approve": ACCOUNT_APPROVED, "disable": ACCOUNT_DISABLED,
                          "enable": ACCOUNT_ENABLED}[action]
                 emit(session, event, {**_account_payload(account), "status": new_status,
@@ -500,7 +529,7 @@ class IdentityService(HealthEndpoints):
             if row is not None and row.audience != audience:
                 verdict = domain.RefreshVerdict(False, reason="wrong audience")
             if verdict.revoke_family:
-                _revoke_family(session, row.family_id)
+                self.ended.announce(_revoke_family(session, row.family_id))
                 log.warning("refresh token reused: session revoked",
                             extra={"session_id": str(row.family_id)})
             if not verdict.ok:
@@ -508,7 +537,7 @@ class IdentityService(HealthEndpoints):
             else:
                 claims = self._subject_claims(session, row.subject_id, row.audience)
                 if claims is None:  # disabled (or gone) since the last login
-                    _revoke_family(session, row.family_id)
+                    self.ended.announce(_revoke_family(session, row.family_id))
                     failure = INVALID_REFRESH
                 else:
                     row.used_at = now
@@ -522,7 +551,7 @@ class IdentityService(HealthEndpoints):
             family = session.scalar(select(RefreshToken.family_id).where(
                 RefreshToken.token_hash == hash_token(str(refresh_token))))
             if family is not None:
-                _revoke_family(session, family)
+                self.ended.announce(_revoke_family(session, family))
 
     @rpc
     def list_sessions(self, subject_id: str, current_session: str | None
@@ -547,21 +576,38 @@ class IdentityService(HealthEndpoints):
     @rpc
     def revoke_session(self, subject_id: str, session_id: str) -> None:
         with self.db.transaction() as session:
+            family_id = _uuid(session_id, "session_not_found")
             revoked = session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.subject_id == _uuid(subject_id),
-                       RefreshToken.family_id == _uuid(session_id, "session_not_found"),
+                       RefreshToken.family_id == family_id,
                        RefreshToken.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             ).rowcount
+            if revoked:
+                self.ended.announce([family_id])
         if not revoked:
             raise ServiceError("session_not_found", "No such session.", 404)
 
     @rpc
     def revoke_other_sessions(self, subject_id: str, current_session: str | None) -> int:
         with self.db.transaction() as session:
-            return _revoke_sessions(session, _uuid(subject_id), None,
-                                    keep=_uuid_or_none(current_session))
+            ended = _revoke_sessions(session, _uuid(subject_id), None,
+                                     keep=_uuid_or_none(current_session))
+            self.ended.announce(ended)
+            return len(ended)
+
+    @rpc
+    def session_has_ended(self, session_id: str) -> bool:
+        """For a gateway without Redis (``make run``): has this session ended? A session with
+        no live refresh token (logged out, revoked, or deleted with its account) has."""
+        family_id = _uuid_or_none(session_id)
+        if family_id is None:
+            return True
+        with self.db.transaction() as session:
+            return session.scalar(select(RefreshToken.family_id).where(
+                RefreshToken.family_id == family_id,
+                RefreshToken.revoked_at.is_(None)).limit(1)) is None
 
     # staff ----------------------------------------------------------------------------
     @rpc
@@ -784,21 +830,30 @@ def _clear_failures(session: Session, keys: list[str]) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
 
 
-def _revoke_family(session: Session, family_id: uuid.UUID) -> None:
+def _revoke_family(session: Session, family_id: uuid.UUID) -> list[uuid.UUID]:
     session.execute(update(RefreshToken)
                     .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))
+    return [family_id]
 
 
 def _revoke_sessions(session: Session, subject_id: uuid.UUID, audience: str | None,
-                     keep: uuid.UUID | None) -> int:
-    query = update(RefreshToken).where(RefreshToken.subject_id == subject_id,
-                                       RefreshToken.revoked_at.is_(None))
+                     keep: uuid.UUID | None) -> list[uuid.UUID]:
+    """End the subject's sessions (of one audience, or all; but ``keep``): their ids, which
+    the caller announces so that their access tokens stop working too."""
+    live = select(RefreshToken.family_id).distinct().where(
+        RefreshToken.subject_id == subject_id, RefreshToken.revoked_at.is_(None))
     if audience:
-        query = query.where(RefreshToken.audience == audience)
+        live = live.where(RefreshToken.audience == audience)
     if keep:
-        query = query.where(RefreshToken.family_id != keep)
-    return session.execute(query.values(revoked_at=utcnow())).rowcount
+        live = live.where(RefreshToken.family_id != keep)
+    families = list(session.scalars(live))
+    if families:
+        session.execute(update(RefreshToken)
+                        .where(RefreshToken.family_id.in_(families),
+                               RefreshToken.revoked_at.is_(None))
+                        .values(revoked_at=utcnow()))
+    return families
 
 
 def _uuid(value: Any, code: str = "account_not_found") -> uuid.UUID:

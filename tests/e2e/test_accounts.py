@@ -103,9 +103,16 @@ def test_register_verify_login_and_me(system: System, smtp: SmtpSink,
     me = requests.get(system.api("/me"), headers=bearer(tokens), timeout=10).json()
     assert (me["email"], me["status"], me["email_verified"]) == (email, "active", False)
 
-    verified = requests.post(system.api("/auth/verify-email"), json={"token": token}, timeout=10)
-    assert verified.status_code == 200 and verified.json()["email_verified"] is True
-    reused = requests.post(system.api("/auth/verify-email"), json={"token": token}, timeout=10)
+    verified = requests.post(system.api("/auth/verify-email"), timeout=10,
+                             json={"token": token, "password": GOOD_PASSWORD})
+    assert verified.status_code == 200, verified.text  # logged in, with a new session
+    me = requests.get(system.api("/me"), headers=bearer(verified.json()), timeout=10).json()
+    assert me["email_verified"] is True
+    # the session opened before the proof has ended
+    assert requests.get(system.api("/me"), headers=bearer(tokens), timeout=10).json()[
+        "code"] == "session_ended"
+    reused = requests.post(system.api("/auth/verify-email"), timeout=10,
+                           json={"token": token, "password": GOOD_PASSWORD})
     assert (reused.status_code, reused.json()["code"]) == (400, "invalid_token")
 
     # the customers service has the registered customer, under the account's id
@@ -627,13 +634,20 @@ def test_registering_an_unproven_email_does_not_reveal_its_guest_orders(
     [(kind, account_id)] = system.sql("customers", "SELECT type, account_id FROM customers "
                                                    "WHERE email = :e", e=victim)
     assert (kind, account_id) == ("guest", None)
-    # only the inbox's owner can prove it, and then the orders follow
+    # only the inbox's owner can prove it, choosing the password as they do: the orders then
+    # follow the owner's new session, and the intruder's session and password are worthless
     welcome = smtp.wait_for_mail_to(victim, count=2)[-1]
-    requests.post(system.api("/auth/verify-email"), timeout=10,
-                  json={"token": link_token(welcome.text(), "verify-email")})
-    wait_for(lambda: len(requests.get(system.api("/me/orders"), headers=bearer(session),
+    owners_password = "the owner's own passphrase 9"
+    proven = requests.post(system.api("/auth/verify-email"), timeout=10, json={
+        "token": link_token(welcome.text(), "verify-email"), "password": owners_password})
+    assert proven.status_code == 200, proven.text
+    wait_for(lambda: len(requests.get(system.api("/me/orders"), headers=bearer(proven.json()),
                                       timeout=10).json()["items"]) == 1,
              message="the orders after verification")
+    assert requests.get(system.api("/me/orders"), headers=bearer(session),
+                        timeout=10).status_code == 401
+    assert login(system, victim).status_code == 401
+    assert login(system, victim, owners_password).status_code == 200
 
 
 def test_abused_routes_are_rate_limited_per_address_across_gateway_processes(

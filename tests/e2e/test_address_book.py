@@ -35,7 +35,8 @@ def customer(system: System, smtp: SmtpSink, verify: bool = True) -> tuple[str, 
     [welcome] = smtp.wait_for_mail_to(email)
     if verify:
         token = re.search(r"verify-email\?token=([\w-]+)", welcome.text()).group(1)
-        requests.post(system.api("/auth/verify-email"), json={"token": token}, timeout=10)
+        requests.post(system.api("/auth/verify-email"), timeout=10,
+                      json={"token": token, "password": PASSWORD})
     tokens = requests.post(system.api("/auth/login"), json={"email": email,
                                                             "password": PASSWORD},
                            timeout=10).json()

@@ -34,7 +34,8 @@ def register(system: System, smtp: SmtpSink) -> tuple[str, dict[str, str]]:
     assert response.status_code == 202, response.text  # the same answer for a taken email
     [welcome] = smtp.wait_for_mail_to(email)
     token = re.search(r"verify-email\?token=([\w-]+)", welcome.text()).group(1)
-    requests.post(system.api("/auth/verify-email"), json={"token": token}, timeout=10)
+    requests.post(system.api("/auth/verify-email"), timeout=10,
+                  json={"token": token, "password": PASSWORD})
     return email, login(system, email)
 
 

@@ -59,8 +59,8 @@ def verified_customer(system: System, smtp: SmtpSink, email: str) -> dict[str, s
         "email": email, "password": PASSWORD, "first_name": "Nora"}).status_code == 202
     welcome = smtp.wait_for_mail_to(email)[-1]
     token = re.search(r"verify-email\?token=([\w-]+)", welcome.text()).group(1)
-    assert requests.post(system.api("/auth/verify-email"), json={"token": token},
-                         timeout=10).status_code == 200
+    assert requests.post(system.api("/auth/verify-email"), timeout=10,
+                         json={"token": token, "password": PASSWORD}).status_code == 200
     tokens = requests.post(system.api("/auth/login"), timeout=10,
                            json={"email": email, "password": PASSWORD}).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
