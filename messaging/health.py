@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
 from typing import Any
 
 from nameko.dependency_providers import Config
@@ -50,7 +52,14 @@ class HealthEndpoints:
     @http("GET", "/metrics")
     def prometheus_metrics(self, request: Any) -> tuple[int, dict[str, str], str]:
         """Prometheus text format: entrypoint timings, and measured now, the outbox backlog
-        and the dead-letter depth (what an operator alerts on)."""
+        and the dead-letter depth (what an operator alerts on). With METRICS_TOKEN set, only
+        for a bearer of it, as the gateway's."""
+        token = os.environ.get("METRICS_TOKEN")
+        if token and not hmac.compare_digest(
+                request.headers.get("Authorization", "").removeprefix("Bearer ").encode(),
+                token.encode()):
+            return 401, {"Content-Type": "text/plain", "WWW-Authenticate": "Bearer"}, \
+                "metrics need the METRICS_TOKEN bearer token\n"
         try:
             with self.db.transaction() as session:
                 outbox = session.info["outbox_table"]

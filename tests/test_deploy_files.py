@@ -95,6 +95,18 @@ def test_the_gateway_counts_rate_limits_in_redis() -> None:
     assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
+# What an operator must set: the file refuses to start without it.
+COMPOSE_ENV = {**os.environ, "METRICS_TOKEN": "a-scraper-token"}
+
+
+def test_metrics_need_a_token_and_identity_reaches_redis() -> None:
+    environment = COMPOSE["x-app"]["environment"]
+    assert environment["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")
+    identity = COMPOSE["services"]["identity"]
+    assert identity["environment"]["REDIS_URL"].startswith("redis://redis:")
+    assert identity["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
 def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
     """`docker compose config` where the Compose plugin exists; else Debian's docker-compose
     (1.29), which checks the file against the Compose spec schema it carries, with no engine.
@@ -103,7 +115,7 @@ def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
         ["docker", "compose", "version"], capture_output=True).returncode == 0
     if plugin:
         return subprocess.run(["docker", "compose", "-f", str(path), "config", "--quiet"],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env=COMPOSE_ENV)
     assert shutil.which("docker-compose"), (
         "no Compose client to check docker-compose.yml: apt-get install docker-compose "
         "(or the docker compose plugin)")
@@ -114,7 +126,7 @@ def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(["docker-compose", "-f", str(copy), "config", "--quiet"],
                               capture_output=True, text=True, cwd=path.parent,
-                              env={**os.environ, "COMPOSE_PROJECT_NAME": "clientela"})
+                              env={**COMPOSE_ENV, "COMPOSE_PROJECT_NAME": "clientela"})
     finally:
         copy.unlink()
 

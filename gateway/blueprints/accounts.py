@@ -123,7 +123,9 @@ def activate() -> Any:
     if store_settings()["customer_accounts"] != "optional":
         raise Problem(403, "account_offer_unavailable",
                       "This store does not offer accounts after checkout.")
-    order = rpc_call("orders", "get_guest_order", str(body["order_id"]),
+    # Only an order whose confirmation offered an account, within 7 days, once (a manual
+    # order's payment link, say, carries the same token but never made the offer).
+    order = rpc_call("orders", "open_account_offer", str(body["order_id"]),
                      _string_field(body, "token"))
     account = rpc_call("identity", "create_account_from_order", {
         "email": order["email"], "password": body.get("password"), "locale": order["locale"],
@@ -132,6 +134,7 @@ def activate() -> Any:
         "last_name": body.get("last_name") or (order.get("shipping_address") or {}).get(
             "last_name"),
     }, client_info())
+    rpc_call("orders", "close_account_offer", order["id"])
     response = jsonify(account)
     response.status_code = 201
     return response

@@ -30,6 +30,7 @@ from services.orders.schemas import (
     BuyLinkListSchema,
     BuyLinkSchema,
     BuyLinkUpdateSchema,
+    CheckoutLimitsSchema,
     FulfillmentChangeSchema,
     HoldWindowsSchema,
     ManualOrderCreatedSchema,
@@ -153,6 +154,22 @@ def get_hold_windows() -> Any:
 @staff_required("owner")
 def put_hold_windows() -> Any:
     return jsonify(rpc_call("orders", "set_hold_windows", json_body(), _actor()))
+
+
+@admin_orders.get("/orders/checkout-limits")
+@document("What one checkout, and one shopper's unpaid orders together, may hold",
+          tags=["admin orders"], auth="staff", responses={200: CheckoutLimitsSchema})
+@staff_required("owner", "staff")
+def get_checkout_limits() -> Any:
+    return jsonify(rpc_call("orders", "get_checkout_limits"))
+
+
+@admin_orders.put("/orders/checkout-limits")
+@document("Change the checkout limits (owner only)", tags=["admin orders"], auth="staff",
+          body=CheckoutLimitsSchema, responses={200: CheckoutLimitsSchema})
+@staff_required("owner")
+def put_checkout_limits() -> Any:
+    return jsonify(rpc_call("orders", "set_checkout_limits", json_body(), _actor()))
 
 
 @admin_orders.get("/buy-links")

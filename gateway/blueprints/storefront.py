@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -94,7 +95,7 @@ def checkout() -> Any:
         # A logged-in customer's order is theirs: their id, their account's email.
         **({"email": account["email"]} if account else {}),
         "locale": account["locale"] if account else settings["locale"],
-        "idempotency_key": key,
+        "idempotency_key": _scoped_idempotency_key(key, account, body.get("email")),
         "customer_id": account["id"] if account else None,
         "offer_account": decision.offer_account,
     })
@@ -111,6 +112,18 @@ def checkout() -> Any:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _scoped_idempotency_key(key: str | None, account: dict[str, Any] | None,
+                            email: Any) -> str | None:
+    """An Idempotency-Key belongs to its caller: the customer, or the guest's email. Another
+    caller's key neither replays their order nor collides with it (the stored key is a hash
+    of caller and key, 64 characters whatever the key's length)."""
+    if key is None:
+        return None
+    caller = f"customer:{account['id']}" if account else \
+        f"guest:{str(email or '').strip().lower()}"
+    return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
 
 
 @storefront.get("/recover/<token>")

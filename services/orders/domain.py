@@ -17,6 +17,43 @@ from messaging.errors import ServiceError
 FIRST_ORDER_NUMBER = 1001
 # A claimed Idempotency-Key with no order after this long belongs to a request that died.
 IDEMPOTENCY_CLAIM_TIMEOUT = timedelta(seconds=60)
+# How long the account offered after a guest checkout can be taken (once).
+ACCOUNT_OFFER_TTL = timedelta(days=7)
+
+# Checkout limits (the merchant may change them): units of one product in one order, units
+# in one order, and unpaid orders one email may hold stock with at once. A shopper's unpaid
+# orders together never hold more of a product than one order may.
+DEFAULT_CHECKOUT_LIMITS: dict[str, int] = {
+    "max_units_per_product": 999,
+    "max_units_per_order": 5000,
+    "max_unpaid_orders_per_email": 5,
+}
+
+
+def checkout_limit_problems(quantities: Mapping[str, int], held_unpaid: Mapping[str, int],
+                            unpaid_orders: int, limits: Mapping[str, int]
+                            ) -> tuple[str, dict[str, Any]] | None:
+    """Why a shopper's checkout of ``quantities`` (SKU lines merged) breaks the limits, given
+    the units their unpaid orders already hold per SKU and how many unpaid orders they have:
+    (code, errors), or None."""
+    per_product = limits["max_units_per_product"]
+    too_many = {sku: [f"at most {per_product} per order"]
+                for sku, quantity in quantities.items() if quantity > per_product}
+    if too_many:
+        return "quantity_limit", {"lines": too_many}
+    if sum(quantities.values()) > limits["max_units_per_order"]:
+        return "quantity_limit", {"lines": [
+            f"at most {limits['max_units_per_order']} units in one order"]}
+    if unpaid_orders >= limits["max_unpaid_orders_per_email"]:
+        return "too_many_unpaid_orders", {"email": [
+            f"{unpaid_orders} unpaid orders already hold stock: pay or cancel one first"]}
+    held = {sku: [f"your unpaid orders already hold {held_unpaid[sku]}; at most "
+                  f"{per_product} in all"]
+            for sku, quantity in quantities.items()
+            if held_unpaid.get(sku, 0) + quantity > per_product}
+    if held:
+        return "unpaid_limit", {"lines": held}
+    return None
 
 # Order status: pending_payment → paid → completed; canceled before completed; abandoned
 # when unpaid past the hold window. Values are the states each may move to.

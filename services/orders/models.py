@@ -90,6 +90,12 @@ class Order(Base):
     buy_link_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("buy_links.id", name="fk_orders_buy_link_id"),
         nullable=True, index=True)
+    # The account offered after a guest checkout: claimable with the order's access token
+    # until it expires, once (DESIGN §6; null: no offer was made, as for manual orders).
+    account_offer_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
+                                                                      nullable=True)
+    account_offer_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
+                                                                   nullable=True)
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), default=utcnow, onupdate=utcnow
@@ -185,6 +191,18 @@ class HoldWindow(Base):
 
     payment_method: Mapped[str] = mapped_column(String(32), primary_key=True)
     minutes: Mapped[int] = mapped_column(Integer)
+
+
+class CheckoutLimits(Base):
+    """The merchant's limits on what one checkout, and one shopper's unpaid orders, may hold
+    (one row; domain.DEFAULT_CHECKOUT_LIMITS until changed)."""
+
+    __tablename__ = "checkout_limits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    max_units_per_product: Mapped[int] = mapped_column(Integer)
+    max_units_per_order: Mapped[int] = mapped_column(Integer)
+    max_unpaid_orders_per_email: Mapped[int] = mapped_column(Integer)
 
 
 class Counter(Base):

@@ -104,6 +104,18 @@ class HoldWindowsSchema(_Strict):
     card = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
 
 
+class CheckoutLimitsSchema(_Strict):
+    """What one checkout may hold, and one shopper's unpaid orders together (manual orders
+    taken by staff are not limited)."""
+
+    max_units_per_product = fields.Integer(validate=validate.Range(1, MAX_QUANTITY), metadata={
+        "description": "units of one product in one order, and in one email's unpaid orders "
+                       "together"})
+    max_units_per_order = fields.Integer(validate=validate.Range(1, MAX_QUANTITY * MAX_LINES))
+    max_unpaid_orders_per_email = fields.Integer(validate=validate.Range(1, 100), metadata={
+        "description": "unpaid orders one email may hold stock with at once"})
+
+
 class RecoveryUrlSchema(Schema):
     order_id = fields.UUID(required=True)
     number = fields.String(required=True)

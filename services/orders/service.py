@@ -41,6 +41,7 @@ from services.orders.models import (
     BuyLink,
     Cart,
     CartLine,
+    CheckoutLimits,
     Counter,
     HoldWindow,
     IdempotencyKey,
@@ -57,6 +58,7 @@ from services.orders.schemas import (
     BuyLinkSchema,
     BuyLinkUpdateSchema,
     CartReplaceSchema,
+    CheckoutLimitsSchema,
     FulfillmentChangeSchema,
     HoldWindowsSchema,
     LineRequestSchema,
@@ -152,6 +154,32 @@ class OrdersService(HealthEndpoints):
             if order is None or not token_matches(str(token), order.access_token_hash):
                 raise ServiceError("order_not_found", "No such order.", 404)
             return ORDER.dump(order)
+
+    @rpc
+    def open_account_offer(self, order_id: str, token: str) -> dict[str, Any]:
+        """The guest order whose confirmation offered an account, if the offer still stands
+        (made at checkout, not expired, not taken): what identity needs to create it."""
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id))
+            if order is None or not token_matches(str(token), order.access_token_hash):
+                raise ServiceError("order_not_found", "No such order.", 404)
+            if order.account_offer_expires_at is None:
+                raise ServiceError("account_offer_unavailable",
+                                   "This order did not offer an account: register instead.", 403)
+            if order.account_offer_used_at is not None \
+                    or order.account_offer_expires_at <= utcnow():
+                raise ServiceError("account_offer_expired",
+                                   "This account offer was taken or has expired: register or "
+                                   "log in instead.", 410)
+            return ORDER.dump(order)
+
+    @rpc
+    def close_account_offer(self, order_id: str) -> None:
+        """The offer was taken: it cannot be taken again."""
+        with self.db.transaction() as session:
+            session.execute(update(Order).where(Order.id == _uuid(order_id),
+                                                Order.account_offer_used_at.is_(None))
+                            .values(account_offer_used_at=utcnow()))
 
     @rpc
     def list_customer_orders(self, customer_id: str, page: dict[str, Any]) -> dict[str, Any]:
@@ -430,6 +458,25 @@ class OrdersService(HealthEndpoints):
         if orders:
             log.info("orders abandoned", extra={"count": len(orders)})
         return len(orders)
+
+    @rpc
+    def get_checkout_limits(self) -> dict[str, int]:
+        with self.db.transaction() as session:
+            return _checkout_limits(session)
+
+    @rpc
+    def set_checkout_limits(self, request: dict[str, Any], actor: str) -> dict[str, int]:
+        data = load_or_raise(CheckoutLimitsSchema(), request)
+        with self.db.transaction() as session:
+            row = session.get(CheckoutLimits, 1, with_for_update=True)
+            if row is None:
+                row = CheckoutLimits(id=1, **domain.DEFAULT_CHECKOUT_LIMITS)
+                session.add(row)
+            for field, value in data.items():
+                setattr(row, field, value)
+            session.flush()
+            log.info("checkout limits changed", extra={"actor": actor, "changes": data})
+            return _checkout_limits(session)
 
     @rpc
     def get_hold_windows(self) -> dict[str, int]:
@@ -800,6 +847,8 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("validation_failed", "No such buy link.", 422,
                                    errors={"buy_link": ["unknown link"]})
         quantities = domain.merge_lines(data["lines"])
+        if actor == "customer":  # the merchant's own manual orders are not limited
+            self._check_checkout_limits(session, data["email"], quantities)
         products = {
             p.sku: p
             for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
@@ -835,6 +884,8 @@ class OrdersService(HealthEndpoints):
             created_by=actor if actor != "customer" else None,
             recovered_from=recovered_from,
             buy_link_id=buy_link_id,
+            account_offer_expires_at=now + domain.ACCOUNT_OFFER_TTL
+            if data["offer_account"] and data["customer_id"] is None else None,
             placed_at=now,
             lines=[
                 OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
@@ -863,6 +914,29 @@ class OrdersService(HealthEndpoints):
             "channel": order.channel, "payment_link": payment_link,
         })
         return order, access_token
+
+    def _check_checkout_limits(self, session: Any, email: str,
+                               quantities: dict[str, int]) -> None:
+        """Refuse a checkout that breaks the merchant's limits. The email's unpaid orders are
+        counted under a lock on that email (PostgreSQL advisory lock; SQLite writes one at a
+        time), so two checkouts at once cannot both slip under a limit."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                            {"key": f"unpaid-orders:{email}"})
+        unpaid = and_(Order.email == email, Order.status == "pending_payment")
+        unpaid_orders = session.scalar(select(func.count()).select_from(Order).where(unpaid))
+        held = dict(session.execute(
+            select(OrderLine.sku, func.sum(OrderLine.quantity))
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(unpaid, OrderLine.sku.in_(quantities))
+            .group_by(OrderLine.sku)).all())
+        problem = domain.checkout_limit_problems(quantities, held, unpaid_orders,
+                                                 _checkout_limits(session))
+        if problem is not None:
+            code, errors = problem
+            status = 422 if code == "quantity_limit" else 409
+            raise ServiceError(code, "This order is over the store's limits.", status,
+                               errors=errors)
 
     def _hold_stock(self, session: Any, priced: list[domain.PricedLine],
                     products: dict[str, Product]) -> None:
@@ -979,6 +1053,13 @@ def _link_views(session: Any, links: Any) -> list[dict[str, Any]]:
             "revenue": int(row.revenue) if row else 0,
             "currency": row.currency if row else None}))
     return views
+
+
+def _checkout_limits(session: Any) -> dict[str, int]:
+    row = session.get(CheckoutLimits, 1)
+    if row is None:
+        return dict(domain.DEFAULT_CHECKOUT_LIMITS)
+    return {name: getattr(row, name) for name in domain.DEFAULT_CHECKOUT_LIMITS}
 
 
 def _hold_windows(session: Any) -> dict[str, int]:

@@ -6,6 +6,7 @@ checkout → orders (prices, stock, #1001, outbox) → notifications (email over
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -142,6 +143,11 @@ def test_idempotency_key_replays_the_same_order(system: System) -> None:
     assert other.json()["code"] == "idempotency_key_reused"
 
 
+def stored_key(email: str, key: str) -> str:
+    """How orders stores a guest's Idempotency-Key: scoped to the guest's email."""
+    return hashlib.sha256(f"guest:{email}\n{key}".encode()).hexdigest()
+
+
 def test_a_concurrent_duplicate_is_told_to_wait(system: System) -> None:
     email = f"inflight-{uuid.uuid4().hex[:8]}@example.com"
     key = str(uuid.uuid4())
@@ -152,17 +158,18 @@ def test_a_concurrent_duplicate_is_told_to_wait(system: System) -> None:
     assert checkout(system, email, lines, headers={"Idempotency-Key": first_key}
                     ).status_code == 201
     [(fingerprint,)] = system.sql("orders", "SELECT fingerprint FROM idempotency_keys "
-                                            "WHERE key = :k", k=first_key)
+                                            "WHERE key = :k", k=stored_key(email, first_key))
     with create_engine(system.database_urls["orders"]).begin() as connection:
         connection.execute(text("INSERT INTO idempotency_keys (key, fingerprint, claimed_at) "
-                                "VALUES (:k, :f, now())"), {"k": key, "f": fingerprint})
+                                "VALUES (:k, :f, now())"),
+                           {"k": stored_key(email, key), "f": fingerprint})
     busy = checkout(system, email, lines, headers={"Idempotency-Key": key})
     assert (busy.status_code, busy.json()["code"]) == (409, "idempotency_in_progress")
     assert busy.headers["Retry-After"] == "1"
     # a claim whose request died long ago is taken over
     with create_engine(system.database_urls["orders"]).begin() as connection:
         connection.execute(text("UPDATE idempotency_keys SET claimed_at = now() - interval "
-                                "'5 minutes' WHERE key = :k"), {"k": key})
+                                "'5 minutes' WHERE key = :k"), {"k": stored_key(email, key)})
     assert checkout(system, email, lines, headers={"Idempotency-Key": key}).status_code == 201
 
     # a burst of the same request: one order, the others replay it or are told to wait

@@ -1,0 +1,42 @@
+"""account offers and checkout limits
+
+An order records the account its confirmation offered (until when, and whether it was taken),
+and the merchant's checkout limits get a table (units per product and per order, unpaid
+orders per email).
+
+Revision ID: orders_0009
+Revises: orders_0008
+Create Date: 2026-12-02
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = 'orders_0009'
+down_revision: str | None = 'orders_0008'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('orders') as batch:
+        batch.add_column(sa.Column('account_offer_expires_at', sa.DateTime(timezone=True),
+                                   nullable=True))
+        batch.add_column(sa.Column('account_offer_used_at', sa.DateTime(timezone=True),
+                                   nullable=True))
+    op.create_table(
+        'checkout_limits',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('max_units_per_product', sa.Integer(), nullable=False),
+        sa.Column('max_units_per_order', sa.Integer(), nullable=False),
+        sa.Column('max_unpaid_orders_per_email', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('checkout_limits')
+    with op.batch_alter_table('orders') as batch:
+        batch.drop_column('account_offer_used_at')
+        batch.drop_column('account_offer_expires_at')
