@@ -60,6 +60,7 @@ test-unit: setup  ## only the tests that need no broker or database
 bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command that made them
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	python -W ignore -m bench.ceilings
+	python -W ignore -m bench.session_check
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
 	python -W ignore -m bench.scaling
