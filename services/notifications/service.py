@@ -269,15 +269,20 @@ class NotificationsService(HealthEndpoints):
         with self.db.transaction() as session:
             if self.db.already_processed(session, envelope):
                 return
-            if kind not in domain.ALWAYS_SENT:
+            skipped = None
+            if is_erased_email(recipient):  # an erased customer's order: no one to tell
+                skipped = "recipient erased"
+            elif kind not in domain.ALWAYS_SENT:
                 setting = session.get(NotificationSetting, kind)
                 if setting is not None and not setting.enabled:
-                    # Logged, so the merchant sees why it did not go.
-                    session.add(Delivery(
-                        id=delivery_id, event_id=envelope.event_id, kind=kind,
-                        recipient=recipient, locale=locale, status="skipped", attempts=0,
-                        context={}, next_attempt_at=now, last_error="switched off"))
-                    return
+                    skipped = "switched off"
+            if skipped:
+                # Logged, so the merchant sees why it did not go.
+                session.add(Delivery(
+                    id=delivery_id, event_id=envelope.event_id, kind=kind,
+                    recipient=recipient, locale=locale, status="skipped", attempts=0,
+                    context={}, next_attempt_at=now, last_error=skipped))
+                return
             # Born claimed by this worker (attempt 1): no second transaction to claim it. If
             # the worker dies, the lease runs out and the sweep sends it.
             session.add(Delivery(

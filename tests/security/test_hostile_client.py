@@ -252,6 +252,15 @@ def test_an_erased_customers_orders_still_print_and_they_cannot_be_invited(
                           params={"from": "2020-01-01", "to": f"{today}T23:59:59Z"})
     assert export.status_code == 200 and order["number"] in export.text
 
+    # a later order event has no one to email: nothing is sent, nothing dead-letters
+    shipped = requests.post(base + "/fulfillment", headers=owner, timeout=10, json={
+        "fulfillment_status": "in_transit", "carrier": "Correos", "tracking_number": "PK1",
+        "notify_customer": True})
+    assert shipped.status_code == 200, shipped.text
+    wait_for(lambda: system.sql("notifications", "SELECT 1 FROM deliveries WHERE status = "
+                                "'skipped' AND last_error = 'recipient erased'"),
+             message="the erased recipient's email skipped")
+
     invited = requests.post(system.api(f"/admin/customers/{customer}/invite"), headers=owner,
                             timeout=10)
     assert (invited.status_code, invited.json()["code"]) == (410, "customer_erased")
