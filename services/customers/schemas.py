@@ -25,7 +25,7 @@ class CustomerSchema(Schema):
     last_payment_method = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
     city = fields.String(allow_none=True)
-    accepts_marketing = StrictBoolean()
+    accepts_marketing = fields.Boolean()
     marketing_consent_at = fields.DateTime(allow_none=True)
     marketing_withdrawn_at = fields.DateTime(allow_none=True)
     note = fields.String(allow_none=True)
@@ -151,7 +151,7 @@ class CustomerListQuerySchema(Schema):
     category = fields.UUID()
     country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
     min_orders = fields.Integer(validate=validate.Range(0, 1_000_000))
-    accepts_marketing = StrictBoolean()
+    accepts_marketing = fields.Boolean()  # from a query string: true/false/1/0
     created_from = fields.DateTime()
     created_to = fields.DateTime()
     last_order_from = fields.DateTime()

@@ -182,7 +182,7 @@ def test_a_concurrent_duplicate_is_told_to_wait(system: System) -> None:
     ids = {r.json()["order"]["id"] for r in responses if r.status_code in (200, 201)}
     assert len(ids) == 1
     [(count,)] = system.sql("orders", "SELECT count(*) FROM orders WHERE idempotency_key = :k",
-                            k=burst_key)
+                            k=stored_key(email, burst_key))
     assert count == 1
 
 
