@@ -39,6 +39,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -299,6 +300,16 @@ class DatabaseAccess:
             )
             return True
         return False
+
+
+def locked_row(session: Session, model: Any, primary_key: Any, /, **values: Any) -> Any:
+    """The row of ``model`` with ``primary_key``, inserted with ``values`` if missing
+    (a concurrent insert is no error), and locked until commit: callers that change it one
+    after the other, none lost. PostgreSQL locks the row; SQLite writes one at a time."""
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    session.execute(dialect_insert(model).values(**values).on_conflict_do_nothing())
+    return session.get(model, primary_key, with_for_update=True, populate_existing=True)
 
 
 class UtcDateTime(TypeDecorator):

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +30,7 @@ from messaging.contracts import (
     is_erased_email,
     load_payload,
 )
+from messaging.database import locked_row
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
@@ -40,6 +40,7 @@ from messaging.outbox import emit, forget_in_outbox
 from messaging.rpc import rpc
 from services.identity import domain
 from services.identity.dependencies import (
+    EndedSessions,
     EndedSessionsProvider,
     PasswordsProvider,
     TokenIssuerProvider,
@@ -183,11 +184,7 @@ class IdentityService(HealthEndpoints):
         earlier session ends (its access tokens too) and the password is the one typed here.
         The customer is logged in with a new session."""
         data = load_or_raise(ResetPasswordSchema(), request)
-        with self.db.transaction() as session:
-            row = _usable_token(session, "verify_email", data["token"], lock=False)
-            email = session.get(Account, row.account_id).email
-        _check_password(data["password"], email, self.get_store_settings())
-        new_hash = self.passwords.hash(data["password"])
+        new_hash = self._hash_for_link("verify_email", data["token"], data["password"])
         with self.db.transaction() as session:
             row = _usable_token(session, "verify_email", data["token"])  # a racing click?
             now = utcnow()
@@ -197,7 +194,7 @@ class IdentityService(HealthEndpoints):
                 raise INVALID_LINK  # disabled or erased since the link was sent
             account.password_hash, account.password_changed_at = new_hash, now
             account.last_login_at = now
-            self.ended.announce(_revoke_sessions(session, account.id, None, keep=None))
+            _revoke_sessions(session, self.ended, account.id, None, keep=None)
             _clear_failures(session, _throttle_keys("customer", account.email, None))
             _mark_verified(session, account)
             return self._start_session(session, account.id, STOREFRONT, client,
@@ -251,20 +248,14 @@ class IdentityService(HealthEndpoints):
     @rpc
     def reset_password(self, request: dict[str, Any]) -> None:
         data = load_or_raise(ResetPasswordSchema(), request)
-        with self.db.transaction() as session:
-            row = _usable_token(session, "password_reset", data["token"], lock=False)
-            account = session.get(Account, row.account_id)
-            email = account.email
-        settings = self.get_store_settings()
-        _check_password(data["password"], email, settings)
-        new_hash = self.passwords.hash(data["password"])
+        new_hash = self._hash_for_link("password_reset", data["token"], data["password"])
         with self.db.transaction() as session:
             row = _usable_token(session, "password_reset", data["token"])  # a racing reset?
             now = utcnow()
             row.used_at = now
             account = session.get(Account, row.account_id)
             account.password_hash, account.password_changed_at = new_hash, now
-            self.ended.announce(_revoke_sessions(session, account.id, STOREFRONT, keep=None))
+            _revoke_sessions(session, self.ended, account.id, STOREFRONT, keep=None)
             # The owner proved the inbox: a reset lifts any login lock on the account.
             _clear_failures(session, _throttle_keys("customer", account.email, None))
             _mark_verified(session, account)  # the link reached that inbox: the email is proven
@@ -282,8 +273,8 @@ class IdentityService(HealthEndpoints):
         with self.db.transaction() as session:
             account = session.get(Account, _uuid(account_id))
             account.password_hash, account.password_changed_at = new_hash, utcnow()
-            self.ended.announce(_revoke_sessions(session, account.id, STOREFRONT,
-                                                 keep=_uuid_or_none(current_session)))
+            _revoke_sessions(session, self.ended, account.id, STOREFRONT,
+                             keep=_uuid_or_none(current_session))
             emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "change"})
 
     # email change ---------------------------------------------------------------------
@@ -348,7 +339,7 @@ class IdentityService(HealthEndpoints):
                 _ensure_email_free(session, old_email)
                 account.email = old_email
             account.email_verified = True
-            self.ended.announce(_revoke_sessions(session, account.id, STOREFRONT, keep=None))
+            _revoke_sessions(session, self.ended, account.id, STOREFRONT, keep=None)
             session.execute(update(OneTimeToken)  # a pending change from the intruder dies too
                             .where(OneTimeToken.account_id == account.id,
                                    OneTimeToken.purpose == "email_change",
@@ -393,14 +384,12 @@ class IdentityService(HealthEndpoints):
                 session.execute(delete(OneTimeToken)
                                 .where(OneTimeToken.account_id == account.id))
                 if erased["deleted"]:
-                    self.ended.announce(list(session.scalars(
-                        select(RefreshToken.family_id).distinct()
-                        .where(RefreshToken.subject_id == account.id))))
+                    _revoke_sessions(session, self.ended, account.id, None, keep=None)
                     session.execute(delete(RefreshToken)
                                     .where(RefreshToken.subject_id == account.id))
                     session.delete(account)
                 else:
-                    self.ended.announce(_revoke_sessions(session, account.id, None, keep=None))
+                    _revoke_sessions(session, self.ended, account.id, None, keep=None)
                     session.execute(update(RefreshToken)
                                     .where(RefreshToken.subject_id == account.id)
                                     .values(ip=None, user_agent=None))
@@ -468,11 +457,7 @@ class IdentityService(HealthEndpoints):
                  ) -> dict[str, Any]:
         """Set the first password of an invited account; the customer is then logged in."""
         data = load_or_raise(ResetPasswordSchema(), request)
-        with self.db.transaction() as session:
-            row = _usable_token(session, "invitation", data["token"], lock=False)
-            email = session.get(Account, row.account_id).email
-        _check_password(data["password"], email, self.get_store_settings())
-        new_hash = self.passwords.hash(data["password"])
+        new_hash = self._hash_for_link("invitation", data["token"], data["password"])
         with self.db.transaction() as session:
             row = _usable_token(session, "invitation", data["token"])
             now = utcnow()
@@ -504,8 +489,7 @@ class IdentityService(HealthEndpoints):
             if new_status is not None:
                 account.status = new_status
                 if new_status == domain.DISABLED:
-                    self.ended.announce(
-                        _revoke_sessions(session, account.id, STOREFRONT, keep=None))
+                    _revoke_sessions(session, self.ended, account.id, STOREFRONT, keep=None)
                 event = {"approve": ACCOUNT_APPROVED, "disable": ACCOUNT_DISABLED,
                          "enable": ACCOUNT_ENABLED}[action]
                 emit(session, event, {**_account_payload(account), "status": new_status,
@@ -529,7 +513,7 @@ class IdentityService(HealthEndpoints):
             if row is not None and row.audience != audience:
                 verdict = domain.RefreshVerdict(False, reason="wrong audience")
             if verdict.revoke_family:
-                self.ended.announce(_revoke_family(session, row.family_id))
+                _revoke_family(session, self.ended, row.family_id)
                 log.warning("refresh token reused: session revoked",
                             extra={"session_id": str(row.family_id)})
             if not verdict.ok:
@@ -537,7 +521,7 @@ class IdentityService(HealthEndpoints):
             else:
                 claims = self._subject_claims(session, row.subject_id, row.audience)
                 if claims is None:  # disabled (or gone) since the last login
-                    self.ended.announce(_revoke_family(session, row.family_id))
+                    _revoke_family(session, self.ended, row.family_id)
                     failure = INVALID_REFRESH
                 else:
                     row.used_at = now
@@ -551,7 +535,7 @@ class IdentityService(HealthEndpoints):
             family = session.scalar(select(RefreshToken.family_id).where(
                 RefreshToken.token_hash == hash_token(str(refresh_token))))
             if family is not None:
-                self.ended.announce(_revoke_family(session, family))
+                _revoke_family(session, self.ended, family)
 
     @rpc
     def list_sessions(self, subject_id: str, current_session: str | None
@@ -576,26 +560,16 @@ class IdentityService(HealthEndpoints):
     @rpc
     def revoke_session(self, subject_id: str, session_id: str) -> None:
         with self.db.transaction() as session:
-            family_id = _uuid(session_id, "session_not_found")
-            revoked = session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.subject_id == _uuid(subject_id),
-                       RefreshToken.family_id == family_id,
-                       RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            ).rowcount
-            if revoked:
-                self.ended.announce([family_id])
-        if not revoked:
+            ended = _revoke_sessions(session, self.ended, _uuid(subject_id), None, keep=None,
+                                     only=_uuid(session_id, "session_not_found"))
+        if not ended:
             raise ServiceError("session_not_found", "No such session.", 404)
 
     @rpc
     def revoke_other_sessions(self, subject_id: str, current_session: str | None) -> int:
         with self.db.transaction() as session:
-            ended = _revoke_sessions(session, _uuid(subject_id), None,
-                                     keep=_uuid_or_none(current_session))
-            self.ended.announce(ended)
-            return len(ended)
+            return len(_revoke_sessions(session, self.ended, _uuid(subject_id), None,
+                                        keep=_uuid_or_none(current_session)))
 
     @rpc
     def session_has_ended(self, session_id: str) -> bool:
@@ -624,6 +598,16 @@ class IdentityService(HealthEndpoints):
             return self._start_session(session, staff.id, ADMIN, client, role=staff.role)
 
     # helpers ----------------------------------------------------------------------------
+    def _hash_for_link(self, purpose: str, token: str, password: str) -> str:
+        """The new password's hash, once the link (one-time token) is usable and the password
+        meets the policy for its account's email. Hashed outside any transaction; the caller
+        takes the token again, locked, to spend it."""
+        with self.db.transaction() as session:
+            row = _usable_token(session, purpose, token, lock=False)
+            email = session.get(Account, row.account_id).email
+        _check_password(password, email, self.get_store_settings())
+        return self.passwords.hash(password)
+
     def _confirm_password(self, account_id: str, password: str, field: str) -> str:
         """The account's email, once ``password`` is its password (else 422 on ``field``):
         what a logged-in customer proves before changing a password or an email."""
@@ -786,21 +770,13 @@ def _policy_for(key: str) -> domain.ThrottlePolicy:
     return domain.ADDRESS_THROTTLE if key.startswith("ip:") else domain.ACCOUNT_THROTTLE
 
 
-def _locked_throttle_row(session: Session, key: str, now: datetime) -> LoginThrottle:
-    """The key's row, created if missing, locked until commit (concurrent logins queue)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
-    session.execute(insert(LoginThrottle)
-                    .values(key=key, failures=0, last_failure_at=now, locked_until=None)
-                    .on_conflict_do_nothing(index_elements=["key"]))
-    return session.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
-
-
 def _take_attempt(session: Session, keys: list[str]) -> None:
     """Refuse (429) if any key is locked; else count this attempt as a failure on every key,
     locking the key when the count earns it. Keys are locked in one order: no deadlocks."""
     now = utcnow()
-    rows = [(_policy_for(key), _locked_throttle_row(session, key, now)) for key in sorted(keys)]
+    rows = [(_policy_for(key), locked_row(session, LoginThrottle, key, key=key, failures=0,
+                                          last_failure_at=now, locked_until=None))
+            for key in sorted(keys)]
     locked = [row.locked_until for _, row in rows if row.locked_until and row.locked_until > now]
     if locked:
         wait = max(1, int((max(locked) - now).total_seconds() + 0.999))
@@ -830,29 +806,33 @@ def _clear_failures(session: Session, keys: list[str]) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
 
 
-def _revoke_family(session: Session, family_id: uuid.UUID) -> list[uuid.UUID]:
+def _revoke_family(session: Session, ended: EndedSessions, family_id: uuid.UUID) -> None:
     session.execute(update(RefreshToken)
                     .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))
-    return [family_id]
+    ended.announce([family_id])
 
 
-def _revoke_sessions(session: Session, subject_id: uuid.UUID, audience: str | None,
-                     keep: uuid.UUID | None) -> list[uuid.UUID]:
-    """End the subject's sessions (of one audience, or all; but ``keep``): their ids, which
-    the caller announces so that their access tokens stop working too."""
+def _revoke_sessions(session: Session, ended: EndedSessions, subject_id: uuid.UUID,
+                     audience: str | None, keep: uuid.UUID | None,
+                     only: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """End the subject's live sessions (of one audience or all; all but ``keep``; or ``only``
+    that one) and announce them, so their access tokens stop working too: the ids ended."""
     live = select(RefreshToken.family_id).distinct().where(
         RefreshToken.subject_id == subject_id, RefreshToken.revoked_at.is_(None))
     if audience:
         live = live.where(RefreshToken.audience == audience)
     if keep:
         live = live.where(RefreshToken.family_id != keep)
+    if only:
+        live = live.where(RefreshToken.family_id == only)
     families = list(session.scalars(live))
     if families:
         session.execute(update(RefreshToken)
                         .where(RefreshToken.family_id.in_(families),
                                RefreshToken.revoked_at.is_(None))
                         .values(revoked_at=utcnow()))
+        ended.announce(families)
     return families
 
 

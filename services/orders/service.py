@@ -11,7 +11,6 @@ from typing import Any
 
 from nameko.timer import timer
 from sqlalchemy import and_, delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -27,6 +26,7 @@ from messaging.contracts import (
     PAYMENT_STATUS_CHANGED,
     load_payload,
 )
+from messaging.database import locked_row
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
@@ -925,11 +925,11 @@ class OrdersService(HealthEndpoints):
                             {"key": f"unpaid-orders:{email}"})
         unpaid = and_(Order.email == email, Order.status == "pending_payment")
         unpaid_orders = session.scalar(select(func.count()).select_from(Order).where(unpaid))
-        held = dict(session.execute(
+        held = dict(session.execute(  # most shoppers have no unpaid order: no second query
             select(OrderLine.sku, func.sum(OrderLine.quantity))
             .join(Order, Order.id == OrderLine.order_id)
             .where(unpaid, OrderLine.sku.in_(quantities))
-            .group_by(OrderLine.sku)).all())
+            .group_by(OrderLine.sku)).all()) if unpaid_orders else {}
         problem = domain.checkout_limit_problems(quantities, held, unpaid_orders,
                                                  _checkout_limits(session))
         if problem is not None:
@@ -1007,11 +1007,7 @@ def _locked_cart(session: Any, customer_id: Any) -> Cart:
     """The customer's cart row, made if missing, locked until commit: changes from two
     devices at once are applied one after the other, none lost."""
     customer = customer_id if isinstance(customer_id, uuid.UUID) else _uuid(customer_id)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
-    session.execute(insert(Cart).values(customer_id=customer, updated_at=utcnow())
-                    .on_conflict_do_nothing())
-    return session.get(Cart, customer, with_for_update=True, populate_existing=True)
+    return locked_row(session, Cart, customer, customer_id=customer, updated_at=utcnow())
 
 
 def _priced(session: Any, wanted: list[domain.WantedLine]) -> dict[str, Any]:
