@@ -197,6 +197,7 @@ def test_the_merchant_runs_the_store_from_the_admin(
     page.reload()
     expect(page.get_by_role("link", name="Pedidos")).to_be_visible()
     screenshot(page, "admin-notifications-es")
+    page.get_by_role("button", name="Salir").click()
     expect(page.get_by_role("button", name="Entrar")).to_be_visible()
 
 
@@ -328,6 +329,7 @@ def test_the_example_store_follows_the_login_option(
     page.get_by_role("button", name="Crear mi cuenta").click()
     expect(page.get_by_role("heading", name="Hola, Lucía")).to_be_visible()
     expect(page.get_by_role("cell", name=re.compile(r"^#\d+$"))).to_have_count(1)
+    page.get_by_role("button", name="Salir").click()
 
     # Required: the cart asks for a login before any checkout form.
     set_login_option(system, owner, "required")
@@ -421,6 +423,7 @@ def test_a_customer_registers_and_resets_a_password_on_the_example_store(
     expect(page.get_by_role("heading", name=f"Pedido {number.group(0)}")).to_be_visible()
     expect(page.get_by_text("Estado: pendiente de pago")).to_be_visible()
     page.get_by_role("link", name="Mi cuenta").click()
+    page.get_by_role("button", name="Salir").click()
     expect(page.get_by_test_id("login-link")).to_be_visible()
 
     sent = len(smtp.to(email))
