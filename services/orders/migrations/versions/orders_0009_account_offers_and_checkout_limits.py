@@ -33,6 +33,10 @@ def upgrade() -> None:
         sa.Column('max_unpaid_orders_per_email', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('id'),
     )
+    # The one row, with the defaults (services.orders.domain.DEFAULT_CHECKOUT_LIMITS):
+    # checkout reads it with its count of the shopper's unpaid orders, in one statement.
+    op.execute("INSERT INTO checkout_limits (id, max_units_per_product, max_units_per_order, "
+               "max_unpaid_orders_per_email) VALUES (1, 999, 5000, 5)")
 
 
 def downgrade() -> None:
