@@ -49,6 +49,8 @@ def checkout_decision(mode: str, *, logged_in: bool, account_status: str | None 
 
 
 def _ensure_active(account_status: str | None) -> None:
+    if account_status == "disabled":
+        raise Problem(403, "account_disabled", "This account has been disabled.")
     if account_status != "active":
         raise Problem(403, "account_not_approved",
                       "Your account is not approved for checkout yet.")

@@ -118,6 +118,8 @@ class OrderPlacedPayload(_Payload):
     # holding it proves the inbox (the checkout response never carries it).
     access_token_sealed = fields.String(allow_none=True, load_default=None)
     offer_account = fields.Boolean(load_default=False)
+    # The email has an account: the confirmation invites the shopper to log in instead.
+    account_exists = fields.Boolean(load_default=False)
     # "admin" for a manual order; with payment_link the email asks the customer to pay.
     channel = fields.String(load_default="storefront")
     payment_link = fields.Boolean(load_default=False)
@@ -142,6 +144,19 @@ class OrderChangePayload(_Payload):
     carrier = fields.String(allow_none=True, load_default=None)
     tracking_number = fields.String(allow_none=True, load_default=None)
     tracking_url = fields.String(allow_none=True, load_default=None)
+    # What an email about the change needs: whom to greet, and (a guest's order) the sealed
+    # access token its link opens the order with.
+    first_name = fields.String(allow_none=True, load_default=None)
+    access_token_sealed = fields.String(allow_none=True, load_default=None)
+
+
+# The order changes a customer is emailed about (field, new state): notify_customer on any
+# other change is refused, never recorded as if something was sent.
+CUSTOMER_EMAILED_CHANGES = frozenset({
+    ("payment_status", "paid"), ("payment_status", "refunded"),
+    ("fulfillment_status", "in_transit"), ("fulfillment_status", "delivered"),
+    ("status", "canceled"),
+})
 
 
 class StoreSettingsChangedPayload(_Payload):

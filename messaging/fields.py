@@ -66,6 +66,16 @@ def normalise_email_address(address: str) -> str:
     return f"{local.lower()}@{ascii_domain}"
 
 
+def normalise_email_address_or_none(address: object) -> str | None:
+    """``normalise_email_address``, or None for what is not an email at all."""
+    if not isinstance(address, str):
+        return None
+    try:
+        return normalise_email_address(address)
+    except ValueError:
+        return None
+
+
 class EmailAddress(fields.Email):
     """An email as the services store it (see ``normalise_email_address``)."""
 

@@ -22,6 +22,8 @@ from gateway.export import csv_rows, printable
 from gateway.openapi import document
 from gateway.pdf import label_pdf, order_pdf
 from gateway.problems import Problem
+from messaging.errors import ServiceError
+from messaging.fields import normalise_email_address_or_none
 from services.orders.schemas import (
     AdminOrderListSchema,
     AdminOrderQuerySchema,
@@ -135,7 +137,25 @@ def _when(value: str | None) -> datetime | None:
                       "and an email to the customer carry a payment link.")
 @staff_required("owner", "staff")
 def create_manual_order() -> Any:
-    response = jsonify(rpc_call("orders", "create_manual_order", json_body(), _actor()))
+    """An order for an account is the account's: it goes to the account's email (sent, or
+    left out), never another one, so every service agrees on whose order it is."""
+    body = json_body()
+    if body.get("customer_id") is not None:
+        try:
+            account = rpc_call("identity", "get_account", str(body["customer_id"]))
+        except ServiceError as exc:
+            if exc.status != 404:
+                raise
+            raise Problem(422, "validation_failed", "No account has this id.",
+                          errors={"customer_id": ["Not an account's id."]}) from None
+        given = body.get("email")
+        if given is not None and normalise_email_address_or_none(given) != account["email"]:
+            raise Problem(422, "validation_failed",
+                          "An order for an account goes to the account's email.",
+                          errors={"email": [f"The account's email is {account['email']}; "
+                                            "send it, or leave email out."]})
+        body["email"] = account["email"]
+    response = jsonify(rpc_call("orders", "create_manual_order", body, _actor()))
     response.status_code = 201
     return response
 

@@ -90,14 +90,22 @@ def checkout() -> Any:
     if not isinstance(save_address, bool):
         raise Problem(422, "validation_failed", "save_address must be true or false.",
                       errors={"save_address": ["Not a valid boolean."]})
+    offer_account, existing = decision.offer_account, None
+    if offer_account and isinstance(body.get("email"), str):
+        # A guest whose email has an account is invited to log in, not offered another; an
+        # order to a proven account's email is that account's (its owner sees it there).
+        existing = rpc_call("identity", "account_for_email", body["email"])
+        offer_account = existing is None
     order = rpc_call("orders", "place_order", {
         **body,
         # A logged-in customer's order is theirs: their id, their account's email.
         **({"email": account["email"]} if account else {}),
         "locale": account["locale"] if account else settings["locale"],
         "idempotency_key": _scoped_idempotency_key(key, account, body.get("email")),
-        "customer_id": account["id"] if account else None,
-        "offer_account": decision.offer_account,
+        "customer_id": account["id"] if account else
+        existing["id"] if existing and existing["email_verified"] else None,
+        "offer_account": offer_account,
+        "account_exists": existing is not None,
     })
     replayed = order.pop("replayed", False)
     if save_address and not replayed and body.get("shipping_address"):
@@ -106,7 +114,7 @@ def checkout() -> Any:
             rpc_call("customers", "add_address", account["id"], body["shipping_address"])
         except ServiceError as exc:
             log.info("checkout address not saved: %s", exc.code)
-    response = jsonify(order=order, offer_account=decision.offer_account)
+    response = jsonify(order=order, offer_account=offer_account)
     response.status_code = 200 if replayed else 201
     response.headers["Location"] = f"/api/v1/orders/{order['id']}"
     if replayed:

@@ -37,3 +37,9 @@ def test_required_refuses_guests_and_unapproved_accounts() -> None:
     problem = refused("required", logged_in=True, account_status="pending_approval")
     assert (problem.status, problem.code) == (403, "account_not_approved")
     assert not checkout_decision("required", logged_in=True, account_status="active").as_guest
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_a_disabled_account_is_told_so(mode: str) -> None:
+    problem = refused(mode, logged_in=True, account_status="disabled")
+    assert (problem.status, problem.code) == (403, "account_disabled")

@@ -545,9 +545,14 @@ class CustomersService(HealthEndpoints):
             if self.db.already_processed(session, envelope):
                 return
             email = domain.normalise_email(order["email"])
-            customer = session.scalars(
-                select(Customer).where(Customer.email == email).with_for_update()
-            ).first()
+            # An order with a customer id is that customer's, whatever email it carries (an
+            # account's order made before an email change, say); the email finds guests.
+            customer = session.get(Customer, order["customer_id"], with_for_update=True) \
+                if order["customer_id"] else None
+            if customer is None:
+                customer = session.scalars(
+                    select(Customer).where(Customer.email == email).with_for_update()
+                ).first()
             _know_currency(session, order["currency"])
             created = customer is None
             if created:

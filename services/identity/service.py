@@ -223,6 +223,17 @@ class IdentityService(HealthEndpoints):
                                        status=account.status)
 
     @rpc
+    def account_for_email(self, email: str) -> dict[str, Any] | None:
+        """For the gateway at a guest checkout: does this email have an account (id, whether
+        the email is proven)? The shopper is then invited to log in, not offered another."""
+        with self.db.transaction() as session:
+            account = session.scalars(select(Account).where(
+                Account.email == domain.normalise_email(str(email))[:254])).first()
+            if account is None or account.status == domain.ERASED:
+                return None
+            return {"id": str(account.id), "email_verified": account.email_verified}
+
+    @rpc
     def get_account(self, account_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
             account = session.get(Account, _uuid(account_id))

@@ -16,6 +16,7 @@ EMAIL_CHANGE_CONFIRM = "email_change_confirm"
 EMAIL_CHANGE_NOTICE = "email_change_notice"
 EMAIL_ADDRESS_IN_USE = "email_address_in_use"  # a change asked for an address with an account
 PAYMENT_RECEIVED = "payment_received"
+PAYMENT_REFUNDED = "payment_refunded"
 ORDER_SHIPPED = "order_shipped"
 ORDER_DELIVERED = "order_delivered"
 ORDER_CANCELED = "order_canceled"
@@ -26,8 +27,8 @@ ORDER_PAYMENT_LINK = "order_payment_link"  # a manual order the customer has sti
 ALWAYS_SENT = frozenset({WELCOME, PASSWORD_RESET, PASSWORD_CHANGED, INVITATION,
                          ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE,
                          EMAIL_ADDRESS_IN_USE})
-SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, ORDER_SHIPPED, ORDER_DELIVERED,
-              ORDER_CANCELED, ORDER_RECOVERY, ORDER_PAYMENT_LINK)
+SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, PAYMENT_REFUNDED, ORDER_SHIPPED,
+              ORDER_DELIVERED, ORDER_CANCELED, ORDER_RECOVERY, ORDER_PAYMENT_LINK)
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

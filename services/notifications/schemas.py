@@ -2,6 +2,7 @@
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from messaging.fields import StrictBoolean
 from messaging.logs import mask_email
 from services.notifications.domain import SWITCHABLE
 
@@ -39,4 +40,4 @@ class DeliveryQuerySchema(Schema):
 
 # Which emails the store sends: kind → on/off. Account emails always go, so are not here.
 NotificationSettingsSchema = Schema.from_dict(
-    {kind: fields.Boolean() for kind in SWITCHABLE}, name="NotificationSettings")
+    {kind: StrictBoolean() for kind in SWITCHABLE}, name="NotificationSettings")

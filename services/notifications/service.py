@@ -114,8 +114,10 @@ class NotificationsService(HealthEndpoints):
 
     @consume_event("orders", PAYMENT_STATUS_CHANGED)
     def handle_payment_status_changed(self, envelope: Envelope) -> None:
-        if envelope.payload["to"] == "paid":
-            self._order_email(envelope, domain.PAYMENT_RECEIVED)
+        kind = {"paid": domain.PAYMENT_RECEIVED,
+                "refunded": domain.PAYMENT_REFUNDED}.get(envelope.payload["to"])
+        if kind:
+            self._order_email(envelope, kind)
 
     @consume_event("orders", FULFILLMENT_UPDATED)
     def handle_fulfillment_updated(self, envelope: Envelope) -> None:
@@ -363,8 +365,9 @@ class NotificationsService(HealthEndpoints):
             order_url = f"{base}/orders/{order['order_id']}" + (f"?token={token}" if token else "")
             account_url = (f"{base}/create-account?order={order['order_id']}&token={token}"
                            if token and order.get("offer_account") else None)
+            login_url = f"{base}/login" if order.get("account_exists") else None
             return {**context, "order_url": order_url, "account_url": account_url,
-                    "pay_url": order_url}
+                    "pay_url": order_url, "login_url": login_url}
         if kind == domain.ORDER_RECOVERY:
             token = unseal(context["recovery_token_sealed"])
             return {**context, "recover_url": f"{base}/recover/{token}"}
@@ -391,9 +394,12 @@ class NotificationsService(HealthEndpoints):
         if kind == domain.EMAIL_CHANGE_NOTICE:
             token = unseal(context["revert_token_sealed"])
             return {**context, "revert_url": f"{base}/revert-email?token={token}"}
-        if kind in (domain.PAYMENT_RECEIVED, domain.ORDER_SHIPPED, domain.ORDER_DELIVERED,
-                    domain.ORDER_CANCELED):
-            return {**context, "order_url": f"{base}/orders/{context['order_id']}"}
+        if kind in (domain.PAYMENT_RECEIVED, domain.PAYMENT_REFUNDED, domain.ORDER_SHIPPED,
+                    domain.ORDER_DELIVERED, domain.ORDER_CANCELED):
+            # A guest's order opens with its token; an account's in the account.
+            sealed = context.get("access_token_sealed")
+            query = f"?token={unseal(sealed)}" if sealed else ""
+            return {**context, "order_url": f"{base}/orders/{context['order_id']}{query}"}
         return context
 
 

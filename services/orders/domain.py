@@ -250,6 +250,7 @@ def anonymise_order(order: Any, customer_id: Any) -> None:
     country = (order.shipping_address or {}).get("country")
     order.shipping_address = {"country": country} if country else None
     order.access_token_hash = None  # the guest's order link dies with the data
+    order.access_token_sealed = None
 
 
 # carts -------------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class Order(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     # SHA-256 of the guest's order access token (the token itself is only in the email).
     access_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The same token sealed, so later emails about a guest's order link it too.
+    access_token_sealed: Mapped[str | None] = mapped_column(String(500), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # "storefront" (a shopper's checkout) or "admin" (a manual order; created_by says who).
     channel: Mapped[str] = mapped_column(String(16), default="storefront",

@@ -18,6 +18,7 @@ from services.orders.domain import PAYMENT_METHODS
 
 MAX_LINES = 100
 MAX_QUANTITY = 999
+MIN_HOLD_MINUTES = 15
 
 
 class _Strict(Schema):
@@ -76,6 +77,7 @@ class PlaceOrderSchema(CheckoutRequestSchema):
     idempotency_key = fields.String(allow_none=True, load_default=None,
                                     validate=validate.Length(1, 200))
     offer_account = StrictBoolean(load_default=False)
+    account_exists = StrictBoolean(load_default=False)  # the guest's email has an account
 
 
 class ManualOrderSchema(CheckoutRequestSchema):
@@ -98,10 +100,11 @@ class ManualOrderSchema(CheckoutRequestSchema):
 class HoldWindowsSchema(_Strict):
     """Minutes an unpaid order holds its stock before it is abandoned, per payment method."""
 
-    bank_transfer = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
-    cash = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
-    cheque = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
-    card = fields.Integer(validate=validate.Range(0, 90 * 24 * 60))
+    # At least 15 minutes: a shorter window abandons orders while the shopper is still paying.
+    bank_transfer = fields.Integer(validate=validate.Range(MIN_HOLD_MINUTES, 90 * 24 * 60))
+    cash = fields.Integer(validate=validate.Range(MIN_HOLD_MINUTES, 90 * 24 * 60))
+    cheque = fields.Integer(validate=validate.Range(MIN_HOLD_MINUTES, 90 * 24 * 60))
+    card = fields.Integer(validate=validate.Range(MIN_HOLD_MINUTES, 90 * 24 * 60))
 
 
 class CheckoutLimitsSchema(_Strict):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
+    CUSTOMER_EMAILED_CHANGES,
     CUSTOMER_ERASED,
     FULFILLMENT_UPDATED,
     ORDER_ABANDONED,
@@ -236,6 +237,12 @@ class OrdersService(HealthEndpoints):
                                    409)
             if field == "fulfillment_status" and domain.is_digital_only(order.lines):
                 raise ServiceError("nothing_to_ship", "This order is digital only.", 409)
+            if data["notify_customer"] and (field, data[field]) not in CUSTOMER_EMAILED_CHANGES:
+                raise ServiceError(
+                    "nothing_to_notify", "No email tells a customer about this change.", 422,
+                    errors={"notify_customer": [
+                        "Only these changes are emailed: " + ", ".join(
+                            f"{f} {s}" for f, s in sorted(CUSTOMER_EMAILED_CHANGES))]})
             implied = domain.follow_ups(field, data[field], order)
             self._change(session, order, field, data[field], actor, data["comment"],
                          data["notify_customer"], data)
@@ -418,6 +425,10 @@ class OrdersService(HealthEndpoints):
             "total": order.total, "from": current, "to": to, "actor": actor,
             "notify_customer": notify, "comment": comment, "carrier": order.carrier,
             "tracking_number": order.tracking_number, "tracking_url": order.tracking_url,
+            "first_name": (order.shipping_address or {}).get("first_name"),
+            # An account's order opens in the account; a guest's with its token.
+            "access_token_sealed": order.access_token_sealed if order.customer_id is None
+            else None,
         })
 
     def _recovery_token(self, order: Order) -> str:
@@ -688,7 +699,8 @@ class OrdersService(HealthEndpoints):
         data = load_or_raise(ManualOrderSchema(), request)
         with self.db.transaction() as session:
             order, access_token = self._create_order(
-                session, {**data, "idempotency_key": None, "offer_account": False},
+                session, {**data, "idempotency_key": None, "offer_account": False,
+                          "account_exists": False},
                 fingerprint=None, actor=actor,
                 payment_link=not data["payment_processed"])
             if data["note"]:
@@ -880,6 +892,7 @@ class OrdersService(HealthEndpoints):
             idempotency_key=data["idempotency_key"],
             request_fingerprint=fingerprint,
             access_token_hash=access_token_hash,
+            access_token_sealed=seal(access_token),
             channel="admin" if actor != "customer" else "storefront",
             created_by=actor if actor != "customer" else None,
             recovered_from=recovered_from,
@@ -911,6 +924,7 @@ class OrdersService(HealthEndpoints):
             "notify_customer": True,
             "access_token_sealed": seal(access_token),
             "offer_account": data["offer_account"] and order.customer_id is None,
+            "account_exists": data.get("account_exists", False),
             "channel": order.channel, "payment_link": payment_link,
         })
         return order, access_token

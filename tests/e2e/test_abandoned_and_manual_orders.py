@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.conftest import start_system
 from tests.support.infra import wait_for
@@ -73,10 +74,18 @@ def test_two_replicas_abandon_each_order_once(system: System, owner: dict[str, s
     assert checkout(system, f"late@{domain}", sku).status_code == 409  # sold out: held
     assert stock_of(system, owner, sku) == 0
 
+    # A zero window would abandon every unpaid order at the next sweep: refused.
+    zero = requests.put(system.api("/admin/orders/hold-windows"), headers=owner,
+                        json={"cheque": 0}, timeout=10)
+    assert (zero.status_code, zero.json()["code"]) == (422, "validation_failed")
     changed = requests.put(system.api("/admin/orders/hold-windows"), headers=owner,
-                           json={"cheque": 0}, timeout=10)
-    assert changed.status_code == 200 and changed.json()["cheque"] == 0
-    try:
+                           json={"cheque": 15}, timeout=10)
+    assert changed.status_code == 200 and changed.json()["cheque"] == 15
+    try:  # placed 20 minutes ago, as far as the sweep can tell
+        with create_engine(system.database_urls["orders"]).begin() as connection:
+            connection.execute(text("UPDATE orders SET placed_at = placed_at - interval "
+                                    "'20 minutes' WHERE id = ANY(:ids)"),
+                               {"ids": [uuid.UUID(o["id"]) for o in orders]})
         wait_for(lambda: all(admin_order(system, owner, o["id"])["status"] == "abandoned"
                              for o in orders), message="every order abandoned")
     finally:

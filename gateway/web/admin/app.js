@@ -28,10 +28,16 @@ const SERVICE_COMMENTS = [
   [/^follows (\w+) (\w+)$/, "hc_follows", (app, m) => ({field: app.fieldLabel(m[1]).toLowerCase(), state: app.state(m[2])})],
   [/^Unpaid after (\d+) minutes$/, "hc_unpaid_after", (app, m) => ({minutes: m[1]})],
 ];
-const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "order_shipped",
+const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "payment_refunded", "order_shipped",
   "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
 const DELIVERY_KINDS = NOTIFICATION_KINDS.concat(["welcome", "password_reset", "password_changed",
   "invitation", "account_approved", "email_change_confirm", "email_change_notice", "email_address_in_use"]);
+
+// The changes a customer is emailed about (messaging.contracts.CUSTOMER_EMAILED_CHANGES):
+// the "tell the customer" box is offered, and sent, only for these.
+const EMAILED_CHANGES = new Set(["payment_status paid", "payment_status refunded",
+  "fulfillment_status in_transit", "fulfillment_status delivered", "status canceled"]);
+const emailed = (field, state) => EMAILED_CHANGES.has(`${field} ${state}`);
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -532,11 +538,14 @@ document.addEventListener("alpine:init", () => {
     setPayment() {
       const f = this.paymentForm;
       return this.orderAction(f, "payment-status", {payment_status: f.payment_status,
-        comment: f.comment || undefined, notify_customer: f.notify_customer});
+        comment: f.comment || undefined,
+        notify_customer: f.notify_customer && emailed("payment_status", f.payment_status)});
     },
+    emailed(field, state) { return emailed(field, state); },
     setFulfillment() {
       const f = this.fulfillmentForm;
-      const body = {fulfillment_status: f.fulfillment_status, notify_customer: f.notify_customer};
+      const body = {fulfillment_status: f.fulfillment_status,
+        notify_customer: f.notify_customer && emailed("fulfillment_status", f.fulfillment_status)};
       for (const key of ["carrier", "tracking_number", "tracking_url", "comment"]) if (f[key]) body[key] = f[key];
       return this.orderAction(f, "fulfillment", body);
     },

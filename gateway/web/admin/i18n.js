@@ -102,6 +102,7 @@ window.CLIENTELA_I18N = {
     kind_account_approved: "Account approved", kind_email_change_confirm: "Email change (confirm)",
     kind_email_change_notice: "Email change (notice)",
     kind_email_address_in_use: "Email change to an address in use (notice)",
+    kind_payment_refunded: "Payment refunded",
     // notifications
     delivery_log: "Email delivery log", kind: "Kind", recipient: "Recipient",
     attempts: "Attempts", created: "Created", sent: "Sent", resend: "Resend",
@@ -204,6 +205,7 @@ window.CLIENTELA_I18N = {
     kind_account_approved: "Cuenta aprobada", kind_email_change_confirm: "Cambio de correo (confirmar)",
     kind_email_change_notice: "Cambio de correo (aviso)",
     kind_email_address_in_use: "Cambio a un correo ya en uso (aviso)",
+    kind_payment_refunded: "Pago devuelto",
     delivery_log: "Registro de envíos de correo", kind: "Tipo", recipient: "Destinatario",
     attempts: "Intentos", created: "Creado", sent: "Enviado", resend: "Reenviar",
     resent: "En cola para reenviar.", no_deliveries: "Aún no hay correos.", last_error: "Último error",

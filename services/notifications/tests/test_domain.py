@@ -103,6 +103,7 @@ EVERY_EMAIL = {
     "email_address_in_use": ({**ACCOUNT, "new_email": "taken@example.com",
                               "login_url": "https://shop.test/login"}, "shop.test/login"),
     "payment_received": (CHANGE, "https://shop.test/orders/1"),
+    "payment_refunded": (CHANGE, "https://shop.test/orders/1"),
     "order_shipped": (CHANGE, "https://track.example/PK1"),
     "order_delivered": (CHANGE, "https://shop.test/orders/1"),
     "order_canceled": (CHANGE, "sin stock"),

@@ -1,6 +1,7 @@
 """account offers and checkout limits
 
-An order records the account its confirmation offered (until when, and whether it was taken),
+An order records the account its confirmation offered (until when, and whether it was taken)
+and its access token sealed (for the links of later emails),
 and the merchant's checkout limits get a table (units per product and per order, unpaid
 orders per email).
 
@@ -25,6 +26,8 @@ def upgrade() -> None:
                                    nullable=True))
         batch.add_column(sa.Column('account_offer_used_at', sa.DateTime(timezone=True),
                                    nullable=True))
+        batch.add_column(sa.Column('access_token_sealed', sa.String(length=500),
+                                   nullable=True))
     op.create_table(
         'checkout_limits',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -42,5 +45,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('checkout_limits')
     with op.batch_alter_table('orders') as batch:
+        batch.drop_column('access_token_sealed')
         batch.drop_column('account_offer_used_at')
         batch.drop_column('account_offer_expires_at')
