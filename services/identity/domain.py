@@ -105,7 +105,8 @@ def password_problems(password: str, email: str, min_length: int, min_classes: i
         problems.append("This password is too common; choose another.")
     local_part = normalise_email(email).split("@")[0]
     if len(local_part) >= 3 and local_part in lowered:
-        problems.append("The password must not contain your email address.")
+        problems.append(f'The password must not contain "{local_part}" (the first part of '
+                        "your email address).")
     return problems
 
 

@@ -127,6 +127,8 @@ class SessionListSchema(Schema):
 
 class PublicStoreSchema(Schema):
     customer_accounts = fields.String(required=True)
+    require_approval = fields.Boolean(required=True, metadata={
+        "description": "accounts wait for the merchant's approval before they can check out"})
     password_min_length = fields.Integer(required=True)
     password_min_classes = fields.Integer(required=True)
     locale = fields.String(required=True)
