@@ -36,6 +36,7 @@ PAYMENT_STATUS_CHANGED = "payment_status_changed"
 FULFILLMENT_UPDATED = "fulfillment_updated"
 ORDER_CANCELED = "order_canceled"
 ORDER_ABANDONED = "order_abandoned"
+ORDER_EMAIL_CORRECTED = "order_email_corrected"
 
 
 class _Payload(Schema):
@@ -256,6 +257,16 @@ class OrderAbandonedPayload(OrderChangePayload):
     recovery_token_sealed = fields.String(allow_none=True, load_default=None)
 
 
+class OrderEmailCorrectedPayload(_Payload):
+    """The merchant corrected a guest order's email: the order moves to that customer."""
+
+    order_id = fields.UUID(required=True)
+    number = fields.String(required=True)
+    old_email = fields.Email(required=True)
+    email = fields.Email(required=True)
+    actor = fields.String(required=True)
+
+
 @dataclass(frozen=True)
 class EventContract:
     name: str
@@ -287,6 +298,7 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(FULFILLMENT_UPDATED, "orders", 1, OrderChangePayload),
         EventContract(ORDER_CANCELED, "orders", 1, OrderChangePayload),
         EventContract(ORDER_ABANDONED, "orders", 1, OrderAbandonedPayload),
+        EventContract(ORDER_EMAIL_CORRECTED, "orders", 1, OrderEmailCorrectedPayload),
     ]
 }
 

@@ -38,6 +38,7 @@ from services.orders.schemas import (
     ManualOrderCreatedSchema,
     ManualOrderSchema,
     NoteSchema,
+    OrderEmailSchema,
     OrderStatsSchema,
     PaymentChangeSchema,
     ProductInputSchema,
@@ -287,6 +288,15 @@ def order_label(order_id: str) -> Response:
         return _pdf(label_pdf(order, store_settings()["store_name"]),
                     f"label-{order['number'].lstrip('#')}")
     return printout(printable("order_label.html.j2", order))
+
+
+@admin_orders.patch("/orders/<order_id>")
+@document("Correct a guest order's email (recorded in the history)", tags=["admin orders"],
+          auth="staff", body=OrderEmailSchema, responses={200: AdminOrderSchema},
+          description="An account's orders follow the account's email: 409 account_order.")
+@staff_required("owner", "staff")
+def correct_order_email(order_id: str) -> Any:
+    return jsonify(rpc_call("orders", "correct_order_email", order_id, json_body(), _actor()))
 
 
 @admin_orders.post("/orders/<order_id>/status")

@@ -40,6 +40,7 @@ from messaging.contracts import (
     EMAIL_CHANGED,
     ORDER_ABANDONED,
     ORDER_CANCELED,
+    ORDER_EMAIL_CORRECTED,
     ORDER_PLACED,
     ORDER_STATUS_CHANGED,
     PAYMENT_STATUS_CHANGED,
@@ -606,6 +607,31 @@ class CustomersService(HealthEndpoints):
                     customer.last_order_status = change["to"]
             session.flush()
             _recompute_figures(session, customer)
+
+    @consume_event("orders", ORDER_EMAIL_CORRECTED)
+    def handle_order_email_corrected(self, envelope: Envelope) -> None:
+        """A guest order moved to another email: its figures move to that customer."""
+        change = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            row = session.get(CustomerOrder, change["order_id"], with_for_update=True)
+            if row is None:
+                raise RuntimeError("order not known yet; retrying")
+            before = session.get(Customer, row.customer_id, with_for_update=True)
+            after = self._by_email(session, change["email"])
+            if after is None:
+                after = Customer(email=domain.normalise_email(change["email"]), type="guest",
+                                 orders_count=0)
+                _add_new(session, after)
+                emit(session, CUSTOMER_CREATED, _customer_event(after))
+            if after.id == row.customer_id:
+                return
+            row.customer_id = after.id
+            session.flush()
+            for customer in (before, after):
+                if customer is not None:
+                    _recompute_figures(session, customer)
 
     @consume_event("identity", ACCOUNT_REGISTERED)
     def handle_account_registered(self, envelope: Envelope) -> None:

@@ -225,7 +225,8 @@ def follow_ups(field: str, to: str, order: Any) -> list[tuple[str, str]]:
     """The changes another change implies, as (field, state), in order:
     - paid: the order is paid; a digital-only order (nothing to ship) is then completed;
     - delivered: a paid order is completed;
-    - canceled: what was still to ship is canceled too.
+    - canceled: what was still to ship is canceled too;
+    - voided: an unpaid order is canceled (and what was to ship).
     """
     implied: list[tuple[str, str]] = []
     if field == "payment_status" and to == "paid" and order.status == "pending_payment":
@@ -237,10 +238,28 @@ def follow_ups(field: str, to: str, order: Any) -> list[tuple[str, str]]:
         if order.status == "pending_payment":
             implied.append(("status", "paid"))
         implied.append(("status", "completed"))
+    elif field == "payment_status" and to == "voided" and order.status == "pending_payment":
+        # No money will come: the unpaid order is canceled, and its stock goes back.
+        implied.append(("status", "canceled"))
+        if order.fulfillment_status in ("unfulfilled", "requested"):
+            implied.append(("fulfillment_status", "canceled"))
     elif field == "status" and to == "canceled" and order.fulfillment_status in (
             "unfulfilled", "requested"):
         implied.append(("fulfillment_status", "canceled"))
     return implied
+
+
+def refund_decision_problem(order: Any, payment: str | None, comment: str | None
+                            ) -> dict[str, list[str]] | None:
+    """Canceling a paid order says what happens to the money: ``refund`` (the payment is
+    marked refunded) or ``keep`` (with the reason, in the history). None: nothing missing."""
+    if order.payment_status != "paid":
+        return None
+    if payment is None:
+        return {"payment": ['The order is paid: say "refund" or "keep".']}
+    if payment == "keep" and not (comment or "").strip():
+        return {"comment": ["Say why the payment is kept."]}
+    return None
 
 
 def anonymise_order(order: Any, customer_id: Any) -> None:

@@ -97,6 +97,14 @@ class ManualOrderSchema(CheckoutRequestSchema):
                          validate=validate.Length(max=2000))
 
 
+class OrderEmailSchema(_Strict):
+    """PATCH /admin/orders/{id}: the merchant corrects a guest order's email."""
+
+    email = EmailAddress(required=True)
+    comment = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Length(max=2000))
+
+
 class HoldWindowsSchema(_Strict):
     """Minutes an unpaid order holds its stock before it is abandoned, per payment method."""
 
@@ -316,6 +324,10 @@ class _Change(_Strict):
 
 class StatusChangeSchema(_Change):
     status = fields.String(required=True, validate=validate.Length(1, 32))
+    payment = fields.String(load_default=None, allow_none=True,
+                            validate=validate.OneOf(["refund", "keep"]), metadata={
+                                "description": "canceling a paid order: refund the payment, "
+                                               "or keep it (say why in comment)"})
 
 
 class PaymentChangeSchema(_Change):

@@ -19,12 +19,15 @@ from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
     CUSTOMER_EMAILED_CHANGES,
     CUSTOMER_ERASED,
+    EMAIL_CHANGED,
     FULFILLMENT_UPDATED,
     ORDER_ABANDONED,
     ORDER_CANCELED,
+    ORDER_EMAIL_CORRECTED,
     ORDER_PLACED,
     ORDER_STATUS_CHANGED,
     PAYMENT_STATUS_CHANGED,
+    is_erased_email,
     load_payload,
 )
 from messaging.database import locked_row
@@ -65,6 +68,7 @@ from services.orders.schemas import (
     LineRequestSchema,
     ManualOrderSchema,
     NoteSchema,
+    OrderEmailSchema,
     OrderPageSchema,
     OrderSchema,
     PaymentChangeSchema,
@@ -244,12 +248,50 @@ class OrdersService(HealthEndpoints):
                         "Only these changes are emailed: " + ", ".join(
                             f"{f} {s}" for f, s in sorted(CUSTOMER_EMAILED_CHANGES))]})
             implied = domain.follow_ups(field, data[field], order)
+            if (field, data[field]) == ("status", "canceled") and \
+                    domain.check_transition(field, order.status, "canceled"):
+                missing = domain.refund_decision_problem(order, data.get("payment"),
+                                                         data["comment"])
+                if missing:
+                    raise ServiceError("refund_decision_required",
+                                       "Canceling a paid order: refund it or keep it.", 422,
+                                       errors=missing)
+                if data.get("payment") == "refund":
+                    implied.append(("payment_status", "refunded"))
             self._change(session, order, field, data[field], actor, data["comment"],
                          data["notify_customer"], data)
             for implied_field, state in implied:
                 if domain.MACHINES[implied_field][getattr(order, implied_field)] >= {state}:
                     self._change(session, order, implied_field, state, "system",
                                  f"follows {field} {data[field]}", False, {})
+            session.flush()
+            return ADMIN_ORDER.dump(order)
+
+    @rpc
+    def correct_order_email(self, order_id: str, request: dict[str, Any], actor: str
+                            ) -> dict[str, Any]:
+        """A guest order's email, corrected by the merchant (a typo at checkout): recorded in
+        the history, and later emails go to the new address. An account's orders follow the
+        account's email instead (changed by the customer, with confirmation)."""
+        data = load_or_raise(OrderEmailSchema(), request)
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id), with_for_update=True)
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            if order.customer_id is not None:
+                raise ServiceError("account_order", "An account's orders follow the account's "
+                                   "email: the customer changes it.", 409)
+            if is_erased_email(order.email):
+                raise ServiceError("customer_erased", "This customer's data was erased.", 409)
+            old_email = order.email
+            if data["email"] != old_email:
+                order.email = data["email"]
+                order.history.append(OrderHistory(
+                    at=utcnow(), actor=actor, field="email", from_value=old_email,
+                    to_value=data["email"], comment=data["comment"], notify_customer=False))
+                emit(session, ORDER_EMAIL_CORRECTED, {
+                    "order_id": order.id, "number": f"#{order.number}", "old_email": old_email,
+                    "email": data["email"], "actor": actor})
             session.flush()
             return ADMIN_ORDER.dump(order)
 
@@ -735,6 +777,21 @@ class OrdersService(HealthEndpoints):
                 .values(customer_id=account["account_id"])
                 .execution_options(synchronize_session=False)
             )
+
+    @consume_event("identity", EMAIL_CHANGED)
+    def handle_email_changed(self, envelope: Envelope) -> None:
+        """An account's orders follow its email: their later emails go to the address the
+        customer uses now (a change, or its undo)."""
+        account = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            session.execute(
+                update(Order)
+                .where(Order.customer_id == account["account_id"],
+                       Order.email != account["email"].strip().lower())
+                .values(email=account["email"].strip().lower())
+                .execution_options(synchronize_session=False))
 
     @consume_event("customers", CUSTOMER_ERASED)
     def handle_customer_erased(self, envelope: Envelope) -> None:

@@ -103,7 +103,7 @@ document.addEventListener("alpine:init", () => {
     paymentForm: {payment_status: "", comment: "", notify_customer: true, error: ""},
     fulfillmentForm: {fulfillment_status: "", carrier: "", tracking_number: "",
                       tracking_url: "", notify_customer: true, error: ""},
-    cancelForm: {comment: "", notify_customer: true, error: ""},
+    cancelForm: {comment: "", payment: "refund", notify_customer: true, error: ""},
     noteForm: {comment: "", error: ""},
     recoveryUrl: "", paymentLink: null, products: [],
     manual: null,
@@ -521,7 +521,7 @@ document.addEventListener("alpine:init", () => {
       this.fulfillmentForm = {fulfillment_status: order.fulfillment_status === "unfulfilled" ? "in_transit" : order.fulfillment_status,
         carrier: order.carrier || "", tracking_number: order.tracking_number || "",
         tracking_url: order.tracking_url || "", notify_customer: true, error: ""};
-      this.cancelForm = {comment: "", notify_customer: true, error: ""};
+      this.cancelForm = {comment: "", payment: "refund", notify_customer: true, error: ""};
       this.noteForm = {comment: "", error: ""};
     },
     nextStates(field) { return this.order ? (NEXT[field][this.order[field]] || []) : []; },
@@ -551,8 +551,10 @@ document.addEventListener("alpine:init", () => {
     },
     cancelOrder() {
       const f = this.cancelForm;
-      return this.orderAction(f, "status", {status: "canceled", comment: f.comment || undefined,
-        notify_customer: f.notify_customer});
+      const body = {status: "canceled", comment: f.comment || undefined,
+        notify_customer: f.notify_customer};
+      if (this.order.payment_status === "paid") body.payment = f.payment;
+      return this.orderAction(f, "status", body);
     },
     addNote() { return this.orderAction(this.noteForm, "notes", {comment: this.noteForm.comment}); },
     async getRecoveryUrl() {
