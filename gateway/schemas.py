@@ -4,9 +4,10 @@ Request and resource schemas that a service validates are that service's own (it
 ``schemas.py``); the gateway reads them to describe its API, never to run service code.
 """
 
-from marshmallow import INCLUDE, RAISE, Schema, fields
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
-from messaging.fields import StrictBoolean
+from messaging.contracts import LOCALES
+from messaging.fields import EmailAddress, StrictBoolean
 from services.customers.schemas import ProfileSchema
 from services.identity.schemas import AccountSchema
 from services.orders.schemas import CheckoutRequestSchema, OrderSchema
@@ -93,6 +94,12 @@ class StorefrontCheckoutSchema(CheckoutRequestSchema):
     """The checkout body: a logged-in customer may name a saved address instead of writing
     one, and may save a new one to the address book."""
 
+    email = EmailAddress(validate=validate.Length(max=254), metadata={
+        "description": "a guest's email (required for a guest); a logged-in customer's "
+                       "comes from the account"})
+    locale = fields.String(validate=validate.OneOf(LOCALES), metadata={
+        "description": "the language of the guest's emails; else Accept-Language, else the "
+                       "store's"})
     shipping_address_id = fields.UUID(metadata={"description": "one of /me/addresses"})
     save_address = StrictBoolean(metadata={"description": "add shipping_address to "
                                                            "/me/addresses"})

@@ -39,6 +39,10 @@ ORDER_ABANDONED = "order_abandoned"
 ORDER_EMAIL_CORRECTED = "order_email_corrected"
 
 
+# The languages every email, template and storefront text is written in.
+LOCALES = ("es", "en")
+
+
 class _Payload(Schema):
     class Meta:
         unknown = EXCLUDE  # tolerate additive changes from newer producers

@@ -254,7 +254,8 @@ document.addEventListener("alpine:init", () => {
       this.error = ""; this.busy = true;
       const extras = readJson(sessionStorage, EXTRAS_KEY, {});
       const body = {email: this.checkoutForm.email, payment_method: this.checkoutForm.payment_method,
-        lines: this.cartLines.map((l) => ({sku: l.sku, quantity: l.quantity}))};
+        lines: this.cartLines.map((l) => ({sku: l.sku, quantity: l.quantity})),
+        locale: this.locale};  // emails in the language the shopper read the store in
       if (this.needsShipping) {
         body.shipping_address = Object.fromEntries(Object.entries(this.checkoutForm.shipping_address).filter(([, v]) => v !== ""));
         if (this.me && this.checkoutForm.save_address) body.save_address = true;

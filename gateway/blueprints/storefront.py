@@ -15,6 +15,7 @@ from gateway.openapi import document
 from gateway.policy import checkout_decision
 from gateway.problems import Problem
 from gateway.schemas import StorefrontCheckoutSchema
+from messaging.contracts import LOCALES
 from messaging.errors import ServiceError
 from services.identity.schemas import PublicStoreSchema
 from services.orders.schemas import (
@@ -75,6 +76,7 @@ def checkout() -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
+    locale = _guest_locale(body.pop("locale", None), settings["locale"])
     address_id = body.pop("shipping_address_id", None)
     save_address = body.pop("save_address", False)
     if (address_id or save_address) and account is None:
@@ -100,7 +102,7 @@ def checkout() -> Any:
         **body,
         # A logged-in customer's order is theirs: their id, their account's email.
         **({"email": account["email"]} if account else {}),
-        "locale": account["locale"] if account else settings["locale"],
+        "locale": account["locale"] if account else locale,
         "idempotency_key": _scoped_idempotency_key(key, account, body.get("email")),
         "customer_id": account["id"] if account else
         existing["id"] if existing and existing["email_verified"] else None,
@@ -120,6 +122,17 @@ def checkout() -> Any:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _guest_locale(chosen: Any, store_locale: str) -> str:
+    """The language of a guest's emails: the one the storefront sends, else the browser's
+    (Accept-Language), else the store's."""
+    if chosen is not None:
+        if chosen not in LOCALES:
+            raise Problem(422, "validation_failed", "Unknown language.",
+                          errors={"locale": [f"One of: {', '.join(LOCALES)}."]})
+        return chosen
+    return request.accept_languages.best_match(LOCALES) or store_locale
 
 
 def _scoped_idempotency_key(key: str | None, account: dict[str, Any] | None,

@@ -2,7 +2,7 @@
 
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
-from messaging.contracts import AddressSchema
+from messaging.contracts import LOCALES, AddressSchema
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.customers.domain import ACCOUNT_STATUSES, SORTS
 
@@ -47,7 +47,7 @@ class CustomerCreateSchema(Schema):
                               validate=validate.Length(max=100))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=30))
     locale = fields.String(load_default=None, allow_none=True,
-                           validate=validate.OneOf(["es", "en"]))
+                           validate=validate.OneOf(LOCALES))
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
@@ -66,7 +66,7 @@ class CustomerUpdateSchema(Schema):
     first_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
     last_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
     phone = fields.String(allow_none=True, validate=validate.Length(max=30))
-    locale = fields.String(allow_none=True, validate=validate.OneOf(["es", "en"]))
+    locale = fields.String(allow_none=True, validate=validate.OneOf(LOCALES))
     note = fields.String(allow_none=True, validate=validate.Length(max=2000),
                          metadata={"description": "the merchant's own note; never shown to "
                                                   "the customer"})
@@ -133,7 +133,7 @@ class ProfileUpdateSchema(Schema):
     first_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
     last_name = SingleLine(allow_none=True, validate=validate.Length(max=100))
     phone = fields.String(allow_none=True, validate=validate.Length(max=30))
-    locale = fields.String(validate=validate.OneOf(["es", "en"]))
+    locale = fields.String(validate=validate.OneOf(LOCALES))
     accepts_marketing = StrictBoolean()
 
 

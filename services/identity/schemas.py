@@ -2,6 +2,7 @@
 
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
+from messaging.contracts import LOCALES
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.identity.domain import CUSTOMER_ACCOUNT_MODES, PASSWORD_MAX_LENGTH, STAFF_ROLES
 
@@ -35,7 +36,7 @@ class StoreSettingsUpdateSchema(_Strict):
     require_approval = StrictBoolean()
     password_min_length = fields.Integer(validate=validate.Range(8, 64))
     password_min_classes = fields.Integer(validate=validate.Range(0, 4))
-    locale = fields.String(validate=validate.OneOf(["es", "en"]))
+    locale = fields.String(validate=validate.OneOf(LOCALES))
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
     store_name = SingleLine(validate=validate.Length(1, 100))
 
@@ -50,7 +51,7 @@ class InviteSchema(_Strict):
     last_name = SingleLine(load_default=None, allow_none=True,
                               validate=validate.Length(max=100))
     locale = fields.String(load_default=None, allow_none=True,
-                           validate=validate.OneOf(["es", "en"]))
+                           validate=validate.OneOf(LOCALES))
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:

@@ -12,7 +12,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from messaging.contracts import AddressSchema
+from messaging.contracts import LOCALES, AddressSchema
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.orders.domain import PAYMENT_METHODS
 
@@ -72,7 +72,7 @@ class CheckoutRequestSchema(_Strict):
 class PlaceOrderSchema(CheckoutRequestSchema):
     """The RPC: the shopper's request plus what the gateway decided."""
 
-    locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
+    locale = fields.String(load_default="es", validate=validate.OneOf(LOCALES))
     customer_id = fields.UUID(allow_none=True, load_default=None)
     idempotency_key = fields.String(allow_none=True, load_default=None,
                                     validate=validate.Length(1, 200))
@@ -89,7 +89,7 @@ class ManualOrderSchema(CheckoutRequestSchema):
     customer_id = fields.UUID(allow_none=True, load_default=None,
                               metadata={"description": "an account's id, if the customer has "
                                                        "one"})
-    locale = fields.String(load_default="es", validate=validate.OneOf(["es", "en"]))
+    locale = fields.String(load_default="es", validate=validate.OneOf(LOCALES))
     payment_processed = StrictBoolean(load_default=False, metadata={
         "description": "paid already (cash at the counter...): the order is marked paid; "
                        "otherwise the customer is emailed a payment link"})
