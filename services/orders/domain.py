@@ -127,8 +127,15 @@ def merge_lines(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return merged
 
 
-def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any]) -> list[PricedLine]:
-    """Price a cart from the catalogue only; the client's idea of a price is never used."""
+def title_in(product: Any, locale: str | None) -> str:
+    """The product's title in ``locale`` where the merchant gave one, else its own."""
+    return ((product.titles or {}).get(locale) if locale else None) or product.title
+
+
+def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any],
+                locale: str | None = None) -> list[PricedLine]:
+    """Price a cart from the catalogue only; the client's idea of a price is never used.
+    Titles are in ``locale`` where the product has one."""
     errors: dict[str, list[str]] = {}
     priced = []
     for sku, quantity in sorted(quantities.items()):
@@ -136,7 +143,8 @@ def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any]) -> l
         if product is None or not product.active:
             errors[sku] = ["unknown or unavailable product"]
             continue
-        priced.append(PricedLine(sku, product.title, quantity, product.price, product.digital))
+        priced.append(PricedLine(sku, title_in(product, locale), quantity, product.price,
+                                 product.digital))
     if errors:
         raise ServiceError("unknown_product", "Some products are not for sale.", 422,
                            errors={"lines": errors})

@@ -35,6 +35,9 @@ class Product(Base):
 
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
+    # The title in other languages ({"en": "Logo mug"}): an order's lines take the title in
+    # the order's language where there is one.
+    titles: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     price: Mapped[int] = mapped_column(Integer)  # minor units
     currency: Mapped[str] = mapped_column(String(3))
     stock: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: unlimited

@@ -254,6 +254,7 @@ class ManualOrderCreatedSchema(Schema):
 class ProductSchema(Schema):
     sku = fields.String()
     title = fields.String()
+    titles = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     price = fields.Integer()
     currency = fields.String()
     stock = fields.Integer(allow_none=True)
@@ -397,6 +398,12 @@ class ProductInputSchema(_Strict):
     sku = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, . _ - (1 to 64)"))
     title = SingleLine(required=True, validate=validate.Length(1, 200))
+    titles = fields.Dict(keys=fields.String(validate=validate.OneOf(LOCALES)),
+                         values=SingleLine(validate=validate.Length(1, 200)),
+                         load_default=None, allow_none=True, metadata={
+                             "description": 'the title in other languages, e.g. '
+                                            '{"en": "Logo mug"}: emails and order lines use '
+                                            "the order's language"})
     price = fields.Integer(required=True, strict=True,
                            validate=validate.Range(0, 1_000_000_000),
                            metadata={"description": "minor units (cents)"})

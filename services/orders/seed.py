@@ -8,14 +8,14 @@ from messaging.database import create_engine_for, database_url
 from services.orders.models import Product
 
 DEMO_PRODUCTS = [
-    {"sku": "TSHIRT-RED-M", "title": "Camiseta roja (M)", "price": 1990, "currency": "EUR",
-     "stock": 50, "digital": False},
-    {"sku": "MUG-LOGO", "title": "Taza con logo", "price": 1250, "currency": "EUR",
-     "stock": 20, "digital": False},
-    {"sku": "POSTER-A2", "title": "Póster A2", "price": 1500, "currency": "EUR",
-     "stock": 5, "digital": False},
-    {"sku": "EBOOK-RECIPES", "title": "Ebook de recetas", "price": 900, "currency": "EUR",
-     "stock": None, "digital": True},
+    {"sku": "TSHIRT-RED-M", "title": "Camiseta roja (M)", "titles": {"en": "Red T-shirt (M)"},
+     "price": 1990, "currency": "EUR", "stock": 50, "digital": False},
+    {"sku": "MUG-LOGO", "title": "Taza con logo", "titles": {"en": "Logo mug"},
+     "price": 1250, "currency": "EUR", "stock": 20, "digital": False},
+    {"sku": "POSTER-A2", "title": "Póster A2", "titles": {"en": "A2 poster"},
+     "price": 1500, "currency": "EUR", "stock": 5, "digital": False},
+    {"sku": "EBOOK-RECIPES", "title": "Ebook de recetas", "titles": {"en": "Recipe ebook"},
+     "price": 900, "currency": "EUR", "stock": None, "digital": True},
 ]
 
 

@@ -922,7 +922,7 @@ class OrdersService(HealthEndpoints):
             p.sku: p
             for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
         }
-        priced = domain.price_lines(quantities, products)
+        priced = domain.price_lines(quantities, products, data["locale"])
         shipping = domain.needs_shipping(priced)
         if shipping and not data["shipping_address"]:
             raise ServiceError("validation_failed", "A shipping address is required.", 422,

@@ -216,3 +216,22 @@ def test_an_ordinary_refusal_logs_one_line_without_a_traceback(
     for line in lines:  # ...once, as what it is: not an error, no traceback
         assert '"level": "error"' not in line and "Traceback" not in line, line
         assert '"level": "warning"' not in line, line
+
+
+def test_a_guest_chooses_the_language_of_the_emails(system: System, smtp: SmtpSink) -> None:
+    chosen, browser, default = new_email("en"), new_email("browser"), new_email("es")
+    guest_checkout(system, chosen, locale="en")
+    requests.post(system.api("/checkout"), timeout=15, headers={
+        "Accept-Language": "en-GB,en;q=0.9,fr;q=0.5"}, json={
+        "email": browser, "lines": [{"sku": "MUG-LOGO", "quantity": 1}],
+        "shipping_address": ADDRESS}).raise_for_status()
+    guest_checkout(system, default)
+    [english] = smtp.wait_for_mail_to(chosen)
+    assert "Thank you" in english.text() and "Logo mug" in english.text()
+    assert "Logo mug" in smtp.wait_for_mail_to(browser)[0].text()
+    [spanish] = smtp.wait_for_mail_to(default)
+    assert "Taza con logo" in spanish.text()
+    unknown = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": new_email(), "locale": "fr", "lines": [{"sku": "MUG-LOGO", "quantity": 1}],
+        "shipping_address": ADDRESS})
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "validation_failed")

@@ -1,7 +1,8 @@
 """account offers and checkout limits
 
 An order records the account its confirmation offered (until when, and whether it was taken)
-and its access token sealed (for the links of later emails),
+its access token sealed (for the links of later emails), products their titles in other
+languages,
 and the merchant's checkout limits get a table (units per product and per order, unpaid
 orders per email).
 
@@ -28,6 +29,8 @@ def upgrade() -> None:
                                    nullable=True))
         batch.add_column(sa.Column('access_token_sealed', sa.String(length=500),
                                    nullable=True))
+    with op.batch_alter_table('products') as batch:
+        batch.add_column(sa.Column('titles', sa.JSON(), nullable=True))
     op.create_table(
         'checkout_limits',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -44,6 +47,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('checkout_limits')
+    with op.batch_alter_table('products') as batch:
+        batch.drop_column('titles')
     with op.batch_alter_table('orders') as batch:
         batch.drop_column('access_token_sealed')
         batch.drop_column('account_offer_used_at')
