@@ -8,7 +8,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gateway.auth import client_info, staff_required
-from gateway.blueprints import json_body, reject_unknown, rpc_call
+from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
+from gateway.dates import DATE_BOUND, store_zone, with_ranges
 from gateway.limits import limit
 from gateway.openapi import document
 from gateway.problems import Problem
@@ -153,20 +154,25 @@ def change_account_status(customer_id: str, action: str) -> Any:
           query={name: {"schema": {"type": "string"}} for name in CustomerListQuerySchema().fields})
 @staff_required("owner", "staff")
 def list_customers() -> Any:
-    return jsonify(rpc_call("customers", "list_customers", dict(request.args.items())))
+    query = with_ranges(request.args, [("created_from", "created_to"),
+                                       ("last_order_from", "last_order_to")],
+                        store_zone(store_settings().get("timezone")))
+    return jsonify(rpc_call("customers", "list_customers", query))
 
 
 @admin.get("/customers/insights")
 @document("Best and repeat customers, new vs returning, guests vs accounts, top countries",
           tags=["admin"], auth="staff", responses={200: InsightsSchema},
-          query={"from": {"schema": {"type": "string", "format": "date-time"}},
-                 "to": {"schema": {"type": "string", "format": "date-time"}},
+          query={"from": {"schema": {"type": "string"}, "description": DATE_BOUND},
+                 "to": {"schema": {"type": "string"}, "description": DATE_BOUND},
                  "currency": {"schema": {"type": "string"}},
                  "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 50}}},
           description="Default period: the last 90 days. Spend counts what was paid.")
 @staff_required("owner", "staff")
 def customer_insights() -> Any:
-    return jsonify(rpc_call("customers", "insights", dict(request.args.items())))
+    query = with_ranges(request.args, [("from", "to")],
+                        store_zone(store_settings().get("timezone")))
+    return jsonify(rpc_call("customers", "insights", query))
 
 
 @admin.get("/customers/<customer_id>")

@@ -18,6 +18,7 @@ from flask import (
 from gateway.auth import staff_required
 from gateway.blueprints import json_body, rpc_call, store_settings
 from gateway.csp import printout
+from gateway.dates import DATE_BOUND, date_range, store_zone, with_ranges
 from gateway.export import csv_rows, printable
 from gateway.openapi import document
 from gateway.pdf import label_pdf, order_pdf
@@ -63,7 +64,9 @@ def _actor() -> str:
           query={name: {"schema": {"type": "string"}} for name in AdminOrderQuerySchema().fields})
 @staff_required("owner", "staff")
 def list_orders() -> Any:
-    return jsonify(rpc_call("orders", "list_admin_orders", dict(request.args.items())))
+    query = with_ranges(request.args, [("placed_from", "placed_to")],
+                        store_zone(store_settings().get("timezone")))
+    return jsonify(rpc_call("orders", "list_admin_orders", query))
 
 
 @admin_orders.get("/orders/stats")
@@ -87,8 +90,8 @@ def order_stats() -> Any:
 @admin_orders.get("/orders/export")
 @document("Orders placed in a date range, as CSV (streamed; default: the last 3 months)",
           tags=["admin orders"], auth="staff", responses={200: "text/csv"},
-          query={"from": {"schema": {"type": "string", "format": "date-time"}},
-                 "to": {"schema": {"type": "string", "format": "date-time"}},
+          query={"from": {"schema": {"type": "string"}, "description": DATE_BOUND},
+                 "to": {"schema": {"type": "string"}, "description": DATE_BOUND},
                  "status": {"schema": {"type": "string"}},
                  "bom": {"schema": {"type": "boolean"},
                          "description": "start with a UTF-8 BOM (for spreadsheets)"},
@@ -97,18 +100,15 @@ def order_stats() -> Any:
 @staff_required("owner", "staff")
 def export_orders() -> Response:
     now = datetime.now(UTC)
-    try:
-        start = _when(request.args.get("from")) or now - timedelta(days=90)
-        end = _when(request.args.get("to")) or now
-    except ValueError:
-        raise Problem(422, "validation_failed", "from and to must be ISO 8601 dates.",
-                      errors={"from": ["Not a date."]}) from None
-    if request.args.get("format", "csv") != "csv":
-        raise Problem(422, "validation_failed", "Only CSV is offered.",
-                      errors={"format": ["Must be csv."]})
+    zone = store_zone(store_settings().get("timezone"))
+    start, end = date_range(request.args, "from", "to", zone)
+    start, end = start or (end or now) - timedelta(days=90), end or now
     if end <= start:
         raise Problem(422, "validation_failed", "to must come after from.",
                       errors={"to": ["Before from."]})
+    if request.args.get("format", "csv") != "csv":
+        raise Problem(422, "validation_failed", "Only CSV is offered.",
+                      errors={"format": ["Must be csv."]})
     correlation_id = g.get("request_id")
     rpc = current_app.extensions["rpc"]
 
@@ -119,16 +119,11 @@ def export_orders() -> Response:
                         EXPORT_PAGE, status, correlation_id=correlation_id)
 
     bom = request.args.get("bom", "false").lower() in ("1", "true", "yes")
-    filename = f"orders-{start:%Y%m%d}-{end:%Y%m%d}.csv"
+    # The file is named by the store's days it covers (an exclusive end: its last day).
+    last_day = (end.astimezone(zone) - timedelta(microseconds=1)).date()
+    filename = f"orders-{start.astimezone(zone):%Y%m%d}-{last_day:%Y%m%d}.csv"
     return Response(stream_with_context(csv_rows(page, bom)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    when = datetime.fromisoformat(value)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @admin_orders.post("/orders")

@@ -19,6 +19,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "locale": "es",
     "currency": "EUR",
     "store_name": "Clientela Store",
+    "timezone": "Europe/Madrid",
 }
 
 # Account statuses, and which of them may log in.

@@ -34,6 +34,9 @@ class StoreSettings(Base):
     locale: Mapped[str] = mapped_column(String(10), default="es")
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     store_name: Mapped[str] = mapped_column(String(100), default="Clientela Store")
+    # IANA time zone: what "a day" means in the admin's date filters and exports.
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Madrid",
+                                          server_default="Europe/Madrid")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 

@@ -1,6 +1,8 @@
 """Identity's wire formats. Inputs refuse unknown fields: nobody sets their own role or status."""
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from zoneinfo import available_timezones
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from messaging.contracts import LOCALES
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
@@ -21,6 +23,11 @@ def _password() -> fields.String:
     return fields.String(required=True, validate=validate.Length(1, PASSWORD_MAX_LENGTH))
 
 
+def _iana_time_zone(name: str) -> None:
+    if name not in available_timezones():
+        raise ValidationError("Not an IANA time zone (e.g. Europe/Madrid).")
+
+
 class StoreSettingsSchema(Schema):
     customer_accounts = fields.String()
     require_approval = StrictBoolean()
@@ -29,6 +36,7 @@ class StoreSettingsSchema(Schema):
     locale = fields.String()
     currency = fields.String()
     store_name = fields.String()
+    timezone = fields.String()
 
 
 class StoreSettingsUpdateSchema(_Strict):
@@ -39,6 +47,9 @@ class StoreSettingsUpdateSchema(_Strict):
     locale = fields.String(validate=validate.OneOf(LOCALES))
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
     store_name = SingleLine(validate=validate.Length(1, 100))
+    timezone = fields.String(validate=_iana_time_zone,
+                             metadata={"description": "IANA, e.g. Europe/Madrid: the store's "
+                                                      "days in date filters and exports"})
 
 
 class InviteSchema(_Strict):
@@ -135,3 +146,4 @@ class PublicStoreSchema(Schema):
     locale = fields.String(required=True)
     currency = fields.String(required=True)
     store_name = fields.String(required=True)
+    timezone = fields.String(required=True)

@@ -235,3 +235,35 @@ def test_a_guest_chooses_the_language_of_the_emails(system: System, smtp: SmtpSi
         "email": new_email(), "locale": "fr", "lines": [{"sku": "MUG-LOGO", "quantity": 1}],
         "shipping_address": ADDRESS})
     assert (unknown.status_code, unknown.json()["code"]) == (422, "validation_failed")
+
+
+def test_a_date_is_a_whole_day_in_the_stores_time_zone(system: System,
+                                                       owner: dict[str, str]) -> None:
+    settings = requests.get(system.api("/admin/settings"), headers=owner, timeout=10).json()
+    assert settings["timezone"] == "Europe/Madrid"
+    email = new_email("dated")
+    order = guest_checkout(system, email)["order"]
+    # the order's day in Madrid, whatever the hour in UTC
+    day = system.sql("orders", "SELECT (placed_at AT TIME ZONE 'Europe/Madrid')::date "
+                               "FROM orders WHERE id = :o", o=order["id"])[0][0].isoformat()
+    export = requests.get(system.api("/admin/orders/export"), headers=owner, timeout=30,
+                          params={"from": day, "to": day})
+    assert export.status_code == 200, export.text
+    assert order["number"] in export.text
+    assert f"-{day.replace('-', '')}-{day.replace('-', '')}.csv" in \
+        export.headers["Content-Disposition"]
+    listed = requests.get(system.api("/admin/orders"), headers=owner, timeout=10, params={
+        "placed_from": day, "placed_to": day, "q": email}).json()["items"]
+    assert [o["id"] for o in listed] == [order["id"]]
+    wait_for(lambda: requests.get(system.api("/admin/customers"), headers=owner, timeout=10,
+                                  params={"q": email, "created_from": day,
+                                          "created_to": day}).json()["items"],
+             message="the customer made that day")
+    for path, params in (("/admin/orders/export", {"from": day, "to": "2000-01-01"}),
+                         ("/admin/customers/insights", {"from": day, "to": "2000-01-01"})):
+        reversed_range = requests.get(system.api(path), headers=owner, params=params,
+                                      timeout=10)
+        assert reversed_range.status_code == 422, (path, reversed_range.text)
+    refused = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                           json={"timezone": "Mars/Olympus"})
+    assert refused.status_code == 422
