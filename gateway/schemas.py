@@ -86,8 +86,9 @@ class AdminCustomerCreateSchema(_Strict):
 
 class AdminCustomerCreatedSchema(Schema):
     invited = StrictBoolean(required=True)
-    customer = fields.Dict()
-    account = fields.Dict()
+    customer = fields.Dict(required=True, allow_none=True, metadata={
+        "description": "null with an invitation: the record follows the account a moment later"})
+    account = fields.Dict(required=True, allow_none=True)
 
 
 class StorefrontCheckoutSchema(CheckoutRequestSchema):

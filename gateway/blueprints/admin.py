@@ -105,13 +105,15 @@ def create_customer() -> Any:
     if not isinstance(send_invite, bool):
         raise Problem(422, "validation_failed", "send_invite must be true or false.",
                       errors={"send_invite": ["Not a valid boolean."]})
+    # One shape either way: the customer record (made at once, or by the account_invited
+    # event a moment later: null then), the account (null without an invitation), invited.
     if send_invite:
         invite_fields = {k: v for k, v in body.items() if k != "phone"}
         account = rpc_call("identity", "invite_account", invite_fields, _actor())
-        response = jsonify(account=account, invited=True)
+        response = jsonify(customer=None, account=account, invited=True)
     else:
         response = jsonify(customer=rpc_call("customers", "create_customer", body, _actor()),
-                           invited=False)
+                           account=None, invited=False)
     response.status_code = 201
     return response
 

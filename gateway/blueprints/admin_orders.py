@@ -113,6 +113,10 @@ def export_orders() -> Response:
     rpc = current_app.extensions["rpc"]
 
     status = request.args.get("status") or None
+    unknown = AdminOrderQuerySchema(only=("status",)).validate({"status": status}) \
+        if status else {}
+    if unknown:
+        raise Problem(422, "validation_failed", "Unknown status.", errors=unknown)
 
     def page(after: str | None) -> dict[str, Any]:
         return rpc.call("orders", "export_page", start.isoformat(), end.isoformat(), after,

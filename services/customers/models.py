@@ -16,6 +16,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -150,6 +151,8 @@ class Category(Base):
     """A merchant's group of customers ("Wholesale", "Customers from Spain")."""
 
     __tablename__ = "categories"
+    # "Mayorista" and "mayorista" are one category: names are unique whatever their case.
+    __table_args__ = (Index("uq_categories_name_lower", func.lower(text("name")), unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(100), unique=True)

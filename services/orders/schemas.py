@@ -14,7 +14,12 @@ from marshmallow import (
 
 from messaging.contracts import LOCALES, AddressSchema
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
-from services.orders.domain import PAYMENT_METHODS
+from services.orders.domain import (
+    FULFILLMENT_TRANSITIONS,
+    ORDER_TRANSITIONS,
+    PAYMENT_METHODS,
+    PAYMENT_TRANSITIONS,
+)
 
 MAX_LINES = 100
 MAX_QUANTITY = 999
@@ -370,9 +375,9 @@ class AdminOrderSchema(OrderSchema):
 
 
 class AdminOrderQuerySchema(_Strict):
-    status = fields.String(validate=validate.Length(max=32))
-    payment_status = fields.String(validate=validate.Length(max=32))
-    fulfillment_status = fields.String(validate=validate.Length(max=32))
+    status = fields.String(validate=validate.OneOf(sorted(ORDER_TRANSITIONS)))
+    payment_status = fields.String(validate=validate.OneOf(sorted(PAYMENT_TRANSITIONS)))
+    fulfillment_status = fields.String(validate=validate.OneOf(sorted(FULFILLMENT_TRANSITIONS)))
     customer_id = fields.UUID()
     buy_link = fields.UUID(metadata={"description": "orders from this direct-buy link"})
     email = fields.String(validate=validate.Length(max=254))

@@ -267,3 +267,31 @@ def test_a_date_is_a_whole_day_in_the_stores_time_zone(system: System,
     refused = requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
                            json={"timezone": "Mars/Olympus"})
     assert refused.status_code == 422
+
+
+def test_one_answer_shape_and_422_for_unknown_filters(system: System,
+                                                     owner: dict[str, str]) -> None:
+    plain = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                          json={"email": new_email("plain")})
+    invited = requests.post(system.api("/admin/customers"), headers=owner, timeout=10,
+                            json={"email": new_email("inv"), "send_invite": True})
+    assert (plain.status_code, invited.status_code) == (201, 201)
+    assert set(plain.json()) == set(invited.json()) == {"customer", "account", "invited"}
+    for path, params in (("/admin/orders", {"status": "bogus"}),
+                         ("/admin/orders", {"payment_status": "bogus"}),
+                         ("/admin/orders/export", {"status": "bogus"}),
+                         ("/admin/customers", {"type": "bogus"})):
+        answer = requests.get(system.api(path), headers=owner, params=params, timeout=10)
+        assert answer.status_code == 422, (path, params, answer.text)
+    name = f"Mayorista {time.time_ns()}"
+    assert requests.post(system.api("/admin/categories"), headers=owner, timeout=10,
+                         json={"name": name}).status_code == 201
+    twin = requests.post(system.api("/admin/categories"), headers=owner, timeout=10,
+                         json={"name": name.upper()})
+    assert (twin.status_code, twin.json()["code"]) == (409, "category_exists")
+    spec = requests.get(f"{system.url}/openapi.json", timeout=10).json()
+    checkout = spec["paths"]["/api/v1/checkout"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    schema = spec["components"]["schemas"][checkout["$ref"].rsplit("/", 1)[1]] \
+        if "$ref" in checkout else checkout
+    assert "email" not in schema.get("required", [])
