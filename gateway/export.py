@@ -12,6 +12,7 @@ from typing import Any
 from babel.numbers import format_currency, get_currency_precision
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from gateway.printouts import Printout
 from messaging.contracts import AddressSchema, is_erased_email
 
 COLUMNS = ["number", "placed_at", "status", "payment_status", "fulfillment_status",
@@ -60,17 +61,17 @@ def csv_rows(fetch_page: Callable[[str | None], dict[str, Any]], bom: bool = Fal
 
 @cache
 def _pages() -> Environment:
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                      autoescape=select_autoescape(["html.j2"]), undefined=StrictUndefined)
-    env.filters["money"] = lambda minor, currency: format_currency(
-        minor / 10 ** get_currency_precision(currency), currency, locale="es")
-    return env
+    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                       autoescape=select_autoescape(["html.j2"]), undefined=StrictUndefined)
 
 
-def printable(template: str, order: dict[str, Any]) -> str:
-    """An order as an HTML page for the printer (names and addresses escaped)."""
+def printable(template: str, order: dict[str, Any], printout: Printout) -> str:
+    """An order as an HTML page for the printer (names and addresses escaped), in the
+    store's words and time zone."""
     return _pages().get_template(template).render(
-        order={**order, "shipping_address": printable_address(order)})
+        order={**order, "shipping_address": printable_address(order)}, p=printout,
+        money=lambda minor, currency: format_currency(
+            minor / 10 ** get_currency_precision(currency), currency, locale=printout.locale))
 
 
 def printable_address(order: dict[str, Any]) -> dict[str, Any] | None:

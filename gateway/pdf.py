@@ -19,47 +19,59 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 
+from gateway.printouts import Printout
+
 LABEL_SIZE = (100 * mm, 150 * mm)
 
 
-def _money(minor: int, currency: str) -> str:
+def _money(minor: int, currency: str, locale: str) -> str:
     return format_currency(minor / 10 ** get_currency_precision(currency), currency,
-                           locale="es")
+                           locale=locale)
 
 
-def _address_lines(address: dict[str, Any] | None) -> list[str]:
+def _address_lines(address: dict[str, Any] | None, p: Printout) -> list[str]:
     if not address:
         return []
     if not address.get("line1"):  # an erased customer's order keeps only the country
-        return ["Datos personales borrados", *([address["country"]] if address.get("country")
-                                               else [])]
-    name = " ".join(p for p in (address.get("first_name"), address.get("last_name")) if p)
-    city = " ".join(p for p in (address.get("postal_code"), address.get("city")) if p)
+        return [p.word("erased"), *([address["country"]] if address.get("country") else [])]
+    name = " ".join(part for part in (address.get("first_name"), address.get("last_name"))
+                    if part)
+    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
     lines = [name, address.get("company"), address.get("line1"), address.get("line2"), city,
-             " ".join(p for p in (address.get("region"), address.get("country")) if p),
+             " ".join(part for part in (address.get("region"), address.get("country"))
+                      if part),
              address.get("phone")]
     return [str(line) for line in lines if line]
 
 
-def order_pdf(order: dict[str, Any], store_name: str) -> bytes:
-    """The order for the printer or the customer's records: lines, totals, where it goes."""
+def order_pdf(order: dict[str, Any], p: Printout) -> bytes:
+    """The order for the printer or the customer's records: lines, totals, where it goes,
+    in the store's words and time zone."""
     buffer = io.BytesIO()
-    document = SimpleDocTemplate(buffer, pagesize=A4, title=f"{store_name} {order['number']}",
+    document = SimpleDocTemplate(buffer, pagesize=A4, title=f"{p.store_name} {order['number']}",
                                  leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm)
     currency = order["currency"]
-    head = Table([[store_name, f"Pedido {order['number']}"],
-                  ["", str(order["placed_at"])[:10]],
-                  [order["email"], f"{order['status']} / {order['payment_status']}"]],
-                 colWidths=[110 * mm, 64 * mm])
+
+    def money(minor: int) -> str:
+        return _money(minor, currency, p.locale)
+
+    states = f"{p.word(order['status'])} / {p.word('payment')}: " \
+             f"{p.word(order['payment_status'])} ({p.word(order['payment_method'])})"
+    head = Table([[p.store_name, f"{p.word('order')} {order['number']}"],
+                  ["", p.when(order["placed_at"])],
+                  [order["email"], states],
+                  ["", f"{p.word('shipping')}: {p.word(order['fulfillment_status'])}"]],
+                 colWidths=[90 * mm, 84 * mm])
     head.setStyle(TableStyle([("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 14),
                               ("ALIGN", (1, 0), (1, -1), "RIGHT")]))
-    rows = [["SKU", "Producto", "Cant.", "Precio", "Total"]]
+    rows = [[p.word("sku"), p.word("product"), p.word("quantity"), p.word("price"),
+             p.word("total")]]
     rows += [[line["sku"], line["title"][:60], str(line["quantity"]),
-              _money(line["unit_price"], currency), _money(line["line_total"], currency)]
+              money(line["unit_price"]), money(line["line_total"])]
              for line in order["lines"]]
-    rows += [["", "", "", "Subtotal", _money(order["subtotal"], currency)],
-             ["", "", "", "Envío", _money(order["shipping_total"], currency)],
-             ["", "", "", "Total", _money(order["total"], currency)]]
+    rows += [["", "", "", p.word("subtotal"), money(order["subtotal"])],
+             ["", "", "", p.word("shipping_cost"), money(order["shipping_total"])],
+             ["", "", "", p.word("total"), money(order["total"])]]
     lines = Table(rows, colWidths=[30 * mm, 76 * mm, 14 * mm, 26 * mm, 28 * mm], repeatRows=1)
     lines.setStyle(TableStyle([
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
@@ -69,34 +81,44 @@ def order_pdf(order: dict[str, Any], store_name: str) -> bytes:
         ("LINEABOVE", (3, -3), (-1, -3), 0.5, colors.grey),
     ]))
     story = [head, Spacer(1, 8 * mm), lines]
-    address = _address_lines(order.get("shipping_address"))
+    address = _address_lines(order.get("shipping_address"), p)
     if address:
-        story += [Spacer(1, 8 * mm), Table([["Envío a:"]] + [[line] for line in address])]
+        story += [Spacer(1, 8 * mm),
+                  Table([[f"{p.word('ship_to')}:"]] + [[line] for line in address])]
     document.build(story)
     return buffer.getvalue()
 
 
-def label_pdf(order: dict[str, Any], store_name: str) -> bytes:
-    """A shipping label: sender, the address large, the order number and its barcode."""
+def label_pdf(order: dict[str, Any], p: Printout) -> bytes:
+    """A shipping label: the sender (the store, with its address), the address large, the
+    carrier and tracking number, the order number and its barcode; as the HTML label."""
     buffer = io.BytesIO()
     width, height = LABEL_SIZE
     canvas = Canvas(buffer, pagesize=LABEL_SIZE)
-    canvas.setTitle(f"{store_name} {order['number']}")
+    canvas.setTitle(f"{p.store_name} {order['number']}")
     canvas.setFont("Helvetica", 8)
-    canvas.drawString(6 * mm, height - 10 * mm, f"De: {store_name}")
-    canvas.line(6 * mm, height - 13 * mm, width - 6 * mm, height - 13 * mm)
+    y = height - 8 * mm
+    for line in [f"{p.word('from')}: {p.store_name}", *p.store_address][:5]:
+        canvas.drawString(6 * mm, y, line[:70])
+        y -= 3.5 * mm
+    canvas.line(6 * mm, y, width - 6 * mm, y)
     canvas.setFont("Helvetica-Bold", 10)
-    canvas.drawString(6 * mm, height - 20 * mm, "PARA:")
-    y = height - 28 * mm
-    for index, line in enumerate(_address_lines(order.get("shipping_address"))):
+    canvas.drawString(6 * mm, y - 7 * mm, f"{p.word('to').upper()}:")
+    y -= 15 * mm
+    for index, line in enumerate(_address_lines(order.get("shipping_address"), p)):
         canvas.setFont("Helvetica-Bold" if index == 0 else "Helvetica", 13)
         canvas.drawString(8 * mm, y, line[:40])
         y -= 7 * mm
+    if order.get("tracking_number"):
+        canvas.setFont("Helvetica", 10)
+        canvas.drawString(8 * mm, 45 * mm, f"{p.word('tracking')}: "
+                                           f"{order.get('carrier') or ''} "
+                                           f"{order['tracking_number']}"[:60])
     number = order["number"].lstrip("#")
     barcode = Code128(number, barHeight=18 * mm, barWidth=0.45 * mm, humanReadable=False)
     barcode.drawOn(canvas, (width - barcode.width) / 2, 22 * mm)
     canvas.setFont("Helvetica-Bold", 16)
-    canvas.drawCentredString(width / 2, 12 * mm, f"Pedido {order['number']}")
+    canvas.drawCentredString(width / 2, 12 * mm, f"{p.word('order')} {order['number']}")
     canvas.showPage()
     canvas.save()
     return buffer.getvalue()

@@ -22,6 +22,7 @@ from gateway.dates import DATE_BOUND, date_range, store_zone, with_ranges
 from gateway.export import csv_rows, printable
 from gateway.openapi import document
 from gateway.pdf import label_pdf, order_pdf
+from gateway.printouts import Printout
 from gateway.problems import Problem
 from messaging.errors import ServiceError
 from messaging.fields import normalise_email_address_or_none
@@ -268,9 +269,9 @@ def print_order(order_id: str) -> Response:
     chosen = _output_format("html")
     order = rpc_call("orders", "get_admin_order", order_id)
     if chosen == "pdf":
-        return _pdf(order_pdf(order, store_settings()["store_name"]),
+        return _pdf(order_pdf(order, Printout(store_settings())),
                     f"order-{order['number'].lstrip('#')}")
-    return printout(printable("order_print.html.j2", order))
+    return printout(printable("order_print.html.j2", order, Printout(store_settings())))
 
 
 @admin_orders.get("/orders/<order_id>/label")
@@ -284,9 +285,9 @@ def order_label(order_id: str) -> Response:
     if not order.get("shipping_address"):
         raise Problem(409, "nothing_to_ship", "This order has no shipping address.")
     if chosen == "pdf":
-        return _pdf(label_pdf(order, store_settings()["store_name"]),
+        return _pdf(label_pdf(order, Printout(store_settings())),
                     f"label-{order['number'].lstrip('#')}")
-    return printout(printable("order_label.html.j2", order))
+    return printout(printable("order_label.html.j2", order, Printout(store_settings())))
 
 
 @admin_orders.patch("/orders/<order_id>")

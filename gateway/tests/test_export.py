@@ -34,8 +34,11 @@ def test_pages_are_streamed_in_order_with_money_and_formulas_made_safe() -> None
 
 def test_printable_pages_escape_what_customers_typed() -> None:
     from gateway.export import printable
+    from gateway.printouts import Printout
 
-    order = {"number": "#1001", "placed_at": "2026-11-01", "status": "paid",
+    store = Printout({"locale": "es", "timezone": "Europe/Madrid", "store_name": "<i>Tienda</i>",
+                      "store_address": ["Calle Sol 1", "28001 Madrid"]})
+    order = {"number": "#1001", "placed_at": "2026-11-01T23:30:00+00:00", "status": "paid",
              "payment_status": "paid", "payment_method": "cash",
              "fulfillment_status": "requested", "email": "a@example.com", "currency": "EUR",
              "total": 1990, "carrier": None, "tracking_number": None,
@@ -45,7 +48,47 @@ def test_printable_pages_escape_what_customers_typed() -> None:
                                   "company": None, "line1": "C/ Mayor 1", "line2": None,
                                   "city": "Madrid", "region": None, "postal_code": "28013",
                                   "country": "ES", "phone": None}}
-    page = printable("order_print.html.j2", order)
+    page = printable("order_print.html.j2", order, store)
     assert "&lt;script&gt;" in page and "<script>x" not in page and "19,90" in page
-    label = printable("order_label.html.j2", order)
+    assert "&lt;i&gt;Tienda" in page
+    label = printable("order_label.html.j2", order, store)
     assert "28013 Madrid" in label and "&lt;script&gt;" in label
+    assert "Calle Sol 1" in label  # the sender's address
+
+
+def test_printouts_speak_the_stores_language_and_time() -> None:
+    """What the admin shows, on paper: states, methods and dates in the store's words."""
+    from gateway.export import printable
+    from gateway.pdf import label_pdf, order_pdf
+    from gateway.printouts import Printout
+
+    order = {"number": "#1002", "placed_at": "2026-12-02T00:59:42.366860+00:00",
+             "status": "completed", "payment_status": "refunded",
+             "payment_method": "bank_transfer", "fulfillment_status": "delivered",
+             "email": "a@example.com", "currency": "EUR", "subtotal": 1990,
+             "shipping_total": 0, "total": 1990, "carrier": "Correos",
+             "tracking_number": "PK123ES",
+             "lines": [{"sku": "MUG", "title": "Taza", "quantity": 1, "unit_price": 1990,
+                        "line_total": 1990}],
+             "shipping_address": {"first_name": "Ana", "last_name": "G", "line1": "C/ Mayor 1",
+                                  "city": "Madrid", "postal_code": "28013", "country": "ES"}}
+    spanish = Printout({"locale": "es", "timezone": "Europe/Madrid", "store_name": "Tienda",
+                        "store_address": ["Calle Sol 1", "28001 Madrid"]})
+    page = printable("order_print.html.j2", order, spanish)
+    assert "completado" in page and "reembolsado" in page and "transferencia" in page
+    assert "2026-12-02T00:59" not in page and "2 dic 2026, 1:59" in page  # Madrid, not UTC
+    english = printable("order_print.html.j2", order,
+                        Printout({"locale": "en", "timezone": "UTC", "store_name": "Shop"}))
+    assert "completed" in english and "bank transfer" in english
+    pdf_text = _pdf_text(order_pdf(order, spanish))
+    assert "completado" in pdf_text and "reembolsado" in pdf_text
+    label_text = _pdf_text(label_pdf(order, spanish))
+    assert "Correos PK123ES" in label_text and "Calle Sol 1" in label_text
+
+
+def _pdf_text(content: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)

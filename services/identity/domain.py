@@ -20,6 +20,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "currency": "EUR",
     "store_name": "Clientela Store",
     "timezone": "Europe/Madrid",
+    "store_address": [],
 }
 
 # Account statuses, and which of them may log in.

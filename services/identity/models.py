@@ -37,6 +37,8 @@ class StoreSettings(Base):
     # IANA time zone: what "a day" means in the admin's date filters and exports.
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Madrid",
                                           server_default="Europe/Madrid")
+    # The sender's address on labels and printouts: up to 5 lines.
+    store_address: Mapped[list | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 

@@ -37,6 +37,7 @@ class StoreSettingsSchema(Schema):
     currency = fields.String()
     store_name = fields.String()
     timezone = fields.String()
+    store_address = fields.List(fields.String(), allow_none=True)
 
 
 class StoreSettingsUpdateSchema(_Strict):
@@ -50,6 +51,10 @@ class StoreSettingsUpdateSchema(_Strict):
     timezone = fields.String(validate=_iana_time_zone,
                              metadata={"description": "IANA, e.g. Europe/Madrid: the store's "
                                                       "days in date filters and exports"})
+    store_address = fields.List(SingleLine(validate=validate.Length(1, 100)),
+                                validate=validate.Length(max=5), metadata={
+                                    "description": "the sender's address on labels and "
+                                                   "printouts, one line each"})
 
 
 class InviteSchema(_Strict):

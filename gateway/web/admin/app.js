@@ -657,20 +657,27 @@ document.addEventListener("alpine:init", () => {
       try {
         const [settings, notifications] = await Promise.all([
           this.api("GET", "/admin/settings"), this.api("GET", "/admin/notifications/settings")]);
-        this.settings = settings; this.settingsForm = Object.assign({}, settings);
+        this.settings = settings; this.settingsForm = this.formOfSettings(settings);
         this.notificationSettings = notifications; this.notificationForm = Object.assign({}, notifications);
       } catch (error) { this.settingsError = this.problemText(error); }
+    },
+    // The sender's address is edited as lines of text.
+    formOfSettings(settings) {
+      return Object.assign({}, settings, {store_address: (settings.store_address || []).join("\n")});
     },
     async saveSettings() {
       this.settingsError = ""; this.settingsMessage = "";
       const body = {};
+      const current = this.formOfSettings(this.settings);
       for (const [key, value] of Object.entries(this.settingsForm)) {
-        if (value !== this.settings[key]) body[key] = ["password_min_length", "password_min_classes"].includes(key) ? parseInt(value, 10) : value;
+        if (value === current[key]) continue;
+        if (key === "store_address") body[key] = value.split("\n").map((line) => line.trim()).filter(Boolean);
+        else body[key] = ["password_min_length", "password_min_classes"].includes(key) ? parseInt(value, 10) : value;
       }
       try {
         this.settings = await this.api("PUT", "/admin/settings", body);
         this.currency = this.settings.currency;
-        this.settingsForm = Object.assign({}, this.settings);
+        this.settingsForm = this.formOfSettings(this.settings);
         this.settingsMessage = this.t("saved");
       } catch (error) { this.settingsError = this.problemText(error); }
     },

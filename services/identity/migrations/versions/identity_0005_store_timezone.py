@@ -1,4 +1,4 @@
-"""store time zone
+"""store time zone and address
 
 Revision ID: identity_0005
 Revises: identity_0004
@@ -19,8 +19,10 @@ def upgrade() -> None:
     with op.batch_alter_table('store_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('timezone', sa.String(length=64),
                                       server_default='Europe/Madrid', nullable=False))
+        batch_op.add_column(sa.Column('store_address', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('store_settings', schema=None) as batch_op:
+        batch_op.drop_column('store_address')
         batch_op.drop_column('timezone')
