@@ -137,7 +137,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_ensure_owner(args: argparse.Namespace) -> int:
     from services.identity.bootstrap import ensure_owner
 
-    owner = ensure_owner(os.environ.get("OWNER_EMAIL"), os.environ.get("OWNER_PASSWORD"))
+    try:
+        owner = ensure_owner(os.environ.get("OWNER_EMAIL"), os.environ.get("OWNER_PASSWORD"))
+    except ValueError as exc:  # one line saying which rule failed, not a traceback
+        print(f"the store owner was not created: OWNER_PASSWORD is refused: {exc}",
+              file=sys.stderr)
+        return 1
     if owner is None:
         print("an owner already exists")
     elif owner.password:
@@ -154,7 +159,16 @@ def cmd_create_staff(args: argparse.Namespace) -> int:
 
     from services.identity.bootstrap import create_staff
 
-    password = None if args.generate_password else getpass.getpass("Password: ")
+    # From STAFF_PASSWORD, else asked at a terminal, else one line of standard input (a
+    # script's pipe): getpass would warn that it cannot hide what is not typed.
+    if args.generate_password:
+        password = None
+    elif os.environ.get("STAFF_PASSWORD"):
+        password = os.environ["STAFF_PASSWORD"]
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     try:
         staff = create_staff(args.email, args.role, password)
     except ValueError as exc:
@@ -212,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(OWNER_EMAIL, OWNER_PASSWORD; else a generated password, shown once)")
     owner.set_defaults(func=cmd_ensure_owner)
 
-    staff = sub.add_parser("create-staff", help="add a staff user (asks for the password)")
+    staff = sub.add_parser("create-staff", help="add a staff user: the password from "
+                           "STAFF_PASSWORD, else asked (or read from a pipe)")
     staff.add_argument("email")
     staff.add_argument("--role", choices=["owner", "staff"], default="staff")
     staff.add_argument("--generate-password", action="store_true",

@@ -295,3 +295,26 @@ def test_one_answer_shape_and_422_for_unknown_filters(system: System,
     schema = spec["components"]["schemas"][checkout["$ref"].rsplit("/", 1)[1]] \
         if "$ref" in checkout else checkout
     assert "email" not in schema.get("required", [])
+
+
+def test_printouts_are_in_the_stores_words_and_the_label_names_the_sender(
+        system: System, owner: dict[str, str]) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    assert requests.put(system.api("/admin/settings"), headers=owner, timeout=10, json={
+        "store_address": ["Calle Sol 1", "28001 Madrid"]}).status_code == 200
+    order = guest_checkout(system, new_email("print"), payment_method="bank_transfer")["order"]
+    change(system, owner, order["id"], "fulfillment", fulfillment_status="in_transit",
+           carrier="Correos", tracking_number="PK77ES")
+    base = system.api(f"/admin/orders/{order['id']}")
+    wait_for(lambda: "Calle Sol 1" in requests.get(base + "/label?format=html", headers=owner,
+                                                   timeout=10).text,
+             message="the settings in every gateway worker")
+    page = requests.get(base + "/print", headers=owner, timeout=10).text
+    assert "pendiente de pago" in page and "transferencia" in page and "en tránsito" in page
+    assert "+00:00" not in page  # a date as people read it, not an ISO string
+    label = requests.get(base + "/label", headers=owner, timeout=10)
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(label.content)).pages)
+    assert "Correos PK77ES" in text and "Calle Sol 1" in text
