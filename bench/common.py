@@ -152,6 +152,71 @@ def cpu_seconds() -> dict[str, float]:
     return totals
 
 
+def _processes() -> dict[int, str]:
+    """Each process of the system by pid, with its part's label (as cpu_seconds names it)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+        except OSError:
+            continue
+        label = next((name for needle, name in _LABELS
+                      if needle in cmdline and "sh -c" not in cmdline), None)
+        if label:
+            found[int(entry.name)] = label
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class PeakRss:
+    """The largest RSS of any one process of each part (a gateway worker, a service
+    process), sampled every half second while the block runs: what a container limit must
+    hold. ``peaks`` is {label: MiB}."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            for pid, label in _processes().items():
+                self.peaks[label] = max(self.peaks.get(label, 0.0), round(_rss_mib(pid), 1))
+            if self._stop.wait(self.interval):
+                return
+
+    def start(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> PeakRss:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def note(self) -> str:
+        return ", ".join(f"{label} {mib:.0f}" for label, mib in sorted(
+            self.peaks.items(), key=lambda item: -item[1]))
+
+
 def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float
               ) -> dict[str, float]:
     """Cores used by each part between two snapshots (2.0 = both cores of this machine)."""

@@ -308,8 +308,14 @@ def locked_row(session: Session, model: Any, primary_key: Any, /, **values: Any)
     after the other, none lost. PostgreSQL locks the row; SQLite writes one at a time."""
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
         else sqlite.insert
-    session.execute(dialect_insert(model).values(**values).on_conflict_do_nothing())
-    return session.get(model, primary_key, with_for_update=True, populate_existing=True)
+    for _ in range(5):
+        session.execute(dialect_insert(model).values(**values).on_conflict_do_nothing())
+        row = session.get(model, primary_key, with_for_update=True, populate_existing=True)
+        if row is not None:
+            return row
+        # Deleted by a concurrent transaction between the insert (skipped: it was there)
+        # and the lock (a login that succeeded clears its throttle row): insert it again.
+    raise RuntimeError(f"{model.__tablename__} row {primary_key!r} keeps vanishing")
 
 
 class UtcDateTime(TypeDecorator):

@@ -175,3 +175,34 @@ def test_forget_in_outbox_removes_published_rows_that_mention_the_email() -> Non
         assert forget_in_outbox(session, ["josé@example.com", "ana@example.com"]) == 2
         left = session.scalars(select(outbox.c.event_id).order_by(outbox.c.id)).all()
     assert left == ["2", "3"]
+
+
+def test_a_locked_row_deleted_by_a_concurrent_transaction_is_made_again() -> None:
+    """A login that succeeds deletes its throttle row; another login that had found the row
+    there (so inserted nothing) then locks nothing: it must insert again, not fail (a 500
+    that bench.login_burst found about once in a thousand logins)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from messaging.database import locked_row
+    from services.identity.models import Base, LoginThrottle
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        session.add(LoginThrottle(key="k", failures=3, last_failure_at=now))
+    with Session(engine) as session, session.begin():
+        real_get, calls = session.get, []
+
+        def vanishing_once(*args: object, **kwargs: object) -> object:
+            if not calls:  # the concurrent delete, just before our lock
+                calls.append(1)
+                session.execute(LoginThrottle.__table__.delete())
+                return None
+            return real_get(*args, **kwargs)
+
+        session.get = vanishing_once  # type: ignore[method-assign]
+        row = locked_row(session, LoginThrottle, "k", key="k", failures=0,
+                         last_failure_at=now, locked_until=None)
+        assert row is not None and row.failures == 0

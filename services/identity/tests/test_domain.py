@@ -71,3 +71,38 @@ def test_hashes_are_upgraded_when_the_cost_is_raised() -> None:
     assert stronger.needs_rehash(old_hash)  # and is rehashed at that login
     assert not stronger.needs_rehash(stronger.hash("a fine long passphrase"))
     assert not stronger.verify(old_hash, "wrong") and not stronger.verify(None, "x")
+
+
+def test_hashes_in_flight_are_capped_and_the_excess_is_told_to_retry() -> None:
+    import time
+
+    import eventlet
+    import pytest
+    from argon2 import PasswordHasher
+
+    from messaging.errors import ServiceError
+    from services.identity.dependencies import Passwords
+
+    in_flight, most = 0, 0
+
+    class CountingHasher(PasswordHasher):
+        def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                time.sleep(0.05)  # a real thread (tpool): the others queue meanwhile
+                return super().hash(password)
+            finally:
+                in_flight -= 1
+
+    passwords = Passwords(CountingHasher(time_cost=1, memory_cost=8192, parallelism=1),
+                          max_concurrent=2, wait_seconds=0.2)
+    pool = eventlet.GreenPool()
+    hashes = list(pool.imap(passwords.hash, [f"passphrase {n}" for n in range(6)]))
+    assert len(hashes) == 6 and most == 2  # six hashed, never more than two at once
+    passwords.slots.acquire()
+    passwords.slots.acquire()  # both slots taken, for longer than the wait
+    with pytest.raises(ServiceError) as busy:
+        passwords.hash("one more passphrase")
+    assert (busy.value.status, busy.value.extra["retry_after"]) == (503, 2)
