@@ -107,6 +107,16 @@ def test_metrics_need_a_token_and_identity_reaches_redis() -> None:
     assert identity["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
+def test_memory_limits_hold_the_measured_peaks() -> None:
+    memory = json.loads((REPO / "deploy" / "memory-peaks.json").read_text())
+    units = {"k": 1 / 1024, "m": 1, "g": 1024}
+    for name, peak in memory["peaks_mib"].items():
+        limit = COMPOSE["services"][name]["mem_limit"]
+        mib = float(limit[:-1]) * units[limit[-1].lower()]
+        needed = peak["mib"] * memory["headroom"] * memory["pod_processes"].get(name, 1)
+        assert mib >= needed, f"{name}: mem_limit {limit} < {needed:.0f} MiB"
+
+
 def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
     """`docker compose config` where the Compose plugin exists; else Debian's docker-compose
     (1.29), which checks the file against the Compose spec schema it carries, with no engine.

@@ -5,6 +5,7 @@ operator relies on: probes, resources, autoscaling, no root, external RabbitMQ a
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -84,6 +85,45 @@ def test_a_deployment_with_probes_resources_and_autoscaler_per_process(
         assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                          "name": name}
         assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity[:-len(suffix)]) * factor
+    return float(quantity) / 2**20  # plain bytes
+
+
+MEMORY = json.loads((REPO / "deploy" / "memory-peaks.json").read_text())
+
+
+def _memory_shortfalls(deployments: dict[str, dict[str, Any]]) -> list[str]:
+    """Where a memory limit is below the headroom times the peak measured for that process
+    (deploy/memory-peaks.json, from the benchmarks); a pod of several processes (gunicorn's
+    workers) must hold each of them. And a request above its limit."""
+    problems = []
+    for name, peak in MEMORY["peaks_mib"].items():
+        [container] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        limit = _mebibytes(container["resources"]["limits"]["memory"])
+        needed = peak["mib"] * MEMORY["headroom"] * MEMORY["pod_processes"].get(name, 1)
+        if limit < needed:
+            problems.append(f"{name}: limit {limit:.0f} MiB < {needed:.0f} MiB needed")
+        if _mebibytes(container["resources"]["requests"]["memory"]) > limit:
+            problems.append(f"{name}: request above limit")
+    return problems
+
+
+def test_memory_limits_hold_the_measured_peaks(production: list[dict[str, Any]]) -> None:
+    assert _memory_shortfalls(of_kind(production, "Deployment")) == []
+
+
+def test_the_memory_check_can_fail(production: list[dict[str, Any]]) -> None:
+    deployments = copy.deepcopy(of_kind(production, "Deployment"))
+    [container] = deployments["identity"]["spec"]["template"]["spec"]["containers"]
+    container["resources"]["limits"]["memory"] = "200Mi"  # below 1.5 x the login burst's peak
+    container["resources"]["requests"]["memory"] = "160Mi"
+    assert _memory_shortfalls(deployments) == ["identity: limit 200 MiB < 286 MiB needed"]
 
 
 def test_rabbitmq_and_postgresql_are_external_and_configured_by_secret(
