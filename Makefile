@@ -57,18 +57,21 @@ test-faults: setup  ## the fault suite whole, with the SMTP server down for a mi
 test-unit: setup  ## only the tests that need no broker or database
 	pytest -m "not e2e" messaging/tests/test_unit*.py services/*/tests/test_domain*.py gateway/tests
 
-bench: setup  ## benchmarks (PostgreSQL, RabbitMQ): figures with the command that made them
+bench: setup  ## benchmarks (PostgreSQL, RabbitMQ, wrk): figures with the command that made them
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
+	@command -v wrk >/dev/null || { echo "wrk drives the load of some benchmarks: apt-get install wrk" >&2; exit 1; }
 	python -W ignore -m bench.ceilings
 	python -W ignore -m bench.session_check
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
+	python -W ignore -m bench.login_burst
 	python -W ignore -m bench.scaling
 	python -W ignore -m bench.scaling --consumers-paused
 	python -W ignore -m bench.notifications
 	python -W ignore -m bench.customers
 	python -W ignore -m bench.orders
 	python -W ignore -m bench.admin_pages
+	python -W ignore -m bench.soak
 	python -m bench.summary
 
 lint: setup  ## ruff
