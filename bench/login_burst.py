@@ -137,7 +137,8 @@ def main() -> None:
             time.sleep(5)
             figures["rss_after_5s_mib"] = round(rss_mib(pid), 1)
             result["bursts"].append(figures)  # type: ignore[attr-defined]
-        limits = {k: os.environ.get(k) for k in ("ARGON2_MAX_CONCURRENT", "MALLOC_ARENA_MAX")}
+        limits = {"ARGON2_MAX_CONCURRENT": os.environ.get("ARGON2_MAX_CONCURRENT", "4 (default)"),
+                  "ARGON2_MEMORY_KIB": os.environ.get("ARGON2_MEMORY_KIB", "19456 (default)")}
     print(f"\nlogin_burst: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"wrk -c{args.connections} for {args.seconds:.0f} s x {args.bursts}; settings {limits}")
     print(f"identity RSS at start: {result['rss_start_mib']} MiB")
