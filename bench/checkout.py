@@ -25,7 +25,6 @@ from sqlalchemy import create_engine, text
 
 from bench.common import (
     Figure,
-    PeakRss,
     cpu_seconds,
     cpu_share,
     load,
@@ -115,7 +114,6 @@ def main() -> None:
     with running_system(BENCH_ROUTES="1") as system, replicas(
             system, "services.orders.service:OrdersService", args.orders_replicas - 1):
         checkout = checkout_call(system, seed_products(system))
-        peaks = PeakRss().start()
 
         def noop_rpc(session: requests.Session, i: int) -> bool:
             return session.get(f"{system.url}/_bench/noop-rpc", timeout=10).status_code == 200
@@ -145,7 +143,6 @@ def main() -> None:
             f"{name} {cores:.2f}" for name, cores in share.items())
         figures.append(paused)
         _drain(system, timeout=180)
-        peaks.stop()
         [(orders,)] = system.sql("orders", "SELECT count(*) FROM orders")
         [(unsent,)] = system.sql("orders", "SELECT count(*) FROM outbox "
                                            "WHERE published_at IS NULL")
@@ -158,7 +155,6 @@ def main() -> None:
         f"{figures[-1].per_second / max(pairs[-1][1].per_second, 0.1):.2f} of the ceiling")
     notes.update(cpu)
     notes["orders stored"] = f"{orders} (events still in the outbox at the end: {unsent})"
-    notes["peak RSS MiB, one process of each"] = peaks.note()
     notes["gateway"] = (f"gunicorn gthread, 2 workers x 8 threads; orders: "
                         f"{args.orders_replicas} process(es), 10 workers each")
     report("checkout", figures, notes)

@@ -22,6 +22,9 @@ from tests.support.smtp import SmtpSink
 from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
 
 SERVICES = ("identity", "customers", "orders", "notifications")
+# The peak RSS (MiB) of one process of each part during the last running_system: report()
+# prints it with every benchmark's figures.
+LAST_PEAKS: dict[str, float] = {}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -46,9 +49,13 @@ def running_system(**env: str) -> Iterator[System]:
         system = System(workdir, amqp_uri_for(vhost), urls, sink.url,
                         {"LOG_LEVEL": "WARNING", "GATEWAY_WORKERS": "2", **env}).start()
         system.smtp = sink  # type: ignore[attr-defined]
+        peaks = PeakRss().start()  # every benchmark reports each part's peak memory
         try:
             yield system
         finally:
+            peaks.stop()
+            LAST_PEAKS.clear()
+            LAST_PEAKS.update(peaks.peaks)
             system.stop()
             sink.stop()
 
@@ -112,6 +119,10 @@ def report(bench: str, figures: list[Figure], notes: dict[str, str],
     for f in figures:
         print(f"{f.name:45} {f.per_second:9.1f} {f.p50_ms:8.1f} {f.p99_ms:8.1f} "
               f"{f.errors:7d} {f.concurrency:5d}")
+    if LAST_PEAKS:
+        notes = {**notes, "peak RSS MiB, one process of each": ", ".join(
+            f"{label} {mib:.0f}" for label, mib in sorted(LAST_PEAKS.items(),
+                                                          key=lambda item: -item[1]))}
     for key, value in notes.items():
         print(f"  {key}: {value}")
     print(f"command: {command}")
@@ -152,7 +163,7 @@ def cpu_seconds() -> dict[str, float]:
     return totals
 
 
-def _processes() -> dict[int, str]:
+def processes() -> dict[int, str]:
     """Each process of the system by pid, with its part's label (as cpu_seconds names it)."""
     found: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -170,7 +181,7 @@ def _processes() -> dict[int, str]:
     return found
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -193,8 +204,8 @@ class PeakRss:
 
     def _sample(self) -> None:
         while True:
-            for pid, label in _processes().items():
-                self.peaks[label] = max(self.peaks.get(label, 0.0), round(_rss_mib(pid), 1))
+            for pid, label in processes().items():
+                self.peaks[label] = max(self.peaks.get(label, 0.0), round(rss_mib(pid), 1))
             if self._stop.wait(self.interval):
                 return
 
@@ -205,16 +216,6 @@ class PeakRss:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-    def __enter__(self) -> PeakRss:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def note(self) -> str:
-        return ", ".join(f"{label} {mib:.0f}" for label, mib in sorted(
-            self.peaks.items(), key=lambda item: -item[1]))
 
 
 def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float

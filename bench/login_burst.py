@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import owner_headers, running_system
+from bench.common import owner_headers, processes, rss_mib, running_system
 
 PASSWORD = "benchmark passphrase 2026"
 ACCOUNTS = 64
@@ -65,23 +65,6 @@ done = function(summary, latency, requests)
                          latency:percentile(99) / 1000))
 end
 """.replace("PASSWORD", PASSWORD).replace("ACCOUNTS", str(ACCOUNTS))
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
-
-
-def service_pid(class_name: str) -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if class_name in cmdline and "nameko" in cmdline and "sh -c" not in cmdline:
-                return int(entry.name)
-    raise RuntimeError(f"no {class_name} process")
 
 
 def burst(url: str, seconds: float, connections: int, pid: int) -> dict[str, object]:
@@ -129,7 +112,7 @@ def main() -> None:
         for i in range(ACCOUNTS):
             requests.post(system.api("/customers"), timeout=30,
                           json={"email": f"burst-{i}@example.com", "password": PASSWORD})
-        pid = service_pid("IdentityService")
+        [pid] = [pid for pid, label in processes().items() if label == "identity"]
         time.sleep(2)
         result: dict[str, object] = {"rss_start_mib": round(rss_mib(pid), 1), "bursts": []}
         for _ in range(args.bursts):

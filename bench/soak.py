@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import _processes, _rss_mib, owner_headers, running_system
+from bench.common import owner_headers, processes, rss_mib, running_system
 
 PASSWORD = "benchmark passphrase 2026"
 ACCOUNTS = 32
@@ -58,8 +58,8 @@ end
 def snapshot() -> dict[str, float]:
     """RSS (MiB) of the largest process of each part."""
     rss: dict[str, float] = {}
-    for pid, label in _processes().items():
-        rss[label] = max(rss.get(label, 0.0), round(_rss_mib(pid), 1))
+    for pid, label in processes().items():
+        rss[label] = max(rss.get(label, 0.0), round(rss_mib(pid), 1))
     return rss
 
 
