@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 
 # nameko runs on eventlet, which warns on import that it is in maintenance mode; we know.
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -116,6 +117,24 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dkim_keygen(args: argparse.Namespace) -> int:
+    from services.notifications.dependencies import new_dkim_key
+
+    private, record = new_dkim_key(args.selector, args.domain)
+    out = Path(args.out)
+    if out.exists():
+        print(f"{out} exists: not overwritten (give another --out)", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(mode=0o600)
+    out.write_bytes(private)
+    print(f"private key written to {out}: set DKIM_PRIVATE_KEY_FILE={out}, "
+          f"DKIM_SELECTOR={args.selector}, DKIM_DOMAIN={args.domain}")
+    print("publish this DNS TXT record:")
+    print(record)
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from messaging.keys import ensure_local_keys, keys_dir, rotate_signing_key
 
@@ -221,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="make a new token signing key; the current one stays published "
                            "until its tokens expire (nobody is logged out)")
     keys.set_defaults(func=cmd_keys)
+
+    dkim = sub.add_parser("dkim-keygen", help="make a DKIM signing key for outgoing email "
+                          "and print the DNS TXT record to publish")
+    dkim.add_argument("--domain", required=True, help="the domain of MAIL_FROM's address")
+    dkim.add_argument("--selector", default="clientela", help="the DKIM selector (default "
+                      "clientela)")
+    dkim.add_argument("--out", default=str(Path("var") / "keys" / "dkim.pem"),
+                      help="where the private key goes (default var/keys/dkim.pem)")
+    dkim.set_defaults(func=cmd_dkim_keygen)
 
     owner = sub.add_parser("ensure-owner", help="create the first store owner unless one exists "
                            "(OWNER_EMAIL, OWNER_PASSWORD; else a generated password, shown once)")

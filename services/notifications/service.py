@@ -321,8 +321,8 @@ class NotificationsService(HealthEndpoints):
         try:
             subject, text, html = render_email(kind, locale, self._links(kind, context))
             message = build_message(
-                message_id=f"<{delivery_id}@clientela.mail>", sender=self.mail.sender,
-                recipient=recipient, subject=subject, text=text, html=html,
+                delivery_id=delivery_id, sender=self.mail.sender, recipient=recipient,
+                subject=subject, text=text, html=html, locale=locale,
             )
             self.mail.mailer.send(message)
         except domain.TransientMailError as exc:
