@@ -19,7 +19,8 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["migrate"], ["topology"], ["seed-demo"]])
+@pytest.mark.parametrize("command", [[], ["check"], ["migrate"], ["topology"], ["seed-demo"],
+                                     ["dkim-keygen"], ["create-staff"], ["ensure-owner"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.returncode == 0

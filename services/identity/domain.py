@@ -21,6 +21,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "store_name": "Clientela Store",
     "timezone": "Europe/Madrid",
     "store_address": [],
+    "reply_to": None,
 }
 
 # Account statuses, and which of them may log in.

@@ -39,6 +39,8 @@ class StoreSettings(Base):
                                           server_default="Europe/Madrid")
     # The sender's address on labels and printouts: up to 5 lines.
     store_address: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # Where customers' replies to the store's emails go (Reply-To); none: to MAIL_FROM.
+    reply_to: Mapped[str | None] = mapped_column(String(254), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 

@@ -38,6 +38,7 @@ class StoreSettingsSchema(Schema):
     store_name = fields.String()
     timezone = fields.String()
     store_address = fields.List(fields.String(), allow_none=True)
+    reply_to = fields.String(allow_none=True)
 
 
 class StoreSettingsUpdateSchema(_Strict):
@@ -55,6 +56,9 @@ class StoreSettingsUpdateSchema(_Strict):
                                 validate=validate.Length(max=5), metadata={
                                     "description": "the sender's address on labels and "
                                                    "printouts, one line each"})
+    reply_to = EmailAddress(allow_none=True, metadata={
+        "description": "the shop's contact address: customers' replies to its emails go "
+                       "there (Reply-To)"})
 
 
 class InviteSchema(_Strict):

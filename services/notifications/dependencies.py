@@ -73,7 +73,8 @@ def sender_domain(sender: str) -> str:
 
 
 def build_message(*, delivery_id: Any, sender: str, recipient: str, subject: str, text: str,
-                  html: str, locale: str, sent_at: datetime | None = None) -> EmailMessage:
+                  html: str, locale: str, reply_to: str | None = None,
+                  sent_at: datetime | None = None) -> EmailMessage:
     """An email as RFC 5322 wants it: Date, a Message-ID on the sender's domain (the same for
     every attempt of one delivery, so a retry is recognisably the same message),
     Auto-Submitted (RFC 3834: no out-of-office replies), Content-Language; text and HTML."""
@@ -83,6 +84,8 @@ def build_message(*, delivery_id: Any, sender: str, recipient: str, subject: str
     msg["From"] = one_line(sender)
     msg["To"] = formataddr(("", one_line(recipient)))
     msg["Subject"] = subject
+    if reply_to:
+        msg["Reply-To"] = formataddr(("", one_line(reply_to)))
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
@@ -90,8 +93,8 @@ def build_message(*, delivery_id: Any, sender: str, recipient: str, subject: str
     return msg
 
 
-SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"auto-submitted",
-                  b"content-language", b"mime-version", b"content-type"]
+SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"reply-to",
+                  b"auto-submitted", b"content-language", b"mime-version", b"content-type"]
 
 
 class DkimSigner:

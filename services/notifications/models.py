@@ -50,3 +50,13 @@ class NotificationSetting(Base):
     kind: Mapped[str] = mapped_column(String(50), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SenderProfile(Base):
+    """What the store's emails say about the store, copied from identity's
+    store_settings_changed events (one row)."""
+
+    __tablename__ = "sender_profile"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reply_to: Mapped[str | None] = mapped_column(String(254), nullable=True)

@@ -26,6 +26,7 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     PAYMENT_STATUS_CHANGED,
+    STORE_SETTINGS_CHANGED,
     erased_email,
     is_erased_email,
     load_payload,
@@ -47,7 +48,7 @@ from services.notifications.dependencies import (
     notifications_database,
     render_email,
 )
-from services.notifications.models import Delivery, NotificationSetting
+from services.notifications.models import Delivery, NotificationSetting, SenderProfile
 from services.notifications.schemas import (
     DeliveryQuerySchema,
     DeliverySchema,
@@ -111,6 +112,19 @@ class NotificationsService(HealthEndpoints):
         if not envelope.payload.get("reverted"):  # the old address may undo the change
             self._account_email(envelope, domain.EMAIL_CHANGE_NOTICE,
                                 to=envelope.payload["old_email"])
+
+    @consume_event("identity", STORE_SETTINGS_CHANGED)
+    def handle_store_settings_changed(self, envelope: Envelope) -> None:
+        """Keep the store's Reply-To: its emails carry it."""
+        changed = load_payload(envelope)["changed"]
+        if "reply_to" not in changed:
+            return
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            profile = session.get(SenderProfile, 1) or SenderProfile(id=1)
+            profile.reply_to = changed["reply_to"][1]
+            session.add(profile)
 
     @consume_event("orders", PAYMENT_STATUS_CHANGED)
     def handle_payment_status_changed(self, envelope: Envelope) -> None:
@@ -320,9 +334,12 @@ class NotificationsService(HealthEndpoints):
               context: dict[str, Any], attempts: int) -> None:
         try:
             subject, text, html = render_email(kind, locale, self._links(kind, context))
+            with self.db.transaction() as session:
+                profile = session.get(SenderProfile, 1)
+                reply_to = profile.reply_to if profile else None
             message = build_message(
                 delivery_id=delivery_id, sender=self.mail.sender, recipient=recipient,
-                subject=subject, text=text, html=html, locale=locale,
+                subject=subject, text=text, html=html, locale=locale, reply_to=reply_to,
             )
             self.mail.mailer.send(message)
         except domain.TransientMailError as exc:

@@ -18,6 +18,7 @@ import requests
 from services.notifications.dependencies import new_dkim_key
 from tests.conftest import start_system
 from tests.e2e.test_accounts import ADDRESS, new_email
+from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
 from tests.support.system import System
 
@@ -37,7 +38,12 @@ def system(tmp_path_factory: pytest.TempPathFactory, vhost: str, databases: dict
     running.stop()
 
 
-def test_an_order_confirmation_as_a_mail_server_sees_it(system: System, smtp: SmtpSink) -> None:
+def test_an_order_confirmation_as_a_mail_server_sees_it(system: System, smtp: SmtpSink,
+                                                         owner: dict[str, str]) -> None:
+    assert requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                        json={"reply_to": "Ayuda@Shop.test"}).status_code == 200
+    wait_for(lambda: system.sql("notifications", "SELECT 1 FROM sender_profile WHERE "
+                                "reply_to = 'ayuda@shop.test'"), message="the reply-to known")
     customer = new_email("inbox")
     placed = requests.post(system.api("/checkout"), timeout=15, json={
         "email": customer, "locale": "en", "lines": [{"sku": "MUG-LOGO", "quantity": 1}],
@@ -51,6 +57,7 @@ def test_an_order_confirmation_as_a_mail_server_sees_it(system: System, smtp: Sm
     assert parsed["Auto-Submitted"] == "auto-generated"
     assert parsed["Content-Language"] == "en"
     assert parsed["From"] == "Tienda <hola@shop.test>"
+    assert parsed["Reply-To"] == "ayuda@shop.test"
     txt = RECORD.split('"')[1].encode()
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: txt), raw[:600]
     links = re.findall(r'href="([^"]+)"', parsed.get_body(("html",)).get_content())

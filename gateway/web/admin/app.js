@@ -663,7 +663,8 @@ document.addEventListener("alpine:init", () => {
     },
     // The sender's address is edited as lines of text.
     formOfSettings(settings) {
-      return Object.assign({}, settings, {store_address: (settings.store_address || []).join("\n")});
+      return Object.assign({}, settings, {store_address: (settings.store_address || []).join("\n"),
+        reply_to: settings.reply_to || ""});
     },
     async saveSettings() {
       this.settingsError = ""; this.settingsMessage = "";
@@ -672,6 +673,7 @@ document.addEventListener("alpine:init", () => {
       for (const [key, value] of Object.entries(this.settingsForm)) {
         if (value === current[key]) continue;
         if (key === "store_address") body[key] = value.split("\n").map((line) => line.trim()).filter(Boolean);
+        else if (key === "reply_to") body[key] = value.trim() || null;
         else body[key] = ["password_min_length", "password_min_classes"].includes(key) ? parseInt(value, 10) : value;
       }
       try {

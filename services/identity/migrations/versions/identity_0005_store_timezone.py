@@ -1,4 +1,4 @@
-"""store time zone and address
+"""store time zone, address and reply-to
 
 Revision ID: identity_0005
 Revises: identity_0004
@@ -20,9 +20,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('timezone', sa.String(length=64),
                                       server_default='Europe/Madrid', nullable=False))
         batch_op.add_column(sa.Column('store_address', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('reply_to', sa.String(length=254), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('store_settings', schema=None) as batch_op:
+        batch_op.drop_column('reply_to')
         batch_op.drop_column('store_address')
         batch_op.drop_column('timezone')
