@@ -24,7 +24,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from nameko.extensions import DependencyProvider
 
 from messaging.database import Database, var_dir
-from services.notifications.domain import PermanentMailError, TransientMailError, one_line
+from services.notifications.domain import (
+    PermanentMailError,
+    RecipientBounced,
+    TransientMailError,
+    one_line,
+)
 from services.notifications.models import Base
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -182,7 +187,7 @@ class Mailer:
             error = f"recipient refused: {codes}"
             if all(400 <= code < 500 for code in codes):
                 raise TransientMailError(error) from None
-            raise PermanentMailError(error) from None
+            raise RecipientBounced(error) from None
         except smtplib.SMTPResponseException as exc:
             self._close(client)  # a half-finished transaction: start clean next time
             error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:300]

@@ -27,6 +27,9 @@ ORDER_PAYMENT_LINK = "order_payment_link"  # a manual order the customer has sti
 ALWAYS_SENT = frozenset({WELCOME, PASSWORD_RESET, PASSWORD_CHANGED, INVITATION,
                          ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE,
                          EMAIL_ADDRESS_IN_USE})
+# What still goes to an address that bounced: account and security emails, and the order
+# confirmation (the one email a shopper waits for; they may have fixed their mailbox).
+SENT_TO_BOUNCING = ALWAYS_SENT | {ORDER_CONFIRMATION}
 SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, PAYMENT_REFUNDED, ORDER_SHIPPED,
               ORDER_DELIVERED, ORDER_CANCELED, ORDER_RECOVERY, ORDER_PAYMENT_LINK)
 
@@ -53,6 +56,11 @@ class TransientMailError(Exception):
 
 class PermanentMailError(Exception):
     """The mail server will never accept it (5xx): do not retry."""
+
+
+class RecipientBounced(PermanentMailError):
+    """The server refused the recipient for good (5xx on RCPT): the address bounces."""
+
 
 
 def next_attempt(attempts: int, now: datetime) -> datetime | None:

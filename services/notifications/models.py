@@ -60,3 +60,16 @@ class SenderProfile(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reply_to: Mapped[str | None] = mapped_column(String(254), nullable=True)
+
+
+class BouncingAddress(Base):
+    """An address the mail server refused for good: later order emails to it are held back
+    (SENT_TO_BOUNCING still go)."""
+
+    __tablename__ = "bouncing_addresses"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    bounces: Mapped[int] = mapped_column(Integer, default=1)
+    first_bounced_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_bounced_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -30,7 +30,7 @@ class DeliveryQuerySchema(Schema):
         unknown = RAISE
 
     status = fields.String(validate=validate.OneOf(["pending", "sending", "sent", "failed",
-                                                    "skipped"]))
+                                                    "bounced", "skipped"]))
     kind = fields.String(validate=validate.Length(max=50))
     recipient = fields.String(validate=validate.Length(max=254),
                               metadata={"description": "exact email address"})

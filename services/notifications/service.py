@@ -32,6 +32,7 @@ from messaging.contracts import (
     load_payload,
     normalised_payload,
 )
+from messaging.database import locked_row
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
@@ -48,7 +49,12 @@ from services.notifications.dependencies import (
     notifications_database,
     render_email,
 )
-from services.notifications.models import Delivery, NotificationSetting, SenderProfile
+from services.notifications.models import (
+    BouncingAddress,
+    Delivery,
+    NotificationSetting,
+    SenderProfile,
+)
 from services.notifications.schemas import (
     DeliveryQuerySchema,
     DeliverySchema,
@@ -288,6 +294,9 @@ class NotificationsService(HealthEndpoints):
             skipped = None
             if is_erased_email(recipient):  # an erased customer's order: no one to tell
                 skipped = "recipient erased"
+            elif kind not in domain.SENT_TO_BOUNCING and session.get(BouncingAddress,
+                                                                    recipient):
+                skipped = "recipient bouncing"
             elif kind not in domain.ALWAYS_SENT:
                 setting = session.get(NotificationSetting, kind)
                 if setting is not None and not setting.enabled:
@@ -350,6 +359,13 @@ class NotificationsService(HealthEndpoints):
             log.warning("email deferred", extra={"kind": kind, "attempt": attempts,
                                                  "recipient": mask_email(recipient)})
             return
+        except domain.RecipientBounced as exc:
+            self._finish(delivery_id, status="bounced", error=str(exc))
+            self._mark_bouncing(recipient, str(exc))
+            EMAILS.labels(kind, "bounced").inc()
+            log.warning("email bounced", extra={"kind": kind,
+                                                "recipient": mask_email(recipient)})
+            return
         except Exception as exc:  # permanent SMTP refusal, or a template bug: no retry
             self._finish(delivery_id, status="failed", error=f"{type(exc).__name__}: {exc}")
             EMAILS.labels(kind, "failed").inc()
@@ -358,6 +374,14 @@ class NotificationsService(HealthEndpoints):
         self._finish(delivery_id, status="sent")
         EMAILS.labels(kind, "sent").inc()
         log.info("email sent", extra={"kind": kind, "recipient": mask_email(recipient)})
+
+    def _mark_bouncing(self, recipient: str, error: str) -> None:
+        now = utcnow()
+        with self.db.transaction() as session:
+            row = locked_row(session, BouncingAddress, recipient, email=recipient, bounces=0,
+                             first_bounced_at=now, last_bounced_at=now)
+            row.bounces += 1
+            row.last_bounced_at, row.last_error = now, error[:300]
 
     def _finish(self, delivery_id: Any, status: str, error: str | None = None,
                 next_attempt_at: Any = None) -> None:

@@ -62,3 +62,31 @@ def test_an_order_confirmation_as_a_mail_server_sees_it(system: System, smtp: Sm
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: txt), raw[:600]
     links = re.findall(r'href="([^"]+)"', parsed.get_body(("html",)).get_content())
     assert links and all(link.startswith("http://shop.test/") for link in links), links
+
+
+def test_a_bouncing_address_is_marked_and_spared_order_emails(
+        system: System, smtp: SmtpSink, owner: dict[str, str]) -> None:
+    gone = new_email("gone")
+    smtp.refused_recipients.add(gone)
+    order = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": gone, "payment_method": "bank_transfer",
+        "lines": [{"sku": "MUG-LOGO", "quantity": 1}], "shipping_address": ADDRESS}).json()
+    # the confirmation is tried (the one email a shopper waits for), and bounces
+    bounced = wait_for(lambda: requests.get(
+        system.api("/admin/notifications"), headers=owner, timeout=10,
+        params={"status": "bounced", "recipient": gone}).json()["items"],
+        message="the bounce in the delivery log")
+    assert bounced[0]["kind"] == "order_confirmation"
+    assert system.sql("notifications", "SELECT bounces FROM bouncing_addresses WHERE "
+                                       "email = :e", e=gone)[0][0] == 1
+    # later order emails are held back, and say why
+    paid = requests.post(system.api(f"/admin/orders/{order['order']['id']}/payment-status"),
+                         headers=owner, timeout=10,
+                         json={"payment_status": "paid", "notify_customer": True})
+    assert paid.status_code == 200, paid.text
+    skipped = wait_for(lambda: requests.get(
+        system.api("/admin/notifications"), headers=owner, timeout=10,
+        params={"status": "skipped", "recipient": gone}).json()["items"],
+        message="the payment email held back")
+    assert skipped[0]["kind"] == "payment_received"
+    assert smtp.to(gone) == []

@@ -35,6 +35,7 @@ class SmtpSink:
         self.port = free_port()
         self.messages: list[ReceivedMail] = []
         self.scripted_replies: list[str] = []  # e.g. ["451 4.3.0 try later"], used in order
+        self.refused_recipients: set[str] = set()  # 550 at RCPT: the address bounces
         self._lock = threading.Lock()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
@@ -48,6 +49,13 @@ class SmtpSink:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    async def handle_RCPT(self, server: object, session: object, envelope: object,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refused_recipients:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)  # type: ignore[attr-defined]
+        return "250 OK"
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         with self._lock:
