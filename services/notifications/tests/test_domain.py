@@ -5,6 +5,7 @@ from __future__ import annotations
 import mailbox
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,14 +136,27 @@ def dkim_key() -> tuple[bytes, bytes]:
     return private, record.split('"')[1].encode()
 
 
+@pytest.fixture(scope="module")
+def smtp_server() -> Any:
+    from tests.support.smtp import SmtpSink
+
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
 @pytest.mark.parametrize("locale", ["es", "en"])
 @pytest.mark.parametrize("kind", sorted(EVERY_EMAIL))
 def test_every_email_meets_the_standards_and_its_dkim_signature_verifies(
-        kind: str, locale: str, dkim_key: tuple[bytes, bytes]) -> None:
-    """What a receiving server checks: it parses under the strict policy, has Date (RFC
-    5322), a Message-ID on the sender's domain, Auto-Submitted (RFC 3834), its language,
-    both alternatives, and a DKIM signature that verifies with the published key."""
+        kind: str, locale: str, dkim_key: tuple[bytes, bytes], smtp_server: Any) -> None:
+    """What a receiving server checks, on the message as it arrives through a real SMTP
+    server (aiosmtpd): it parses under the strict policy, has Date (RFC 5322), a Message-ID on
+    the sender's domain, Reply-To, Auto-Submitted (RFC 3834), its language, both
+    alternatives, a DKIM signature that verifies with the published key, and links that
+    are absolute URLs under STOREFRONT_URL."""
     import email
+    import re
+    import uuid
 
     import dkim
 
@@ -150,18 +164,26 @@ def test_every_email_meets_the_standards_and_its_dkim_signature_verifies(
 
     context, _ = EVERY_EMAIL[kind]
     subject, text, html = render_email(kind, locale, context)
-    message = build_message(delivery_id="6f0f5d8e-1", sender="Tienda <hola@shop.test>",
-                            recipient="ana@example.com", subject=subject, text=text,
-                            html=html, locale=locale)
-    signed = DkimSigner("s2026", "shop.test", dkim_key[0]).sign(
-        message.as_bytes(policy=policy.SMTP))
-    parsed = email.message_from_bytes(signed, policy=policy.strict)
-    assert parsed["Message-ID"] == "<6f0f5d8e-1@shop.test>"
+    recipient = f"{kind}-{locale}-{uuid.uuid4().hex[:6]}@example.com"
+    message = build_message(delivery_id=f"6f0f5d8e-{kind}-{locale}",
+                            sender="Tienda <hola@shop.test>", recipient=recipient,
+                            subject=subject, text=text, html=html, locale=locale,
+                            reply_to="ayuda@shop.test")
+    Mailer(smtp_server.url, Path("/nonexistent"),
+           signer=DkimSigner("s2026", "shop.test", dkim_key[0])).send(message)
+    [received] = smtp_server.wait_for_mail_to(recipient)
+    raw = received.message.as_bytes(policy=policy.SMTP)
+    parsed = email.message_from_bytes(raw, policy=policy.strict)
+    assert parsed["Message-ID"] == f"<6f0f5d8e-{kind}-{locale}@shop.test>"
     assert parsed["Date"].datetime.tzinfo is not None
-    assert parsed["Auto-Submitted"] == "auto-generated"
-    assert parsed["Content-Language"] == locale
+    assert (parsed["Reply-To"], parsed["Auto-Submitted"], parsed["Content-Language"]) == (
+        "ayuda@shop.test", "auto-generated", locale)
     assert {part.get_content_type() for part in parsed.walk()} >= {"text/plain", "text/html"}
     record = dkim_key[1]
-    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
-    tampered = signed.replace(b"ana@example.com", b"eve@example.com", 1)
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+    tampered = raw.replace(recipient.encode(), b"eve@example.com", 1)
     assert not dkim.verify(tampered, dnsfunc=lambda name, timeout=5: record)
+    links = re.findall(r'href="([^"]+)"', parsed.get_body(("html",)).get_content())
+    # the contexts' storefront is https://shop.test; a shipping email links the carrier too
+    assert all(link.startswith(("https://shop.test/", "https://track.example/"))
+               for link in links), links
