@@ -214,9 +214,10 @@ class NotificationsService(HealthEndpoints):
             )
             session.add(copy)
             fields_ = (copy.id, copy.kind, copy.recipient, copy.locale, dict(copy.context))
+            reply_to = _reply_to(session)
         log.info("email resent", extra={"kind": fields_[1], "actor": actor,
                                         "recipient": mask_email(fields_[2])})
-        self._send(*fields_, attempts=1)
+        self._send(*fields_, attempts=1, reply_to=reply_to)
         with self.db.transaction() as session:
             return DeliverySchema().dump(session.get(Delivery, fields_[0]))
 
@@ -315,7 +316,9 @@ class NotificationsService(HealthEndpoints):
                 locale=locale, status="sending", attempts=1, context=context,
                 next_attempt_at=now, locked_until=now + SEND_LEASE,
             ))
-        self._send(delivery_id, kind, recipient, locale, context, attempts=1)
+            reply_to = _reply_to(session)
+        self._send(delivery_id, kind, recipient, locale, context, attempts=1,
+                   reply_to=reply_to)
 
     def _deliver(self, delivery_id: Any) -> None:
         now = utcnow()
@@ -337,15 +340,15 @@ class NotificationsService(HealthEndpoints):
             delivery = session.get(Delivery, delivery_id)
             kind, recipient, locale = delivery.kind, delivery.recipient, delivery.locale
             context, attempts = dict(delivery.context), delivery.attempts
-        self._send(delivery_id, kind, recipient, locale, context, attempts)
+            reply_to = _reply_to(session)
+        self._send(delivery_id, kind, recipient, locale, context, attempts, reply_to)
 
     def _send(self, delivery_id: Any, kind: str, recipient: str, locale: str,
-              context: dict[str, Any], attempts: int) -> None:
+              context: dict[str, Any], attempts: int, reply_to: str | None) -> None:
+        """Render and send, outside any transaction (the callers read what it needs from the
+        database in theirs: a database hiccup here would fail the email for good)."""
         try:
             subject, text, html = render_email(kind, locale, self._links(kind, context))
-            with self.db.transaction() as session:
-                profile = session.get(SenderProfile, 1)
-                reply_to = profile.reply_to if profile else None
             message = build_message(
                 delivery_id=delivery_id, sender=self.mail.sender, recipient=recipient,
                 subject=subject, text=text, html=html, locale=locale, reply_to=reply_to,
@@ -442,6 +445,11 @@ class NotificationsService(HealthEndpoints):
             query = f"?token={unseal(sealed)}" if sealed else ""
             return {**context, "order_url": f"{base}/orders/{context['order_id']}{query}"}
         return context
+
+
+def _reply_to(session: Any) -> str | None:
+    profile = session.get(SenderProfile, 1)
+    return profile.reply_to if profile else None
 
 
 def _uuid(value: Any) -> uuid.UUID:
