@@ -551,16 +551,11 @@ class CustomersService(HealthEndpoints):
             customer = session.get(Customer, order["customer_id"], with_for_update=True) \
                 if order["customer_id"] else None
             if customer is None:
-                customer = session.scalars(
-                    select(Customer).where(Customer.email == email).with_for_update()
-                ).first()
+                customer = self._by_email(session, email)
             _know_currency(session, order["currency"])
             created = customer is None
             if created:
-                customer = Customer(email=email, type="guest", orders_count=0)
-                if order["customer_id"]:
-                    customer.id = order["customer_id"]
-                _add_new(session, customer)
+                customer = _new_guest(session, email, order["customer_id"])
             domain.apply_order_placed(customer, order)
             session.flush()
             if session.get(CustomerOrder, order["order_id"]) is None:
@@ -621,9 +616,7 @@ class CustomersService(HealthEndpoints):
             before = session.get(Customer, row.customer_id, with_for_update=True)
             after = self._by_email(session, change["email"])
             if after is None:
-                after = Customer(email=domain.normalise_email(change["email"]), type="guest",
-                                 orders_count=0)
-                _add_new(session, after)
+                after = _new_guest(session, domain.normalise_email(change["email"]))
                 emit(session, CUSTOMER_CREATED, _customer_event(after))
             if after.id == row.customer_id:
                 return
@@ -813,6 +806,16 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _new_guest(session: Any, email: str, customer_id: Any = None) -> Customer:
+    """A guest record for an email no customer has yet (with the account's id when an
+    account's order comes before the account's own event)."""
+    customer = Customer(email=email, type="guest", orders_count=0)
+    if customer_id:
+        customer.id = customer_id
+    _add_new(session, customer)
+    return customer
 
 
 def _add_new(session: Any, customer: Customer) -> None:
