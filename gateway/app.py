@@ -19,6 +19,7 @@ from gateway.blueprints.admin_notifications import admin_notifications
 from gateway.blueprints.admin_orders import admin_orders
 from gateway.blueprints.cart import cart
 from gateway.blueprints.health import health
+from gateway.blueprints.payments import pay_pages, payments
 from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
 from gateway.blueprints.web import example_store, example_store_enabled, web
@@ -91,6 +92,8 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.register_blueprint(accounts, url_prefix="/api/v1")
     app.register_blueprint(profile, url_prefix="/api/v1")
     app.register_blueprint(cart, url_prefix="/api/v1")
+    app.register_blueprint(payments, url_prefix="/api/v1")
+    app.register_blueprint(pay_pages)
     app.register_blueprint(admin, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_orders, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_notifications, url_prefix="/api/v1/admin")

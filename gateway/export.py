@@ -18,9 +18,12 @@ from messaging.contracts import AddressSchema, is_erased_email
 COLUMNS = ["number", "placed_at", "status", "payment_status", "fulfillment_status",
            "payment_method", "email", "customer_id", "currency", "subtotal",
            "shipping_total", "total", "country", "city", "carrier", "tracking_number",
-           "sku", "title", "quantity", "unit_price", "line_total"]
+           "sku", "title", "quantity", "unit_price", "line_total",
+           # added with billing (issue #19): after the old columns, so their places hold
+           "refunded_total", "billing_name", "billing_company", "billing_tax_id",
+           "billing_address", "billing_country"]
 ADDRESS_FIELDS = tuple(AddressSchema().fields)
-MONEY = ("subtotal", "shipping_total", "total", "unit_price", "line_total")
+MONEY = ("subtotal", "shipping_total", "total", "unit_price", "line_total", "refunded_total")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -49,7 +52,7 @@ def csv_rows(fetch_page: Callable[[str | None], dict[str, Any]], bom: bool = Fal
     while True:
         page = fetch_page(after)
         for row in page["rows"]:
-            row = {**row, **{k: _amount(row[k], row["currency"]) for k in MONEY}}
+            row = {**row, **{k: _amount(row[k], row["currency"]) for k in MONEY if k in row}}
             writer.writerow({k: _cell(v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
@@ -69,15 +72,18 @@ def printable(template: str, order: dict[str, Any], printout: Printout) -> str:
     """An order as an HTML page for the printer (names and addresses escaped), in the
     store's words and time zone."""
     return _pages().get_template(template).render(
-        order={**order, "shipping_address": printable_address(order)}, p=printout,
+        order={**order, "shipping_address": printable_address(order),
+               "billing_address": printable_address(order, "billing_address")}, p=printout,
         money=lambda minor, currency: format_currency(
             minor / 10 ** get_currency_precision(currency), currency, locale=printout.locale))
 
 
-def printable_address(order: dict[str, Any]) -> dict[str, Any] | None:
-    """The shipping address with every field present (None where missing), and ``erased``
-    when the customer's data was erased: such an order keeps only the country."""
-    address = order.get("shipping_address")
+def printable_address(order: dict[str, Any], kind: str = "shipping_address"
+                      ) -> dict[str, Any] | None:
+    """The order's shipping (or billing) address with every field present (None where
+    missing), and ``erased`` when the customer's data was erased: such an order keeps only
+    the country."""
+    address = order.get(kind)
     if not address:
         return None
     full = {name: address.get(name) for name in ADDRESS_FIELDS}

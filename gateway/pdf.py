@@ -72,19 +72,29 @@ def order_pdf(order: dict[str, Any], p: Printout) -> bytes:
     rows += [["", "", "", p.word("subtotal"), money(order["subtotal"])],
              ["", "", "", p.word("shipping_cost"), money(order["shipping_total"])],
              ["", "", "", p.word("total"), money(order["total"])]]
+    total_row = len(rows) - 1
+    if order.get("refunded_total"):
+        rows.append(["", "", "", p.word("refunds"), "-" + money(order["refunded_total"])])
     lines = Table(rows, colWidths=[30 * mm, 76 * mm, 14 * mm, 26 * mm, 28 * mm], repeatRows=1)
     lines.setStyle(TableStyle([
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
         ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
         ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
-        ("FONT", (3, -1), (-1, -1), "Helvetica-Bold"),
-        ("LINEABOVE", (3, -3), (-1, -3), 0.5, colors.grey),
+        ("FONT", (3, total_row), (-1, total_row), "Helvetica-Bold"),
+        ("LINEABOVE", (3, total_row - 2), (-1, total_row - 2), 0.5, colors.grey),
     ]))
     story = [head, Spacer(1, 8 * mm), lines]
     address = _address_lines(order.get("shipping_address"), p)
     if address:
         story += [Spacer(1, 8 * mm),
                   Table([[f"{p.word('ship_to')}:"]] + [[line] for line in address])]
+    billing = order.get("billing_address")
+    if billing and (billing != order.get("shipping_address") or billing.get("tax_id")):
+        bill_to = _address_lines({k: v for k, v in billing.items() if k != "phone"}, p)
+        if billing.get("tax_id") and billing.get("line1"):
+            bill_to.insert(1, f"{p.word('tax_id')}: {billing['tax_id']}")
+        story += [Spacer(1, 6 * mm),
+                  Table([[f"{p.word('bill_to')}:"]] + [[line] for line in bill_to])]
     document.build(story)
     return buffer.getvalue()
 

@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.problems import Problem
+from messaging.contracts import MANUAL_PAYMENT_METHODS, PAYMENT_METHODS
 
 DISABLED, OPTIONAL, REQUIRED = "disabled", "optional", "required"
 
@@ -54,3 +56,26 @@ def _ensure_active(account_status: str | None) -> None:
     if account_status != "active":
         raise Problem(403, "account_not_approved",
                       "Your account is not approved for checkout yet.")
+
+
+# Payment methods (DESIGN §9): the store enables some; checkout and manual orders take only
+# those, and a manual method carries the store's instructions (bank transfer details).
+def offered_payment_methods(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"method": method,
+             "kind": "manual" if method in MANUAL_PAYMENT_METHODS else "provider",
+             "instructions": settings.get("bank_transfer_instructions")
+             if method == "bank_transfer" else None}
+            for method in settings.get("payment_methods") or PAYMENT_METHODS]
+
+
+def chosen_payment_method(settings: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The order's method (the store's first when none is sent) with its instructions; 422
+    for a method the store does not take."""
+    offered = offered_payment_methods(settings)
+    method = body.get("payment_method", offered[0]["method"])
+    for entry in offered:
+        if entry["method"] == method:
+            return entry
+    raise Problem(422, "payment_method_unavailable", "This store does not take that payment "
+                  "method.", errors={"payment_method": [
+                      "One of: " + ", ".join(entry["method"] for entry in offered) + "."]})

@@ -22,7 +22,8 @@ WORDS: dict[str, dict[str, str]] = {
         "refunded": "reembolsado", "voided": "anulado", "unfulfilled": "sin enviar",
         "requested": "solicitado", "in_transit": "en tránsito", "delivered": "entregado",
         "bank_transfer": "transferencia", "cash": "efectivo", "cheque": "cheque",
-        "card": "tarjeta",
+        "card": "tarjeta", "bill_to": "Facturar a", "tax_id": "NIF/CIF",
+        "partially_refunded": "reembolsado en parte", "refunds": "Reembolsado",
     },
     "en": {
         "order": "Order", "print": "Print", "payment": "payment", "shipping": "shipping",
@@ -35,6 +36,8 @@ WORDS: dict[str, dict[str, str]] = {
         "refunded": "refunded", "voided": "voided", "unfulfilled": "unfulfilled",
         "requested": "requested", "in_transit": "in transit", "delivered": "delivered",
         "bank_transfer": "bank transfer", "cash": "cash", "cheque": "cheque", "card": "card",
+        "bill_to": "Bill to", "tax_id": "Tax ID", "partially_refunded": "partially refunded",
+        "refunds": "Refunded",
     },
 }
 

@@ -102,6 +102,8 @@ class StorefrontCheckoutSchema(CheckoutRequestSchema):
         "description": "the language of the guest's emails; else Accept-Language, else the "
                        "store's"})
     shipping_address_id = fields.UUID(metadata={"description": "one of /me/addresses"})
+    billing_address_id = fields.UUID(metadata={
+        "description": "one of /me/addresses, for the invoice (company, tax_id)"})
     save_address = StrictBoolean(metadata={"description": "add shipping_address to "
                                                            "/me/addresses"})
 

@@ -42,6 +42,12 @@ ORDER_EMAIL_CORRECTED = "order_email_corrected"
 # The languages every email, template and storefront text is written in.
 LOCALES = ("es", "en")
 
+# How an order can be paid: manual methods are confirmed by the merchant; card goes through
+# the configured provider. The store enables some of them (identity's store settings).
+MANUAL_PAYMENT_METHODS = ("bank_transfer", "cash", "cheque")
+PROVIDER_PAYMENT_METHODS = ("card",)
+PAYMENT_METHODS = (*MANUAL_PAYMENT_METHODS, *PROVIDER_PAYMENT_METHODS)
+
 
 class _Payload(Schema):
     class Meta:
@@ -72,6 +78,9 @@ class AddressSchema(Schema):
     country = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z]{2}$", error="ISO 3166 alpha-2"))
     phone = _text(30, required=False)
+    tax_id = SingleLine(allow_none=True, load_default=None, validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9 .\-/]{1,31}$", error="2 to 32 letters, digits, spaces, . - /"),
+        metadata={"description": "the tax id an invoice carries (NIF, RUT, VAT number)"})
 
     @post_load
     def normalise(self, data: dict, **kwargs: object) -> dict:
@@ -92,6 +101,7 @@ class AddressPayload(_Payload):
     postal_code = fields.String(allow_none=True, load_default=None)
     country = fields.String(required=True, validate=validate.Length(equal=2))
     phone = fields.String(allow_none=True, load_default=None)
+    tax_id = fields.String(allow_none=True, load_default=None)
 
 
 class OrderLinePayload(_Payload):
@@ -118,6 +128,9 @@ class OrderPlacedPayload(_Payload):
     placed_at = fields.DateTime(required=True)
     lines = fields.List(fields.Nested(OrderLinePayload), required=True)
     shipping_address = fields.Nested(AddressPayload, allow_none=True, load_default=None)
+    billing_address = fields.Nested(AddressPayload, allow_none=True, load_default=None)
+    # A manual method's instructions (bank transfer details): the confirmation carries them.
+    payment_instructions = fields.String(allow_none=True, load_default=None)
     notify_customer = fields.Boolean(load_default=True)
     # The guest's key to this order, sealed: it reaches the customer only by email, so
     # holding it proves the inbox (the checkout response never carries it).
@@ -153,12 +166,18 @@ class OrderChangePayload(_Payload):
     # access token its link opens the order with.
     first_name = fields.String(allow_none=True, load_default=None)
     access_token_sealed = fields.String(allow_none=True, load_default=None)
+    # Payments: refunded so far, this change's refund (a partial refund may follow another:
+    # then from and to are both partially_refunded), and a late payment's alert.
+    refunded_total = fields.Integer(load_default=0)
+    refund_amount = fields.Integer(allow_none=True, load_default=None)
+    payment_alert = fields.String(allow_none=True, load_default=None)
 
 
 # The order changes a customer is emailed about (field, new state): notify_customer on any
 # other change is refused, never recorded as if something was sent.
 CUSTOMER_EMAILED_CHANGES = frozenset({
     ("payment_status", "paid"), ("payment_status", "refunded"),
+    ("payment_status", "partially_refunded"),
     ("fulfillment_status", "in_transit"), ("fulfillment_status", "delivered"),
     ("status", "canceled"),
 })

@@ -143,6 +143,12 @@ def unseal(sealed: str) -> str:
     return _fernet().decrypt(sealed.encode()).decode()
 
 
+def derived_secret(purpose: str) -> str:
+    """A secret for one purpose, the same in every replica (they share the sealing key)."""
+    key = _read("TOKEN_SEALING_KEY", SEALING_KEY_FILE).strip()
+    return hmac.new(key, purpose.encode(), hashlib.sha256).hexdigest()
+
+
 def new_token() -> tuple[str, str]:
     """(plaintext for a link, hash to store): 256 random bits; only the hash is kept."""
     token = secrets.token_urlsafe(32)

@@ -22,6 +22,7 @@ from gateway.dates import DATE_BOUND, date_range, store_zone, with_ranges
 from gateway.export import csv_rows, printable
 from gateway.openapi import document
 from gateway.pdf import label_pdf, order_pdf
+from gateway.policy import chosen_payment_method
 from gateway.printouts import Printout
 from gateway.problems import Problem
 from messaging.errors import ServiceError
@@ -48,6 +49,7 @@ from services.orders.schemas import (
     ProductSchema,
     ProductUpdateSchema,
     RecoveryUrlSchema,
+    RefundRequestSchema,
     StatusChangeSchema,
 )
 
@@ -156,6 +158,8 @@ def create_manual_order() -> Any:
                           errors={"email": [f"The account's email is {account['email']}; "
                                             "send it, or leave email out."]})
         body["email"] = account["email"]
+    method = chosen_payment_method(store_settings(), body)
+    body.update(payment_method=method["method"], payment_instructions=method["instructions"])
     response = jsonify(rpc_call("orders", "create_manual_order", body, _actor()))
     response.status_code = 201
     return response
@@ -317,6 +321,19 @@ def change_status(order_id: str) -> Any:
 @staff_required("owner", "staff")
 def change_payment_status(order_id: str) -> Any:
     return _change(order_id, "payment_status")
+
+
+@admin_orders.post("/orders/<order_id>/refund")
+@document("Refund a paid order, all of what is left or part of it", tags=["admin orders"],
+          auth="staff", body=RefundRequestSchema, responses={200: AdminOrderSchema},
+          description="Through the payment provider for a card payment; recorded as given "
+                      "back by hand for a manual method. payment_status becomes "
+                      "partially_refunded or refunded; the customer is emailed (unless "
+                      "notify_customer is false). 409 refund_not_possible for an unpaid or "
+                      "refunded order, 422 for more than is left.")
+@staff_required("owner", "staff")
+def refund(order_id: str) -> Any:
+    return jsonify(rpc_call("orders", "refund_order", order_id, json_body(), _actor()))
 
 
 @admin_orders.post("/orders/<order_id>/fulfillment")

@@ -12,7 +12,7 @@ from gateway.auth import STOREFRONT, claims_for, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.limits import limit
 from gateway.openapi import document
-from gateway.policy import checkout_decision
+from gateway.policy import checkout_decision, chosen_payment_method, offered_payment_methods
 from gateway.problems import Problem
 from gateway.schemas import StorefrontCheckoutSchema
 from messaging.contracts import LOCALES
@@ -41,7 +41,8 @@ PUBLIC_SETTINGS = tuple(PublicStoreSchema().fields)
           responses={200: PublicStoreSchema})
 def get_store() -> Any:
     settings = store_settings()
-    return jsonify({key: settings[key] for key in PUBLIC_SETTINGS})
+    return jsonify({**{key: settings[key] for key in PUBLIC_SETTINGS if key in settings},
+                    "payment_methods": offered_payment_methods(settings)})
 
 
 @storefront.get("/products")
@@ -77,18 +78,21 @@ def checkout() -> Any:
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
     locale = _guest_locale(body.pop("locale", None), settings["locale"])
-    address_id = body.pop("shipping_address_id", None)
     save_address = body.pop("save_address", False)
-    if (address_id or save_address) and account is None:
-        raise Problem(422, "validation_failed", "Saved addresses need a logged-in customer.",
-                      errors={"shipping_address_id" if address_id else "save_address":
-                              ["Log in to use the address book."]})
-    if address_id is not None:
-        if "shipping_address" in body:
+    for kind in ("shipping", "billing"):
+        address_id = body.pop(f"{kind}_address_id", None)
+        if (address_id or (save_address and kind == "shipping")) and account is None:
+            raise Problem(422, "validation_failed", "Saved addresses need a logged-in customer.",
+                          errors={f"{kind}_address_id" if address_id else "save_address":
+                                  ["Log in to use the address book."]})
+        if address_id is None:
+            continue
+        if f"{kind}_address" in body:
             raise Problem(422, "validation_failed", "Give an address or an address id, not both.",
-                          errors={"shipping_address_id": ["Not with shipping_address."]})
+                          errors={f"{kind}_address_id": [f"Not with {kind}_address."]})
         saved = rpc_call("customers", "get_address", account["id"], str(address_id))
-        body["shipping_address"] = {k: v for k, v in saved.items() if k not in ADDRESS_BOOK_ONLY}
+        body[f"{kind}_address"] = {k: v for k, v in saved.items()
+                                   if k not in ADDRESS_BOOK_ONLY}
     if not isinstance(save_address, bool):
         raise Problem(422, "validation_failed", "save_address must be true or false.",
                       errors={"save_address": ["Not a valid boolean."]})
@@ -98,8 +102,10 @@ def checkout() -> Any:
         # order to a proven account's email is that account's (its owner sees it there).
         existing = rpc_call("identity", "account_for_email", body["email"])
         offer_account = existing is None
+    method = chosen_payment_method(settings, body)
     order = rpc_call("orders", "place_order", {
         **body,
+        "payment_method": method["method"], "payment_instructions": method["instructions"],
         # A logged-in customer's order is theirs: their id, their account's email.
         **({"email": account["email"]} if account else {}),
         "locale": account["locale"] if account else locale,

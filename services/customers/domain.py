@@ -29,6 +29,10 @@ def apply_order_placed(customer: Any, order: dict[str, Any]) -> None:
         if address:
             customer.country = address["country"]
             customer.city = address["city"]
+        billing = order.get("billing_address")
+        if billing:
+            customer.billing_country = billing["country"]
+            customer.tax_id = billing.get("tax_id")
     address = order.get("shipping_address") or {}
     if not customer.first_name and address.get("first_name"):
         customer.first_name = address["first_name"]
@@ -60,7 +64,7 @@ def mirror_account_status(customer: Any, status: str | None, reported_at: dateti
 ACCOUNT_STATUSES = ("active", "pending_approval", "invited", "disabled")
 MAX_ADDRESSES = 100
 ADDRESS_FIELDS = ("first_name", "last_name", "company", "line1", "line2", "city", "region",
-                  "postal_code", "country", "phone")
+                  "postal_code", "country", "phone", "tax_id")
 
 
 def apply_defaults(addresses: list[Any], chosen: Any, default_shipping: bool | None,
@@ -99,7 +103,7 @@ def anonymise(customer: Any, now: datetime) -> None:
     # The account link goes too: a still-valid access token then reaches nothing here.
     for field in ("first_name", "last_name", "phone", "city", "note", "last_seen_at",
                   "marketing_consent_at", "marketing_withdrawn_at", "last_payment_method",
-                  "account_id", "account_status", "account_status_at"):
+                  "account_id", "account_status", "account_status_at", "tax_id"):
         setattr(customer, field, None)
     customer.accepts_marketing = False
     customer.erased_at = now
@@ -132,7 +136,19 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str, int]:
         raise ValueError("invalid cursor") from exc
 
 
-# Orders that count for a customer: not canceled or abandoned. Spend: what was paid (a refund
-# takes it back out).
+# Orders that count for a customer: not canceled or abandoned. Spend: what was paid, less
+# what was refunded.
 COUNTED_STATUSES = ("pending_payment", "paid", "completed")
-SPENT_PAYMENT_STATUSES = ("paid",)
+SPENT_PAYMENT_STATUSES = ("paid", "partially_refunded")
+# The payment machine only moves forward (orders' PAYMENT_TRANSITIONS): an event that arrives
+# late (retried behind a newer one) must not move a payment back.
+PAYMENT_PROGRESS = ("pending", "voided", "paid", "partially_refunded", "refunded")
+
+
+def apply_payment_change(row: Any, to: str, refunded_total: int) -> None:
+    """A payment status change, in whatever order the events come: the furthest state and
+    the largest refunded amount win."""
+    rank = {state: index for index, state in enumerate(PAYMENT_PROGRESS)}
+    if rank.get(to, -1) >= rank.get(row.payment_status, -1):
+        row.payment_status = to
+    row.refunded = max(row.refunded or 0, refunded_total or 0)

@@ -63,6 +63,9 @@ class Customer(Base):
     last_payment_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
     city: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Who the customer's invoices are for, from their latest order's billing address.
+    billing_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    tax_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Marketing consent, with when it was given and withdrawn (proof for the merchant).
     accepts_marketing: Mapped[bool] = mapped_column(Boolean, default=False,
                                                     server_default=false(), index=True)
@@ -141,6 +144,7 @@ class Address(Base):
     postal_code: Mapped[str | None] = mapped_column(String(20), nullable=True)
     country: Mapped[str] = mapped_column(String(2))
     phone: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    tax_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     default_shipping: Mapped[bool] = mapped_column(Boolean, default=False)
     default_billing: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -184,4 +188,5 @@ class CustomerOrder(Base):
     total: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32))
     payment_status: Mapped[str] = mapped_column(String(32))
+    refunded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime())

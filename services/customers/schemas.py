@@ -25,6 +25,10 @@ class CustomerSchema(Schema):
     last_payment_method = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
     city = fields.String(allow_none=True)
+    billing_country = fields.String(allow_none=True, metadata={
+        "description": "of the latest order's billing address"})
+    tax_id = fields.String(allow_none=True, metadata={
+        "description": "of the latest order's billing address (NIF, RUT, VAT number)"})
     accepts_marketing = fields.Boolean()
     marketing_consent_at = fields.DateTime(allow_none=True)
     marketing_withdrawn_at = fields.DateTime(allow_none=True)
@@ -97,6 +101,7 @@ class AddressSchemaOut(Schema):
     postal_code = fields.String(allow_none=True)
     country = fields.String(required=True)
     phone = fields.String(allow_none=True)
+    tax_id = fields.String(allow_none=True)
     default_shipping = StrictBoolean(required=True)
     default_billing = StrictBoolean(required=True)
 

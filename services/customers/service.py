@@ -312,7 +312,7 @@ class CustomersService(HealthEndpoints):
                          CustomerOrder.placed_at < end)
         paid = case((and_(CustomerOrder.payment_status.in_(domain.SPENT_PAYMENT_STATUSES),
                           CustomerOrder.currency == data["currency"]),
-                     CustomerOrder.total), else_=0)
+                     CustomerOrder.total - CustomerOrder.refunded), else_=0)
         per_customer = (select(CustomerOrder.customer_id, func.count().label("orders"),
                                func.coalesce(func.sum(paid), 0).label("spent"))
                         .where(in_period).group_by(CustomerOrder.customer_id).cte("per_customer"))
@@ -593,7 +593,10 @@ class CustomersService(HealthEndpoints):
             if row is None:
                 # order_placed has not been handled yet: try again later (retry queue).
                 raise RuntimeError("order not known yet; retrying")
-            setattr(row, field, change["to"])
+            if field == "payment_status":
+                domain.apply_payment_change(row, change["to"], change.get("refunded_total"))
+            else:
+                setattr(row, field, change["to"])
             customer = session.get(Customer, row.customer_id, with_for_update=True)
             if field == "status":
                 newest = session.scalar(select(func.max(CustomerOrder.placed_at))
@@ -853,7 +856,8 @@ def _recompute_figures(session: Any, customer: Customer) -> None:
         select(func.count()).select_from(CustomerOrder)
         .where(CustomerOrder.customer_id == customer.id, counted)) or 0
     spent = dict(session.execute(
-        select(CustomerOrder.currency, func.sum(CustomerOrder.total))
+        select(CustomerOrder.currency,
+               func.sum(CustomerOrder.total - CustomerOrder.refunded))
         .where(CustomerOrder.customer_id == customer.id, counted,
                CustomerOrder.payment_status.in_(domain.SPENT_PAYMENT_STATUSES))
         .group_by(CustomerOrder.currency)).all())

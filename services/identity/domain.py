@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from messaging.contracts import erased_email
+from messaging.contracts import PAYMENT_METHODS, erased_email
 from messaging.fields import normalise_email_address
 
 CUSTOMER_ACCOUNT_MODES = ("disabled", "optional", "required")
@@ -22,6 +22,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "timezone": "Europe/Madrid",
     "store_address": [],
     "reply_to": None,
+    "payment_methods": list(PAYMENT_METHODS),
+    "bank_transfer_instructions": None,
 }
 
 # Account statuses, and which of them may log in.

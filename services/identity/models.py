@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String, Uuid
+from sqlalchemy import JSON, Boolean, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from messaging.contracts import PAYMENT_METHODS
 from messaging.database import UtcDateTime
 from messaging.envelope import utcnow
 from messaging.outbox import add_messaging_tables
@@ -41,6 +42,10 @@ class StoreSettings(Base):
     store_address: Mapped[list | None] = mapped_column(JSON, nullable=True)
     # Where customers' replies to the store's emails go (Reply-To); none: to MAIL_FROM.
     reply_to: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # The payment methods checkout offers, and the bank details a transfer order shows.
+    payment_methods: Mapped[list | None] = mapped_column(JSON, nullable=True,
+                                                         default=lambda: list(PAYMENT_METHODS))
+    bank_transfer_instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 

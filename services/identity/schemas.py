@@ -4,7 +4,7 @@ from zoneinfo import available_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from messaging.contracts import LOCALES
+from messaging.contracts import LOCALES, PAYMENT_METHODS
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.identity.domain import CUSTOMER_ACCOUNT_MODES, PASSWORD_MAX_LENGTH, STAFF_ROLES
 
@@ -39,6 +39,13 @@ class StoreSettingsSchema(Schema):
     timezone = fields.String()
     store_address = fields.List(fields.String(), allow_none=True)
     reply_to = fields.String(allow_none=True)
+    payment_methods = fields.List(fields.String())
+    bank_transfer_instructions = fields.String(allow_none=True)
+
+
+def _distinct(methods: list[str]) -> None:
+    if len(set(methods)) != len(methods):
+        raise ValidationError("Each method once.")
 
 
 class StoreSettingsUpdateSchema(_Strict):
@@ -59,6 +66,14 @@ class StoreSettingsUpdateSchema(_Strict):
     reply_to = EmailAddress(allow_none=True, metadata={
         "description": "the shop's contact address: customers' replies to its emails go "
                        "there (Reply-To)"})
+    payment_methods = fields.List(
+        fields.String(validate=validate.OneOf(PAYMENT_METHODS)),
+        validate=[validate.Length(min=1), _distinct], metadata={
+            "description": "the methods checkout offers, in this order: bank_transfer, cash, "
+                           "cheque (confirmed by the merchant), card (the payment provider)"})
+    bank_transfer_instructions = fields.String(allow_none=True, validate=validate.Length(
+        max=2000), metadata={"description": "what a bank transfer order shows and its "
+                                            "confirmation email carries (IBAN, reference)"})
 
 
 class InviteSchema(_Strict):
@@ -146,7 +161,18 @@ class SessionListSchema(Schema):
     items = fields.List(fields.Nested(SessionSchema), required=True)
 
 
+class PaymentMethodSchema(Schema):
+    method = fields.String(required=True, metadata={
+        "description": "send as payment_method at checkout"})
+    kind = fields.String(required=True, metadata={
+        "description": "manual (the merchant confirms it) or provider (card: after checkout, "
+                       "POST /orders/{id}/payment and send the shopper to redirect_url)"})
+    instructions = fields.String(allow_none=True, required=True, metadata={
+        "description": "what to tell the shopper (bank transfer details)"})
+
+
 class PublicStoreSchema(Schema):
+    payment_methods = fields.List(fields.Nested(PaymentMethodSchema), required=True)
     customer_accounts = fields.String(required=True)
     require_approval = fields.Boolean(required=True, metadata={
         "description": "accounts wait for the merchant's approval before they can check out"})

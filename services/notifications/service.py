@@ -134,8 +134,8 @@ class NotificationsService(HealthEndpoints):
 
     @consume_event("orders", PAYMENT_STATUS_CHANGED)
     def handle_payment_status_changed(self, envelope: Envelope) -> None:
-        kind = {"paid": domain.PAYMENT_RECEIVED,
-                "refunded": domain.PAYMENT_REFUNDED}.get(envelope.payload["to"])
+        kind = {"paid": domain.PAYMENT_RECEIVED, "refunded": domain.PAYMENT_REFUNDED,
+                "partially_refunded": domain.PAYMENT_REFUNDED}.get(envelope.payload["to"])
         if kind:
             self._order_email(envelope, kind)
 
@@ -410,8 +410,10 @@ class NotificationsService(HealthEndpoints):
             account_url = (f"{base}/create-account?order={order['order_id']}&token={token}"
                            if token and order.get("offer_account") else None)
             login_url = f"{base}/login" if order.get("account_exists") else None
+            # The order page starts the payment (POST /orders/{id}/payment) when asked to.
+            pay_url = order_url + ("&" if token else "?") + "pay=1"
             return {**context, "order_url": order_url, "account_url": account_url,
-                    "pay_url": order_url, "login_url": login_url}
+                    "pay_url": pay_url, "login_url": login_url}
         if kind == domain.ORDER_RECOVERY:
             token = unseal(context["recovery_token_sealed"])
             return {**context, "recover_url": f"{base}/recover/{token}"}

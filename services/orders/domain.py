@@ -11,7 +11,12 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from messaging.contracts import erased_email
+from messaging.contracts import (  # noqa: F401 (re-exported: the orders rules use them)
+    MANUAL_PAYMENT_METHODS,
+    PAYMENT_METHODS,
+    PROVIDER_PAYMENT_METHODS,
+    erased_email,
+)
 from messaging.errors import ServiceError
 
 FIRST_ORDER_NUMBER = 1001
@@ -64,12 +69,18 @@ ORDER_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "canceled": frozenset(),
     "abandoned": frozenset({"canceled"}),
 }
+# A refund takes paid to partially_refunded or refunded (more partial refunds may follow);
+# voided → paid is money that came after all (a late payment): recorded, the merchant alerted.
 PAYMENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "pending": frozenset({"paid", "voided"}),
-    "paid": frozenset({"refunded"}),
+    "paid": frozenset({"refunded", "partially_refunded"}),
+    "partially_refunded": frozenset({"refunded"}),
     "refunded": frozenset(),
-    "voided": frozenset(),
+    "voided": frozenset({"paid"}),
 }
+REFUNDABLE_PAYMENT = frozenset({"paid", "partially_refunded"})
+# Reached only through a refund (its amount recorded), never set by hand.
+SET_BY_REFUND = frozenset({"refunded", "partially_refunded"})
 FULFILLMENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "unfulfilled": frozenset({"requested", "in_transit", "canceled"}),
     "requested": frozenset({"in_transit", "canceled"}),
@@ -82,7 +93,6 @@ MACHINES = {
     "payment_status": PAYMENT_TRANSITIONS,
     "fulfillment_status": FULFILLMENT_TRANSITIONS,
 }
-PAYMENT_METHODS = ("bank_transfer", "cash", "cheque", "card")
 
 
 def check_transition(machine: str, current: str, target: str) -> bool:
@@ -163,7 +173,7 @@ def needs_shipping(lines: Iterable[PricedLine]) -> bool:
 # settings it caches per process, so two identical retries may differ there: not hashed.
 FINGERPRINTED_FIELDS = ("email", "lines", "shipping_address", "payment_method", "customer_id")
 # Hashed only when sent, so keys claimed before these fields existed keep their fingerprint.
-FINGERPRINTED_IF_SENT = ("cart", "buy_link", "recovery_token")
+FINGERPRINTED_IF_SENT = ("cart", "buy_link", "recovery_token", "billing_address")
 
 
 def request_fingerprint(request: Mapping[str, Any]) -> str:
@@ -188,7 +198,6 @@ def format_order_number(number: int) -> str:
     return f"#{number}"
 
 
-MANUAL_PAYMENT_METHODS = ("bank_transfer", "cash", "cheque")
 # How long an unpaid order holds its stock before it is abandoned, per payment method: a card
 # payment happens now or not at all; a transfer or a cheque takes days.
 DEFAULT_HOLD_MINUTES: Mapping[str, int] = {
@@ -261,7 +270,7 @@ def refund_decision_problem(order: Any, payment: str | None, comment: str | None
                             ) -> dict[str, list[str]] | None:
     """Canceling a paid order says what happens to the money: ``refund`` (the payment is
     marked refunded) or ``keep`` (with the reason, in the history). None: nothing missing."""
-    if order.payment_status != "paid":
+    if order.payment_status not in REFUNDABLE_PAYMENT:
         return None
     if payment is None:
         return {"payment": ['The order is paid: say "refund" or "keep".']}
@@ -270,12 +279,51 @@ def refund_decision_problem(order: Any, payment: str | None, comment: str | None
     return None
 
 
+def refund_problem(order: Any, amount: int | None) -> tuple[int, str | None]:
+    """The amount to refund (the rest of the payment when none is given), and why it cannot
+    be refunded (None: it can)."""
+    if order.payment_status not in REFUNDABLE_PAYMENT:
+        return 0, f"a {order.payment_status} payment cannot be refunded"
+    left = order.total - order.refunded_total
+    amount = left if amount is None else amount
+    if amount > left:
+        return amount, f"at most {left} is left to refund"
+    return amount, None
+
+
+def payment_status_after_refund(order: Any, amount: int) -> str:
+    return "refunded" if order.refunded_total + amount >= order.total else "partially_refunded"
+
+
+def paid_late_alert(order: Any) -> str | None:
+    """Money that arrived for an order no longer waiting for it (abandoned or canceled while
+    the shopper was paying): the merchant must decide (fulfil or refund)."""
+    if order.status in ("abandoned", "canceled"):
+        return f"paid_after_{order.status}"
+    return None
+
+
+def billing_columns(address: Mapping[str, Any] | None) -> dict[str, str]:
+    """The billing address as the export's columns (empty where there is none)."""
+    address = address or {}
+    name = " ".join(p for p in (address.get("first_name"), address.get("last_name")) if p)
+    street = ", ".join(p for p in (address.get("line1"), address.get("line2"),
+                                   address.get("postal_code"), address.get("city"),
+                                   address.get("region")) if p)
+    return {"billing_name": name, "billing_company": address.get("company") or "",
+            "billing_tax_id": address.get("tax_id") or "", "billing_address": street,
+            "billing_country": address.get("country") or ""}
+
+
 def anonymise_order(order: Any, customer_id: Any) -> None:
     """An erased customer's order: who and where go; what, how much and when stay. The
     country stays (tax reporting needs it, and it identifies no one)."""
     order.email = erased_email(customer_id)
     country = (order.shipping_address or {}).get("country")
     order.shipping_address = {"country": country} if country else None
+    # The billing country stays with the books; the name, address and tax id go.
+    billing_country = (order.billing_address or {}).get("country")
+    order.billing_address = {"country": billing_country} if billing_country else None
     order.access_token_hash = None  # the guest's order link dies with the data
     order.access_token_sealed = None
 

@@ -72,6 +72,16 @@ class Order(Base):
     shipping_total: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     shipping_address: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Who the invoice is for: an address plus company and tax_id (NIF, RUT...); at checkout
+    # it defaults to the shipping address.
+    billing_address: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # A manual method's instructions as the shopper was given them (bank transfer details).
+    payment_instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The provider's payment (Stripe: the PaymentIntent) once paid: refunds go through it.
+    payment_reference: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    refunded_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Something the merchant must look at: paid_after_abandoned, paid_after_canceled.
+    payment_alert: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     carrier: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tracking_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tracking_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -112,6 +122,8 @@ class Order(Base):
     history: Mapped[list[OrderHistory]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderHistory.id"
     )
+    refunds: Mapped[list[Refund]] = relationship(
+        cascade="all, delete-orphan", order_by="Refund.created_at")
 
 
 class OrderLine(Base):
@@ -229,3 +241,54 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class PaymentSession(Base):
+    """One attempt to pay an order at the provider (a Stripe Checkout Session, a test page).
+    At most one is open per order: starting again while one is open answers the same one."""
+
+    __tablename__ = "payment_sessions"
+    __table_args__ = (UniqueConstraint("provider", "provider_session_id",
+                                       name="uq_payment_sessions_provider_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_session_id: Mapped[str] = mapped_column(String(255))
+    redirect_url: Mapped[str] = mapped_column(String(2000))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # open, paid, failed, expired
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ProviderEvent(Base):
+    """A provider's webhook event, once: the same event delivered again changes nothing."""
+
+    __tablename__ = "provider_events"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Refund(Base):
+    """Money given back: through the provider (its refund id kept) or recorded by hand for a
+    manual method."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    provider_refund_id: Mapped[str | None] = mapped_column(String(255), nullable=True,
+                                                           unique=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

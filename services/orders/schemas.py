@@ -54,6 +54,9 @@ class CheckoutRequestSchema(_Strict):
                              metadata={"description": "the code of the direct-buy link (/b/"
                                                       "{code}) the shopper came from"})
     shipping_address = fields.Nested(AddressSchema, allow_none=True, load_default=None)
+    billing_address = fields.Nested(AddressSchema, allow_none=True, load_default=None, metadata={
+        "description": "who the invoice is for (company, tax_id); absent: the shipping "
+                       "address"})
     payment_method = fields.String(load_default="bank_transfer",
                                    validate=validate.OneOf(PAYMENT_METHODS))
     recovery_token = fields.String(load_default=None, allow_none=True,
@@ -83,6 +86,9 @@ class PlaceOrderSchema(CheckoutRequestSchema):
                                     validate=validate.Length(1, 200))
     offer_account = StrictBoolean(load_default=False)
     account_exists = StrictBoolean(load_default=False)  # the guest's email has an account
+    # The store's instructions for a manual method (bank transfer details), as shown now.
+    payment_instructions = fields.String(load_default=None, allow_none=True,
+                                         validate=validate.Length(max=2000))
 
 
 class ManualOrderSchema(CheckoutRequestSchema):
@@ -100,6 +106,8 @@ class ManualOrderSchema(CheckoutRequestSchema):
                        "otherwise the customer is emailed a payment link"})
     note = fields.String(load_default=None, allow_none=True,
                          validate=validate.Length(max=2000))
+    payment_instructions = fields.String(load_default=None, allow_none=True,
+                                         validate=validate.Length(max=2000))
 
 
 class OrderEmailSchema(_Strict):
@@ -299,6 +307,10 @@ class OrderSchema(Schema):
     shipping_total = fields.Integer()
     total = fields.Integer()
     shipping_address = fields.Dict(allow_none=True)
+    billing_address = fields.Dict(allow_none=True)
+    payment_instructions = fields.String(allow_none=True, metadata={
+        "description": "how to pay (bank transfer details), for a manual method"})
+    refunded_total = fields.Integer(metadata={"description": "minor units refunded so far"})
     carrier = fields.String(allow_none=True)
     tracking_number = fields.String(allow_none=True)
     tracking_url = fields.String(allow_none=True)
@@ -364,8 +376,31 @@ class HistorySchema(Schema):
     notify_customer = StrictBoolean(required=True)
 
 
-class AdminOrderSchema(OrderSchema):
+class RefundSchema(Schema):
+    id = fields.UUID(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    provider = fields.String(allow_none=True, metadata={
+        "description": "the provider that refunded; null: recorded by hand"})
+    provider_refund_id = fields.String(allow_none=True)
+    actor = fields.String(required=True)
+    comment = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class AdminOrderSummarySchema(OrderSchema):
+    """An order in the merchant's list."""
+
+    payment_alert = fields.String(allow_none=True, metadata={
+        "description": "for the merchant to decide: paid_after_abandoned, "
+                       "paid_after_canceled (fulfil it, or refund)"})
+
+
+class AdminOrderSchema(AdminOrderSummarySchema):
     history = fields.List(fields.Nested(HistorySchema), required=True)
+    refunds = fields.List(fields.Nested(RefundSchema), required=True)
+    payment_reference = fields.String(allow_none=True, metadata={
+        "description": "the provider's payment (Stripe: PaymentIntent id)"})
     channel = fields.String(metadata={"description": "storefront, or admin (a manual order)"})
     created_by = fields.String(allow_none=True)
     recovered_from = fields.UUID(allow_none=True, metadata={
@@ -374,11 +409,33 @@ class AdminOrderSchema(OrderSchema):
         "description": "the direct-buy link the shopper came from"})
 
 
+class RefundRequestSchema(_Strict):
+    """POST /admin/orders/{id}/refund: all that is left by default, or part of it."""
+
+    amount = fields.Integer(load_default=None, allow_none=True, strict=True,
+                            validate=validate.Range(1, 1_000_000_000), metadata={
+                                "description": "minor units; absent: everything not yet "
+                                               "refunded"})
+    comment = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Length(max=2000))
+    notify_customer = StrictBoolean(load_default=True, metadata={
+        "description": "email the customer the refund"})
+
+
+class StartPaymentSchema(Schema):
+    redirect_url = fields.String(required=True, metadata={
+        "description": "send the shopper here to pay"})
+    provider = fields.String(required=True)
+    expires_at = fields.DateTime(required=True)
+
+
 class AdminOrderQuerySchema(_Strict):
     status = fields.String(validate=validate.OneOf(sorted(ORDER_TRANSITIONS)))
     payment_status = fields.String(validate=validate.OneOf(sorted(PAYMENT_TRANSITIONS)))
     fulfillment_status = fields.String(validate=validate.OneOf(sorted(FULFILLMENT_TRANSITIONS)))
     customer_id = fields.UUID()
+    payment_alert = fields.Boolean(metadata={  # from a query string: "true" / "false"
+        "description": "true: only orders with a payment alert for the merchant"})
     buy_link = fields.UUID(metadata={"description": "orders from this direct-buy link"})
     email = fields.String(validate=validate.Length(max=254))
     q = fields.String(validate=validate.Length(1, 100),
@@ -391,7 +448,7 @@ class AdminOrderQuerySchema(_Strict):
 
 
 class AdminOrderListSchema(Schema):
-    items = fields.List(fields.Nested(OrderSchema), required=True)
+    items = fields.List(fields.Nested(AdminOrderSummarySchema), required=True)
     total = fields.Integer(required=True, metadata={
         "description": "matching orders, counted up to 10,000"})
     total_is_exact = StrictBoolean(required=True, metadata={

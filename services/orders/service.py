@@ -20,13 +20,8 @@ from messaging.contracts import (
     CUSTOMER_EMAILED_CHANGES,
     CUSTOMER_ERASED,
     EMAIL_CHANGED,
-    FULFILLMENT_UPDATED,
-    ORDER_ABANDONED,
-    ORDER_CANCELED,
     ORDER_EMAIL_CORRECTED,
     ORDER_PLACED,
-    ORDER_STATUS_CHANGED,
-    PAYMENT_STATUS_CHANGED,
     is_erased_email,
     load_payload,
 )
@@ -39,8 +34,8 @@ from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit, forget_in_outbox
 from messaging.paging import after_marker, page_marker
 from messaging.rpc import rpc
-from services.orders import domain
-from services.orders.dependencies import orders_database
+from services.orders import domain, payments
+from services.orders.dependencies import PaymentProviderDependency, orders_database
 from services.orders.models import (
     BuyLink,
     Cart,
@@ -58,6 +53,7 @@ from services.orders.schemas import (
     MAX_QUANTITY,
     AdminOrderQuerySchema,
     AdminOrderSchema,
+    AdminOrderSummarySchema,
     BuyLinkInputSchema,
     BuyLinkSchema,
     BuyLinkUpdateSchema,
@@ -76,9 +72,12 @@ from services.orders.schemas import (
     ProductInputSchema,
     ProductSchema,
     ProductUpdateSchema,
+    RefundRequestSchema,
     SavedCartSchema,
+    StartPaymentSchema,
     StatusChangeSchema,
 )
+from services.orders.transitions import change_state, recovery_token
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,9 @@ ABANDON_BATCH = 200  # orders per sweep transaction; the next sweep takes the re
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
 PLACE_ORDER, ORDER_PAGE = PlaceOrderSchema(), OrderPageSchema()
 ADMIN_ORDER, ADMIN_ORDERS = AdminOrderSchema(), AdminOrderSchema(many=True)
+ADMIN_SUMMARIES = AdminOrderSummarySchema(many=True)
 BUY_LINK, SAVED_CART = BuyLinkSchema(), SavedCartSchema()
+START_PAYMENT = StartPaymentSchema()
 CHANGE_SCHEMAS = {"status": StatusChangeSchema(), "payment_status": PaymentChangeSchema(),
                   "fulfillment_status": FulfillmentChangeSchema()}
 
@@ -99,6 +100,7 @@ class OrdersService(HealthEndpoints):
     name = "orders"
 
     db = orders_database()
+    payments = PaymentProviderDependency()
     log_context = LogContext()
 
     @rpc
@@ -239,6 +241,16 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("payment_not_manual",
                                    f"{order.payment_method} payments are not changed by hand.",
                                    409)
+            if field == "payment_status" and data[field] in domain.SET_BY_REFUND:
+                if data[field] == "partially_refunded":
+                    raise ServiceError("refund_amount_required", "A partial refund has an "
+                                       "amount: use POST /admin/orders/{id}/refund.", 422)
+                # "Refunded" by hand: everything left, recorded as a refund (its amount kept).
+                if order.payment_status != "refunded":
+                    payments.refund_order(session, self.payments, order, None, data["comment"],
+                                          data["notify_customer"], actor)
+                session.flush()
+                return ADMIN_ORDER.dump(order)
             if field == "fulfillment_status" and domain.is_digital_only(order.lines):
                 raise ServiceError("nothing_to_ship", "This order is digital only.", 409)
             if data["notify_customer"] and (field, data[field]) not in CUSTOMER_EMAILED_CHANGES:
@@ -256,14 +268,18 @@ class OrdersService(HealthEndpoints):
                     raise ServiceError("refund_decision_required",
                                        "Canceling a paid order: refund it or keep it.", 422,
                                        errors=missing)
-                if data.get("payment") == "refund":
-                    implied.append(("payment_status", "refunded"))
-            self._change(session, order, field, data[field], actor, data["comment"],
+            refund = (field, data[field]) == ("status", "canceled") and \
+                data.get("payment") == "refund" and \
+                order.payment_status in domain.REFUNDABLE_PAYMENT
+            change_state(session, order, field, data[field], actor, data["comment"],
                          data["notify_customer"], data)
             for implied_field, state in implied:
                 if domain.MACHINES[implied_field][getattr(order, implied_field)] >= {state}:
-                    self._change(session, order, implied_field, state, "system",
+                    change_state(session, order, implied_field, state, "system",
                                  f"follows {field} {data[field]}", False, {})
+            if refund:  # through the provider for a card payment; the cancel email says it
+                payments.refund_order(session, self.payments, order, None,
+                                      f"follows {field} {data[field]}", False, actor)
             session.flush()
             return ADMIN_ORDER.dump(order)
 
@@ -307,6 +323,73 @@ class OrdersService(HealthEndpoints):
             session.flush()
             return ADMIN_ORDER.dump(order)
 
+    # payments ---------------------------------------------------------------------------
+    @rpc
+    def start_payment(self, order_id: str, customer_id: str | None, token: str | None
+                      ) -> dict[str, Any]:
+        """The page where the order's customer (or whoever holds the guest's order token)
+        pays it: one open payment per order; a paid order answers 409."""
+        with self.db.transaction() as session:
+            order = payments.order_for_payer(session, _uuid(order_id), customer_id, token)
+            return START_PAYMENT.dump(payments.start_payment(session, self.payments, order,
+                                                             STOREFRONT_URL))
+
+    @rpc
+    def receive_payment_event(self, provider: str, body: str, signature: str | None
+                              ) -> dict[str, Any]:
+        """A provider's webhook: 400 unless its signature is right, then handled once."""
+        if provider != self.payments.name:
+            raise ServiceError("unknown_provider", f"No {provider} payments here.", 404)
+        event = self.payments.parse_event(body.encode("utf-8"), signature)
+        with self.db.transaction() as session:
+            return payments.receive_event(session, self.payments, event)
+
+    @rpc
+    def refund_order(self, order_id: str, request: dict[str, Any], actor: str
+                     ) -> dict[str, Any]:
+        data = load_or_raise(RefundRequestSchema(), request)
+        with self.db.transaction() as session:
+            order = session.get(Order, _uuid(order_id), with_for_update=True)
+            if order is None:
+                raise ServiceError("order_not_found", "No such order.", 404)
+            payments.refund_order(session, self.payments, order, data["amount"],
+                                  data["comment"], data["notify_customer"], actor)
+            session.flush()
+            return ADMIN_ORDER.dump(order)
+
+    @rpc
+    def test_payment_page(self, session_id: str) -> dict[str, Any]:
+        """What the test provider's page shows (404 unless the test provider is on)."""
+        if self.payments.name != "test":
+            raise ServiceError("payment_session_not_found", "No such payment page.", 404)
+        with self.db.transaction() as session:
+            pay_session, order = payments.test_page(session, session_id)
+            return {"number": f"#{order.number}", "amount": pay_session.amount,
+                    "currency": pay_session.currency, "status": pay_session.status,
+                    "expired": pay_session.expires_at <= utcnow(), "order_id": order.id,
+                    "locale": order.locale}
+
+    @rpc
+    def test_payment_outcome(self, session_id: str, outcome: str) -> dict[str, Any]:
+        """The signed event the test page sends to the webhook route, as a real provider
+        would: Pay (payment.succeeded) or Decline (payment.declined)."""
+        if self.payments.name != "test" or outcome not in ("pay", "decline"):
+            raise ServiceError("payment_session_not_found", "No such payment page.", 404)
+        with self.db.transaction() as session:
+            pay_session, order = payments.test_page(session, session_id)
+            if pay_session.status != "open" or pay_session.expires_at <= utcnow():
+                raise ServiceError("payment_session_closed", "This payment page is closed.",
+                                   409)
+            data = {"session": session_id, "payment": f"pay_test_{pay_session.id.hex[:20]}",
+                    "amount": pay_session.amount, "currency": pay_session.currency}
+            order_id = order.id
+        body, signature = self.payments.signed_event(
+            "payment.succeeded" if outcome == "pay" else "payment.declined", data)
+        return {"body": body, "signature": signature,
+                "header": self.payments.signature_header,
+                "return_url": f"{STOREFRONT_URL.rstrip('/')}/orders/{order_id}?payment="
+                              + ("done" if outcome == "pay" else "declined")}
+
     @rpc
     def get_admin_order(self, order_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
@@ -326,6 +409,9 @@ class OrdersService(HealthEndpoints):
             filters.append(Order.customer_id == data["customer_id"])
         if "buy_link" in data:
             filters.append(Order.buy_link_id == data["buy_link"])
+        if "payment_alert" in data:
+            filters.append(Order.payment_alert.is_not(None) if data["payment_alert"]
+                           else Order.payment_alert.is_(None))
         if "email" in data:
             filters.append(Order.email == data["email"].strip().lower())
         if "q" in data:
@@ -356,7 +442,8 @@ class OrdersService(HealthEndpoints):
                                      .limit(data["limit"] + 1)).all()
             page = orders[:data["limit"]]
             more = len(orders) > data["limit"]
-            return {"items": ORDERS.dump(page), "total": min(total, domain.COUNT_CAP),
+            return {"items": ADMIN_SUMMARIES.dump(page),
+                    "total": min(total, domain.COUNT_CAP),
                     "total_is_exact": total <= domain.COUNT_CAP,
                     "next_before": (page_marker(page[-1].placed_at, page[-1].id)
                                     if more else None)}
@@ -426,68 +513,12 @@ class OrdersService(HealthEndpoints):
                 "country": (o.shipping_address or {}).get("country", ""),
                 "city": (o.shipping_address or {}).get("city", ""),
                 "carrier": o.carrier or "", "tracking_number": o.tracking_number or "",
+                **domain.billing_columns(o.billing_address), "refunded_total": o.refunded_total,
                 "sku": line.sku, "title": line.title, "quantity": line.quantity,
                 "unit_price": line.unit_price, "line_total": line.line_total,
             } for o in orders for line in o.lines]
             last = orders[-1] if orders else None
         return {"rows": rows, "after": page_marker(last.placed_at, last.id) if last else None}
-
-    def _change(self, session: Any, order: Order, field: str, to: str, actor: str,
-                comment: str | None, notify: bool, details: dict[str, Any]) -> None:
-        current = getattr(order, field)
-        tracking = field == "fulfillment_status" and any(
-            details.get(k) for k in ("carrier", "tracking_number", "tracking_url"))
-        if not domain.check_transition(field, current, to) and not tracking:
-            return  # the same state again: nothing happens, nothing is recorded
-        setattr(order, field, to)
-        if tracking:
-            for key in ("carrier", "tracking_number", "tracking_url"):
-                if details.get(key):
-                    setattr(order, key, details[key])
-            if not details.get("tracking_url"):
-                order.tracking_url = domain.tracking_url_for(
-                    order.carrier, order.tracking_number) or order.tracking_url
-        if field == "status" and to in domain.RELEASES_STOCK and current in domain.HOLDS_STOCK:
-            self._release_stock(session, order)
-        order.history.append(OrderHistory(at=utcnow(), actor=actor, field=field,
-                                          from_value=current, to_value=to, comment=comment,
-                                          notify_customer=notify))
-        extra: dict[str, Any] = {}
-        if (field, to) == ("status", "canceled"):
-            event = ORDER_CANCELED
-        elif (field, to) == ("status", "abandoned"):
-            event = ORDER_ABANDONED
-            extra["recovery_token_sealed"] = self._recovery_token(order)
-        else:
-            event = {"status": ORDER_STATUS_CHANGED, "payment_status": PAYMENT_STATUS_CHANGED,
-                     "fulfillment_status": FULFILLMENT_UPDATED}[field]
-        emit(session, event, {**extra,
-            "order_id": order.id, "number": f"#{order.number}", "customer_id": order.customer_id,
-            "email": order.email, "locale": order.locale, "currency": order.currency,
-            "total": order.total, "from": current, "to": to, "actor": actor,
-            "notify_customer": notify, "comment": comment, "carrier": order.carrier,
-            "tracking_number": order.tracking_number, "tracking_url": order.tracking_url,
-            "first_name": (order.shipping_address or {}).get("first_name"),
-            # An account's order opens in the account; a guest's with its token.
-            "access_token_sealed": order.access_token_sealed if order.customer_id is None
-            else None,
-        })
-
-    def _recovery_token(self, order: Order) -> str:
-        """The order's recovery token, sealed (made the first time it is needed)."""
-        if order.recovery_token_sealed is None:
-            token, token_hash = new_token()
-            order.recovery_token_hash, order.recovery_token_sealed = token_hash, seal(token)
-        return order.recovery_token_sealed
-
-    def _release_stock(self, session: Any, order: Order) -> None:
-        """Put an order's units back. Called only on the transition from a status that holds
-        stock into canceled or abandoned, under the order's row lock: at most once."""
-        for line in order.lines:
-            session.execute(update(Product)
-                            .where(Product.sku == line.sku, Product.stock.is_not(None))
-                            .values(stock=Product.stock + line.quantity)
-                            .execution_options(synchronize_session=False))
 
     # abandonment and recovery -----------------------------------------------------------
     @timer(interval=ABANDON_SWEEP_SECONDS)
@@ -506,7 +537,7 @@ class OrdersService(HealthEndpoints):
                 .order_by(Order.placed_at).limit(ABANDON_BATCH)
                 .with_for_update(skip_locked=True)).all()
             for order in orders:
-                self._change(session, order, "status", "abandoned", "system",
+                change_state(session, order, "status", "abandoned", "system",
                              f"Unpaid after {windows[order.payment_method]} minutes", True, {})
         if orders:
             log.info("orders abandoned", extra={"count": len(orders)})
@@ -562,7 +593,7 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError(
                     "not_recoverable", f"A {order.status} order has nothing to recover.", 409,
                     extra={"allowed": sorted(domain.RECOVERABLE)})
-            token = unseal(self._recovery_token(order))
+            token = unseal(recovery_token(order))
             return {"order_id": str(order.id), "number": f"#{order.number}",
                     "url": f"{STOREFRONT_URL.rstrip('/')}/recover/{token}"}
 
@@ -752,7 +783,7 @@ class OrdersService(HealthEndpoints):
             if data["payment_processed"]:
                 for field, state in [("payment_status", "paid"),
                                      *domain.follow_ups("payment_status", "paid", order)]:
-                    self._change(session, order, field, state,
+                    change_state(session, order, field, state,
                                  actor if field == "payment_status" else "system",
                                  "Paid when the order was taken" if field == "payment_status"
                                  else "follows payment_status paid",
@@ -761,7 +792,7 @@ class OrdersService(HealthEndpoints):
             result = ADMIN_ORDER.dump(order)
         log.info("manual order", extra={"order_number": result["number"], "actor": actor})
         return {"order": result, "payment_url": None if data["payment_processed"] else
-                f"{STOREFRONT_URL.rstrip('/')}/orders/{order.id}?token={access_token}"}
+                f"{STOREFRONT_URL.rstrip('/')}/orders/{order.id}?token={access_token}&pay=1"}
 
     @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
     def handle_account_email_verified(self, envelope: Envelope) -> None:
@@ -946,6 +977,10 @@ class OrdersService(HealthEndpoints):
             shipping_total=0,  # shipping rates are not modelled yet
             total=subtotal,
             shipping_address=data["shipping_address"] if shipping else None,
+            billing_address=data.get("billing_address") or (
+                data["shipping_address"] if shipping else None),
+            payment_instructions=data.get("payment_instructions")
+            if data["payment_method"] in domain.MANUAL_PAYMENT_METHODS else None,
             idempotency_key=data["idempotency_key"],
             request_fingerprint=fingerprint,
             access_token_hash=access_token_hash,

@@ -39,6 +39,7 @@ class System:
             "SMTP_URL": smtp_url,
             "CLIENTELA_VAR_DIR": str(workdir / "var"),
             "GATEWAY_PORT": str(self.gateway_port),
+            "GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
             # Two gateway processes: rate limits must hold across them (Redis).
             "GATEWAY_WORKERS": "2",
             "REDIS_URL": TEST_REDIS_URL,

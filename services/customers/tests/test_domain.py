@@ -60,3 +60,14 @@ def test_anonymise_keeps_figures_and_country_only() -> None:
             customer.note, customer.account_id) == (None,) * 6
     assert (customer.country, customer.orders_count, customer.erased_at) == ("ES", 3, now)
     assert customer.accepts_marketing is False and customer.marketing_consent_at is None
+
+
+def test_a_late_payment_event_does_not_move_the_payment_back() -> None:
+    # A refund handled before the "paid" event that was retried behind it (issue #19).
+    row = SimpleNamespace(payment_status="pending", refunded=0)
+    domain.apply_payment_change(row, "partially_refunded", 500)
+    domain.apply_payment_change(row, "paid", 0)
+    assert (row.payment_status, row.refunded) == ("partially_refunded", 500)
+    domain.apply_payment_change(row, "refunded", 1250)
+    domain.apply_payment_change(row, "partially_refunded", 500)
+    assert (row.payment_status, row.refunded) == ("refunded", 1250)
