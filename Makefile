@@ -36,6 +36,8 @@ prepare: setup  ## check the broker, keys, migrate, declare queues, first owner,
 
 # Locally the example storefront is on, and the links in emails lead to it.
 run: export EXAMPLE_STOREFRONT ?= 1
+# Card payments on the built-in test page (Pay / Decline, no money); production sets stripe.
+run: export PAYMENT_PROVIDER ?= test
 run: export STOREFRONT_URL ?= http://127.0.0.1:$(or $(GATEWAY_PORT),8000)/example-store
 run: prepare  ## start every service and the gateway (http://127.0.0.1:$${GATEWAY_PORT:-8000})
 	@echo "Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}   admin: /admin/   example store: /example-store/   mail: var/mail/ (Maildir)"

@@ -52,7 +52,12 @@ const WORDS = {
     st_pending_payment: "awaiting payment", st_paid: "paid", st_completed: "completed",
     st_canceled: "canceled", st_abandoned: "not completed", st_pending: "pending",
     st_refunded: "refunded", st_voided: "voided", st_unfulfilled: "being prepared",
-    st_requested: "being prepared", st_in_transit: "on its way", st_delivered: "delivered"},
+    st_requested: "being prepared", st_in_transit: "on its way", st_delivered: "delivered",
+    st_partially_refunded: "partly refunded", billing_differs: "Billing address differs (invoice)",
+    billing_address: "Billing", company: "Company", tax_id: "Tax ID", how_to_pay: "How to pay",
+    reference: "Reference", pay_now: "Pay now", payment_done: "Thank you: your payment is being confirmed. The details are in your email.",
+    payment_not_done: "The payment was not completed. You can try again from the link in your email.",
+    refunded_amount: "Refunded"},
   es: {catalogue: "Productos", cart: "Carrito", login: "Entrar", register: "Crear una cuenta",
     logout: "Salir", account: "Mi cuenta", add_to_cart: "Añadir al carrito", out_of_stock: "Agotado",
     empty_cart: "Tu carrito está vacío.", checkout: "Finalizar compra", email: "Correo electrónico",
@@ -86,7 +91,12 @@ const WORDS = {
     st_pending_payment: "pendiente de pago", st_paid: "pagado", st_completed: "completado",
     st_canceled: "cancelado", st_abandoned: "no completado", st_pending: "pendiente",
     st_refunded: "reembolsado", st_voided: "anulado", st_unfulfilled: "en preparación",
-    st_requested: "en preparación", st_in_transit: "en camino", st_delivered: "entregado"},
+    st_requested: "en preparación", st_in_transit: "en camino", st_delivered: "entregado",
+    st_partially_refunded: "reembolsado en parte", billing_differs: "Datos de facturación distintos (factura)",
+    billing_address: "Facturación", company: "Empresa", tax_id: "NIF/CIF", how_to_pay: "Cómo pagar",
+    reference: "Concepto", pay_now: "Pagar ahora", payment_done: "Gracias: estamos confirmando tu pago. Tienes los detalles en tu correo.",
+    payment_not_done: "El pago no se completó. Puedes volver a intentarlo desde el enlace de tu correo.",
+    refunded_amount: "Reembolsado"},
 };
 
 document.addEventListener("alpine:init", () => {
@@ -96,8 +106,9 @@ document.addEventListener("alpine:init", () => {
     cart: readJson(localStorage, CART_KEY, {}),
     me: null, access: sessionStorage.getItem(ACCESS_KEY),
     form: {email: "", password: "", first_name: "", last_name: ""},
-    checkoutForm: {email: "", payment_method: "bank_transfer", shipping_address: emptyAddress(),
-                   save_address: false},
+    checkoutForm: {email: "", payment_method: "", shipping_address: emptyAddress(),
+                   save_address: false, billing_differs: false,
+                   billing_address: Object.assign(emptyAddress(), {company: "", tax_id: ""})},
     placed: null, orders: [], addresses: [], newAddress: null, order: null,
     profileForm: null, passwordForm: {current_password: "", new_password: ""},
     idempotencyKey: newKey(), refreshing: null,
@@ -112,6 +123,8 @@ document.addEventListener("alpine:init", () => {
         // The login policy decides what the page offers: GET /store is public and cheap.
         this.store = await this.call("GET", "/store");
         document.documentElement.lang = this.store.locale;
+        // The store's enabled methods, its first one chosen (GET /store lists them in order).
+        this.checkoutForm.payment_method = (this.store.payment_methods[0] || {}).method || "";
         this.products = (await this.call("GET", "/products")).items;
         if (this.accountsOffered && (this.access || localStorage.getItem(REFRESH_KEY))) await this.loadMe();
         await this.open();
@@ -197,10 +210,14 @@ document.addEventListener("alpine:init", () => {
       }
       if (this.page === "orders" && this.param) {
         // A guest opens an order with the token from the email; a customer opens their own.
+        // Back from the payment page there is no token (the provider never sees it).
         const id = encodeURIComponent(this.param);
+        if (!this.query.token && !this.me && this.query.payment) return;
         this.order = this.query.token || !this.me
           ? await this.call("GET", `/orders/${id}?token=${encodeURIComponent(this.query.token || "")}`)
           : await this.call("GET", `/me/orders/${id}`);
+        // The payment link of an email (…&pay=1) goes straight on to the payment page.
+        if (this.query.pay === "1" && this.canPay) await this.payNow();
       }
       if (this.page === "b" && this.param) {
         const link = await this.call("GET", `/b/${encodeURIComponent(this.param)}`);
@@ -225,7 +242,16 @@ document.addEventListener("alpine:init", () => {
           const {id, default_shipping, default_billing, ...address} = prefill.shipping_address;
           this.checkoutForm.shipping_address = Object.assign(emptyAddress(),
             Object.fromEntries(Object.entries(address).map(([k, v]) => [k, v || ""])));
-        } else {
+        }
+        const billing = prefill.billing_address;
+        if (billing && (!prefill.shipping_address || billing.id !== prefill.shipping_address.id || billing.tax_id)) {
+          // The default billing address (with company and tax id) from the address book.
+          const {id, default_shipping, default_billing, ...address} = billing;
+          this.checkoutForm.billing_differs = true;
+          this.checkoutForm.billing_address = Object.assign(emptyAddress(), {company: "", tax_id: ""},
+            Object.fromEntries(Object.entries(address).map(([k, v]) => [k, v || ""])));
+        }
+        if (!prefill.shipping_address) {
           this.checkoutForm.shipping_address.first_name = prefill.first_name || "";
           this.checkoutForm.shipping_address.last_name = prefill.last_name || "";
         }
@@ -250,6 +276,23 @@ document.addEventListener("alpine:init", () => {
     },
     saveCart() { localStorage.setItem(CART_KEY, JSON.stringify(this.cart)); },
 
+    get chosenMethod() {
+      return this.store && this.store.payment_methods.find((m) => m.method === this.checkoutForm.payment_method);
+    },
+    get canPay() {
+      // Card payments go through the provider's page: POST /orders/{id}/payment says where.
+      return !!this.order && this.order.status === "pending_payment" && this.order.payment_status === "pending"
+        && this.store.payment_methods.some((m) => m.method === "card");
+    },
+    async payNow() {
+      this.error = ""; this.busy = true;
+      try {
+        const body = this.query.token ? {token: this.query.token} : {};
+        const payment = await this.call("POST", `/orders/${encodeURIComponent(this.order.id)}/payment`, body);
+        location.href = payment.redirect_url;
+      } catch (error) { this.error = error.message; this.busy = false; }
+    },
+
     async placeOrder() {
       this.error = ""; this.busy = true;
       const extras = readJson(sessionStorage, EXTRAS_KEY, {});
@@ -260,15 +303,20 @@ document.addEventListener("alpine:init", () => {
         body.shipping_address = Object.fromEntries(Object.entries(this.checkoutForm.shipping_address).filter(([, v]) => v !== ""));
         if (this.me && this.checkoutForm.save_address) body.save_address = true;
       }
+      if (this.checkoutForm.billing_differs) {
+        body.billing_address = Object.fromEntries(Object.entries(this.checkoutForm.billing_address).filter(([, v]) => v !== ""));
+      }
       if (extras.buy_link) body.buy_link = extras.buy_link;
       if (extras.recovery_token) body.recovery_token = extras.recovery_token;
       try {
         // One key per attempt at this cart: a double click or a retry after a timeout
         // returns the same order instead of placing two.
         const result = await this.call("POST", "/checkout", body, {"Idempotency-Key": this.idempotencyKey});
-        this.placed = result;
         this.cart = {}; this.saveCart(); sessionStorage.removeItem(EXTRAS_KEY);
         this.idempotencyKey = newKey();
+        // A card order: on to the provider's page now; it comes back to the order page.
+        if (result.payment) { location.href = result.payment.redirect_url; return; }
+        this.placed = result;
       } catch (error) { this.error = error.message; }
       finally { this.busy = false; }
     },

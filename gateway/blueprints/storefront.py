@@ -122,7 +122,16 @@ def checkout() -> Any:
             rpc_call("customers", "add_address", account["id"], body["shipping_address"])
         except ServiceError as exc:
             log.info("checkout address not saved: %s", exc.code)
-    response = jsonify(order=order, offer_account=offer_account)
+    payment = None
+    if method["kind"] == "provider" and order["payment_status"] == "pending":
+        # Straight on to the provider's page: the shopper pays now (a guest has no other key
+        # to the order until the email comes). If the provider does not answer, the order
+        # stands and its email carries the payment link.
+        try:
+            payment = rpc_call("orders", "start_payment", order["id"], None, None, True)
+        except ServiceError as exc:
+            log.warning("payment not started at checkout: %s", exc.code)
+    response = jsonify(order=order, offer_account=offer_account, payment=payment)
     response.status_code = 200 if replayed else 201
     response.headers["Location"] = f"/api/v1/orders/{order['id']}"
     if replayed:

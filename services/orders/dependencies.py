@@ -12,11 +12,12 @@ def orders_database() -> Database:
 
 
 class PaymentProviderDependency(DependencyProvider):
-    """The provider that takes card payments (PAYMENT_PROVIDER), made once at start: a
-    missing key stops the service there, not at a shopper's first payment."""
+    """The provider that takes card payments (PAYMENT_PROVIDER; None: no card payments),
+    made once at start: a missing key stops the service there, not at a shopper's first
+    payment."""
 
     def setup(self) -> None:
         self.provider = provider_from_env()
 
-    def get_dependency(self, worker_ctx: object) -> PaymentProvider:
+    def get_dependency(self, worker_ctx: object) -> PaymentProvider | None:
         return self.provider

@@ -179,7 +179,7 @@ def _note(order: Order, actor: str, field: str, comment: str) -> None:
                                       comment=comment, notify_customer=False))
 
 
-def refund_order(session: Session, provider: PaymentProvider, order: Order,
+def refund_order(session: Session, provider: PaymentProvider | None, order: Order,
                  amount: int | None, comment: str | None, notify: bool, actor: str) -> int:
     """Give money back: through the provider for a provider's payment, recorded as given
     by hand for a manual method. Returns the amount refunded."""
@@ -192,10 +192,10 @@ def refund_order(session: Session, provider: PaymentProvider, order: Order,
     if order.payment_method in domain.PROVIDER_PAYMENT_METHODS and order.payment_reference:
         paid_with = session.scalar(select(PaymentSession.provider).where(
             PaymentSession.order_id == order.id, PaymentSession.status == "paid").limit(1))
-        if paid_with is not None and paid_with != provider.name:
+        if provider is None or (paid_with is not None and paid_with != provider.name):
             raise ServiceError("refund_provider_unavailable",
-                               f"This order was paid at {paid_with}, which is no longer "
-                               "configured: refund it there.", 409)
+                               f"This order was paid at {paid_with or 'a provider'}, which is "
+                               "no longer configured: refund it there.", 409)
         # The same refund asked twice (a retried request) is the same refund at the provider.
         refund_id = provider.refund(order.payment_reference, amount,
                                     f"refund-{order.id}-{order.refunded_total}-{amount}")

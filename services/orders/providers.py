@@ -220,9 +220,13 @@ def _provider_error(exc: stripe.StripeError) -> ServiceError:
                         extra={"provider_error": type(exc).__name__})
 
 
-def provider_from_env() -> PaymentProvider:
-    """The provider that takes card payments: PAYMENT_PROVIDER=test (default) or stripe."""
-    name = os.environ.get("PAYMENT_PROVIDER", "test")
+def provider_from_env() -> PaymentProvider | None:
+    """The provider that takes card payments: PAYMENT_PROVIDER=stripe, or test (`make run`,
+    the tests: no money). Unset, there is none and card orders are refused: a production
+    store that forgot the setting must not take "payments" on the test page."""
+    name = os.environ.get("PAYMENT_PROVIDER", "")
+    if not name:
+        return None
     if name == "stripe":
         key, hook = os.environ.get("STRIPE_SECRET_KEY"), os.environ.get("STRIPE_WEBHOOK_SECRET")
         if not key or not hook:

@@ -328,8 +328,19 @@ class OrderListSchema(Schema):
                                 metadata={"description": "pass as `before` for the next page"})
 
 
+class StartPaymentSchema(Schema):
+    redirect_url = fields.String(required=True, metadata={
+        "description": "send the shopper here to pay"})
+    provider = fields.String(required=True)
+    expires_at = fields.DateTime(required=True)
+
+
 class CheckoutResponseSchema(Schema):
     order = fields.Nested(OrderSchema, required=True)
+    payment = fields.Nested(StartPaymentSchema, required=True, allow_none=True, metadata={
+        "description": "a card order: send the shopper to payment.redirect_url to pay (null: "
+                       "a manual method, or the provider did not answer: the email carries "
+                       "the payment link)"})
     offer_account = StrictBoolean(
         required=True, metadata={"description": "the confirmation email offers an account"})
 
@@ -420,13 +431,6 @@ class RefundRequestSchema(_Strict):
                             validate=validate.Length(max=2000))
     notify_customer = StrictBoolean(load_default=True, metadata={
         "description": "email the customer the refund"})
-
-
-class StartPaymentSchema(Schema):
-    redirect_url = fields.String(required=True, metadata={
-        "description": "send the shopper here to pay"})
-    provider = fields.String(required=True)
-    expires_at = fields.DateTime(required=True)
 
 
 class AdminOrderQuerySchema(_Strict):

@@ -325,12 +325,21 @@ class OrdersService(HealthEndpoints):
 
     # payments ---------------------------------------------------------------------------
     @rpc
-    def start_payment(self, order_id: str, customer_id: str | None, token: str | None
-                      ) -> dict[str, Any]:
+    def start_payment(self, order_id: str, customer_id: str | None, token: str | None,
+                      just_placed: bool = False) -> dict[str, Any]:
         """The page where the order's customer (or whoever holds the guest's order token)
-        pays it: one open payment per order; a paid order answers 409."""
+        pays it: one open payment per order; a paid order answers 409. ``just_placed``: the
+        gateway's checkout, for the order it has just placed for this caller."""
         with self.db.transaction() as session:
-            order = payments.order_for_payer(session, _uuid(order_id), customer_id, token)
+            if just_placed:
+                order = session.get(Order, _uuid(order_id), with_for_update=True)
+                if order is None:
+                    raise ServiceError("order_not_found", "No such order.", 404)
+            else:
+                order = payments.order_for_payer(session, _uuid(order_id), customer_id, token)
+            if self.payments is None:
+                raise ServiceError("card_payments_unavailable",
+                                   "This store takes no card payments.", 409)
             return START_PAYMENT.dump(payments.start_payment(session, self.payments, order,
                                                              STOREFRONT_URL))
 
@@ -338,7 +347,7 @@ class OrdersService(HealthEndpoints):
     def receive_payment_event(self, provider: str, body: str, signature: str | None
                               ) -> dict[str, Any]:
         """A provider's webhook: 400 unless its signature is right, then handled once."""
-        if provider != self.payments.name:
+        if self.payments is None or provider != self.payments.name:
             raise ServiceError("unknown_provider", f"No {provider} payments here.", 404)
         event = self.payments.parse_event(body.encode("utf-8"), signature)
         with self.db.transaction() as session:
@@ -360,7 +369,7 @@ class OrdersService(HealthEndpoints):
     @rpc
     def test_payment_page(self, session_id: str) -> dict[str, Any]:
         """What the test provider's page shows (404 unless the test provider is on)."""
-        if self.payments.name != "test":
+        if self.payments is None or self.payments.name != "test":
             raise ServiceError("payment_session_not_found", "No such payment page.", 404)
         with self.db.transaction() as session:
             pay_session, order = payments.test_page(session, session_id)
@@ -373,7 +382,8 @@ class OrdersService(HealthEndpoints):
     def test_payment_outcome(self, session_id: str, outcome: str) -> dict[str, Any]:
         """The signed event the test page sends to the webhook route, as a real provider
         would: Pay (payment.succeeded) or Decline (payment.declined)."""
-        if self.payments.name != "test" or outcome not in ("pay", "decline"):
+        if self.payments is None or self.payments.name != "test" \
+                or outcome not in ("pay", "decline"):
             raise ServiceError("payment_session_not_found", "No such payment page.", 404)
         with self.db.transaction() as session:
             pay_session, order = payments.test_page(session, session_id)
@@ -946,6 +956,10 @@ class OrdersService(HealthEndpoints):
             if buy_link_id is None:
                 raise ServiceError("validation_failed", "No such buy link.", 422,
                                    errors={"buy_link": ["unknown link"]})
+        if data["payment_method"] in domain.PROVIDER_PAYMENT_METHODS and self.payments is None:
+            raise ServiceError("payment_method_unavailable", "This store takes no card "
+                               "payments (no payment provider is configured).", 422,
+                               errors={"payment_method": ["card payments are not set up"]})
         quantities = domain.merge_lines(data["lines"])
         if actor == "customer":  # the merchant's own manual orders are not limited
             self._check_checkout_limits(session, data["email"], quantities)

@@ -634,8 +634,77 @@ def test_a_manual_order_with_a_payment_link(page: Page, system: System,
     wait_for(lambda: any(url in mail.text() for mail in smtp.to(email)), timeout=20,
              message="the payment link email")
     number = page.get_by_role("heading", name=re.compile(r"^Order #\d+")).inner_text()
+    number = number.split()[-1]
+    # The link opens the order on the store and goes on to the payment page (the test
+    # provider's, as in `make run`); paying there brings the customer back to the store.
     page.goto(url)
-    expect(page.get_by_role("heading", name=f"Pedido {number.split()[-1]}")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"Pagar el pedido {number}")).to_be_visible()
+    screenshot(page, "test-provider-payment-page")
+    page.get_by_role("button", name="Pagar").click()
+    expect(page.get_by_test_id("payment-return")).to_contain_text("estamos confirmando tu pago")
+    order = requests.get(system.api("/admin/orders"), params={"q": email},
+                         headers=admin_headers(system), timeout=10).json()["items"][0]
+    assert (order["number"], order["payment_status"], order["status"]) == (number, "paid",
+                                                                          "paid")
+
+
+def admin_headers(system: System) -> dict[str, str]:
+    token = requests.post(system.api("/admin/auth/login"), timeout=10, json={
+        "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_card_checkout_with_billing_details_paid_then_refunded_in_part(
+        page: Page, system: System, owner: dict[str, str], smtp: SmtpSink) -> None:
+    email = f"card-{uuid.uuid4().hex[:6]}@example.com"
+    page.goto(f"{system.url}/example-store/")
+    page.get_by_role("button", name="Añadir al carrito: Taza con logo").click()
+    page.get_by_test_id("cart-link").click()
+    page.get_by_label("Datos de facturación distintos (factura)").check()
+    billing = page.get_by_test_id("billing-address")
+    billing.get_by_label("Empresa").fill("Pardo Hermanos SL")
+    billing.get_by_label("NIF/CIF").fill("B87654321")
+    billing.get_by_label("Nombre", exact=True).fill("Lucía")
+    billing.get_by_label("Apellidos").fill("Pardo")
+    billing.get_by_label("Dirección", exact=True).fill("Avenida Sol 10")
+    billing.get_by_label("Ciudad").fill("Cádiz")
+    billing.get_by_label("País").fill("ES")
+    page.get_by_label("Pago", exact=True).select_option("card")
+    checkout(page, email)
+    # Straight to the provider's page; Decline first, then pay from the email's link.
+    expect(page.get_by_role("button", name="Rechazar")).to_be_visible()
+    page.get_by_role("button", name="Rechazar").click()
+    expect(page.get_by_test_id("payment-return")).to_contain_text("El pago no se completó")
+    order = requests.get(system.api("/admin/orders"), params={"q": email}, headers=owner,
+                         timeout=10).json()["items"][0]
+    assert order["payment_status"] == "pending"
+    detail = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
+                          timeout=10).json()
+    assert detail["billing_address"]["tax_id"] == "B87654321"
+    assert detail["billing_address"]["company"] == "Pardo Hermanos SL"
+
+    # The confirmation email's card link: the store opens the order and the payment page.
+    mail = smtp.wait_for_mail_to(email)[0]
+    pay_url = re.search(r"(http://\S+/orders/\S+pay=1)", mail.text()).group(1)
+    page.goto(pay_url)
+    page.get_by_role("button", name="Pagar").click()
+    expect(page.get_by_test_id("payment-return")).to_be_visible()
+
+    # The merchant sees it paid by the provider, with the billing block, and refunds 5,00.
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+    page.goto(f"{system.url}/admin/#/orders/{order['id']}")
+    expect(page.get_by_test_id("payment-status")).to_have_text("paid")
+    expect(page.get_by_test_id("billing-address")).to_contain_text("B87654321")
+    expect(page.locator("ol.timeline")).to_contain_text("provider:test")
+    refund = page.get_by_test_id("refund-form")
+    refund.get_by_label(re.compile("^Amount")).fill("5,00")
+    refund.get_by_label("Comment").fill("Chipped handle")
+    screenshot(page, "admin-refund-form")
+    refund.get_by_role("button", name="Refund").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("partially refunded")
+    stored = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
+                          timeout=10).json()
+    assert (stored["refunded_total"], stored["refunds"][0]["provider"]) == (500, "test")
 
 
 def product_stock(system: System, owner: dict[str, str], sku: str) -> int | None:

@@ -17,7 +17,13 @@ import pytest
 import requests
 
 from services.orders.providers import sign_payload
-from tests.e2e.test_accounts import ADDRESS, new_email
+from tests.e2e.test_accounts import (
+    ADDRESS,
+    bearer,
+    new_email,
+    registered_account,
+    set_accounts,
+)
 from tests.support.infra import wait_for
 from tests.support.smtp import SmtpSink
 from tests.support.system import System
@@ -33,7 +39,9 @@ def checkout(system: System, email: str, method: str = "card", **extra: Any
         "email": email, "lines": [{"sku": "MUG-LOGO", "quantity": 1}],
         "shipping_address": ADDRESS, "payment_method": method, **extra})
     assert response.status_code == 201, response.text
-    return response.json()["order"]
+    # A card order answers with the provider's page: the shopper goes straight there.
+    assert (response.json()["payment"] is not None) == (method == "card"), response.text
+    return {**response.json()["order"], "payment": response.json()["payment"]}
 
 
 def order_token(smtp: SmtpSink, email: str) -> str:
@@ -93,6 +101,7 @@ def test_a_card_order_is_paid_on_the_providers_page(system: System, smtp: SmtpSi
     assert started.status_code == 200, started.text
     redirect_url = started.json()["redirect_url"]
     assert redirect_url.startswith(system.url + "/pay/test/")
+    assert redirect_url == order["payment"]["redirect_url"]  # the one checkout opened
     # A second click, another tab: the same page, never a second payment.
     assert start_payment(system, order["id"], token).json()["redirect_url"] == redirect_url
 
@@ -309,3 +318,40 @@ def test_the_billing_address_with_company_and_tax_id(system: System, smtp: SmtpS
     printed = requests.get(system.api(f"/admin/orders/{order['id']}/print"), headers=owner,
                            timeout=10).text
     assert "B12345678" in printed and "Gil Suministros SL" in printed
+
+
+def test_the_address_book_keeps_billing_details_for_checkout(
+        system: System, smtp: SmtpSink, owner: dict[str, str]) -> None:
+    set_accounts(system, owner, "optional")
+    try:
+        _, tokens = registered_account(system, smtp)
+        headers = bearer(tokens)
+        shipping = requests.post(system.api("/me/addresses"), headers=headers, timeout=10,
+                                 json={**ADDRESS, "default_shipping": True})
+        assert shipping.status_code == 201, shipping.text
+        billing = requests.post(system.api("/me/addresses"), headers=headers, timeout=10,
+                                json={**BILLING, "default_billing": True})
+        assert billing.status_code == 201, billing.text
+        assert billing.json()["tax_id"] == "B12345678"
+        prefill = requests.get(system.api("/me/checkout-prefill"), headers=headers,
+                               timeout=10).json()
+        assert prefill["billing_address"]["tax_id"] == "B12345678"
+        assert prefill["billing_address"]["company"] == "Gil Suministros SL"
+        assert prefill["shipping_address"]["line1"] == ADDRESS["line1"]
+        placed = requests.post(system.api("/checkout"), headers=headers, timeout=15, json={
+            "lines": [{"sku": "MUG-LOGO", "quantity": 1}], "payment_method": "bank_transfer",
+            "shipping_address_id": prefill["shipping_address"]["id"],
+            "billing_address_id": prefill["billing_address"]["id"]})
+        assert placed.status_code == 201, placed.text
+        order = placed.json()["order"]
+        assert order["billing_address"]["tax_id"] == "B12345678"
+        assert order["shipping_address"]["line1"] == ADDRESS["line1"]
+        # Someone else's address id is nobody's here.
+        _, other = registered_account(system, smtp)
+        stolen = requests.post(system.api("/checkout"), headers=bearer(other), timeout=15,
+                               json={"lines": [{"sku": "MUG-LOGO", "quantity": 1}],
+                                     "shipping_address": ADDRESS,
+                                     "billing_address_id": prefill["billing_address"]["id"]})
+        assert stolen.status_code == 404
+    finally:
+        set_accounts(system, owner, "disabled")

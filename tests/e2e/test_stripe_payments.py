@@ -56,6 +56,7 @@ def test_a_card_order_paid_and_refunded_through_stripe(
     started = start_payment(system, order["id"], token)
     assert started.status_code == 200, started.text
     assert started.json()["redirect_url"].startswith("https://checkout.stripe.com/c/pay/cs_")
+    assert started.json()["redirect_url"] == order["payment"]["redirect_url"]
     sent = fake_stripe.calls("/v1/checkout/sessions")[-1]
     assert sent["client_reference_id"] == order["id"]
     assert sent["line_items[0][price_data][unit_amount]"] == str(order["total"])

@@ -13,6 +13,7 @@ pg_terminate_backend; a service is killed with SIGKILL while events are being ha
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,9 @@ import pytest
 import requests
 
 from messaging import deadletters
+from services.orders.providers import sign_payload
 from tests.conftest import start_system
+from tests.e2e.test_payments import webhook_secret
 from tests.support.infra import amqp_uri_for, free_port, wait_for
 from tests.support.smtp import SmtpSink
 from tests.support.system import BIN, REPO, System
@@ -217,6 +220,79 @@ def test_a_service_killed_mid_handler(system: System, sku: str, smtp: SmtpSink) 
             process.wait()
     assert all(process.returncode == -signal.SIGKILL for process in extra)
     audit(system, smtp, burst, 40)
+
+
+def test_rabbitmq_cut_while_payment_webhooks_arrive(system: System, sku: str, smtp: SmtpSink,
+                                                    broker_proxy: TcpProxy) -> None:
+    """Card orders paid while the broker is cut: the provider delivers each event (twice, as
+    providers may) and retries until it gets a 2xx, as Stripe does. Every payment is recorded
+    once: one history row, one event, one email each."""
+    tag = f"w{uuid.uuid4().hex[:8]}"
+    orders = []
+    for n in range(12):
+        response = requests.post(system.api("/checkout"), timeout=20, json={
+            "email": f"{tag}-{n}@faults.test", "lines": [{"sku": sku, "quantity": 1}],
+            "shipping_address": ADDRESS, "payment_method": "card"})
+        assert response.status_code == 201, response.text
+        order = response.json()
+        orders.append((order["order"]["id"],
+                       order["payment"]["redirect_url"].rsplit("/", 1)[1]))
+    secret = webhook_secret(system)
+    events = [json.dumps({"id": f"evt_{tag}_{n}", "type": "payment.succeeded", "data": {
+        "session": session_id, "payment": f"pay_{tag}_{n}", "amount": 900,
+        "currency": "EUR"}}) for n, (_, session_id) in enumerate(orders)]
+    answers: dict[int, int] = {}
+
+    def deliver(body: str) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:  # signed at each attempt, as a provider does
+                response = requests.post(
+                    system.api("/payments/test/webhook"), data=body.encode(), timeout=20,
+                    headers={"Content-Type": "application/json",
+                             "Test-Signature": sign_payload(body.encode(), secret)})
+                answers[response.status_code] = answers.get(response.status_code, 0) + 1
+                if response.ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"the webhook was never taken: {body}")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = [pool.submit(deliver, body) for body in events + events]
+        time.sleep(0.3)
+        broker_proxy.cut()
+        time.sleep(4)
+        broker_proxy.restore()
+        for future in futures:
+            future.result()
+    print(f"\n{tag}: webhook answers {dict(sorted(answers.items()))}")
+    ids = [order_id for order_id, _ in orders]
+    paid = system.sql("orders", "SELECT count(*) FROM orders WHERE id IN :ids AND "
+                      "payment_status = 'paid'", ids=tuple(ids))[0][0]
+    assert paid == len(ids)
+    [(rows,)] = system.sql("orders", "SELECT count(*) FROM order_history WHERE order_id IN "
+                           ":ids AND field = 'payment_status'", ids=tuple(ids))
+    assert rows == len(ids)  # one "paid" row each, by provider:test
+    [(seen,)] = system.sql("orders", "SELECT count(*) FROM provider_events WHERE event_id "
+                           "LIKE :p", p=f"evt_{tag}_%")
+    assert seen == len(ids)
+    wait_for(lambda: not system.sql(
+        "orders", "SELECT id FROM outbox WHERE published_at IS NULL"), timeout=60,
+        message="every event published")
+    [(published,)] = system.sql("orders", "SELECT count(*) FROM outbox WHERE event_type = "
+                                "'payment_status_changed' AND body LIKE :p", p=f"%{tag}-%")
+    assert published == len(ids)
+    for n in range(len(ids)):  # confirmation + payment received, once each
+        smtp.wait_for_mail_to(f"{tag}-{n}@faults.test", count=2, timeout=60)
+    time.sleep(2.5)
+    received = [{m.message["Message-ID"] for m in smtp.to(f"{tag}-{n}@faults.test")}
+                for n in range(len(ids))]
+    assert [len(r) for r in received] == [2] * len(ids)
+    parked = {service: deadletters.depth(system.env["AMQP_URI"], service)
+              for service in ("customers", "notifications", "orders", "identity")}
+    assert not any(parked.values()), f"dead-lettered: {parked}"
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ class System:
             "CLIENTELA_VAR_DIR": str(workdir / "var"),
             "GATEWAY_PORT": str(self.gateway_port),
             "GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
+            "PAYMENT_PROVIDER": "test",  # card payments on the built-in test page
             # Two gateway processes: rate limits must hold across them (Redis).
             "GATEWAY_WORKERS": "2",
             "REDIS_URL": TEST_REDIS_URL,

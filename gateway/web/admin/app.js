@@ -13,7 +13,9 @@ const PAGE_SIZE = 25;
 const NEXT = {
   status: {pending_payment: ["paid", "canceled"], paid: ["completed", "canceled"],
            abandoned: ["canceled"], completed: [], canceled: []},
-  payment_status: {pending: ["paid", "voided"], paid: ["refunded"], refunded: [], voided: []},
+  // partially_refunded is reached with an amount: the refund form, not this list.
+  payment_status: {pending: ["paid", "voided"], paid: ["refunded"], partially_refunded: ["refunded"],
+                   refunded: [], voided: ["paid"]},
   fulfillment_status: {unfulfilled: ["requested", "in_transit", "canceled"],
                        requested: ["in_transit", "canceled"], in_transit: ["delivered", "canceled"],
                        delivered: [], canceled: []},
@@ -27,6 +29,8 @@ const SERVICE_COMMENTS = [
   [/^Paid when the order was taken$/, "hc_paid_when_taken"],
   [/^follows (\w+) (\w+)$/, "hc_follows", (app, m) => ({field: app.fieldLabel(m[1]).toLowerCase(), state: app.state(m[2])})],
   [/^Unpaid after (\d+) minutes$/, "hc_unpaid_after", (app, m) => ({minutes: m[1]})],
+  [/^Paid at (\w+)$/, "hc_paid_at", (app, m) => ({provider: m[1]})],
+  [/^Payment declined at (\w+)$/, "hc_declined_at", (app, m) => ({provider: m[1]})],
 ];
 const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "payment_refunded", "order_shipped",
   "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
@@ -36,6 +40,7 @@ const DELIVERY_KINDS = NOTIFICATION_KINDS.concat(["welcome", "password_reset", "
 // The changes a customer is emailed about (messaging.contracts.CUSTOMER_EMAILED_CHANGES):
 // the "tell the customer" box is offered, and sent, only for these.
 const EMAILED_CHANGES = new Set(["payment_status paid", "payment_status refunded",
+  "payment_status partially_refunded",
   "fulfillment_status in_transit", "fulfillment_status delivered", "status canceled"]);
 const emailed = (field, state) => EMAILED_CHANGES.has(`${field} ${state}`);
 
@@ -101,6 +106,7 @@ document.addEventListener("alpine:init", () => {
                  error: "", message: ""},
     order: null, orderError: "", orderMessage: "",
     paymentForm: {payment_status: "", comment: "", notify_customer: true, error: ""},
+    refundForm: {amount: "", comment: "", notify_customer: true, error: ""},
     fulfillmentForm: {fulfillment_status: "", carrier: "", tracking_number: "",
                       tracking_url: "", notify_customer: true, error: ""},
     cancelForm: {comment: "", payment: "refund", notify_customer: true, error: ""},
@@ -522,6 +528,7 @@ document.addEventListener("alpine:init", () => {
         carrier: order.carrier || "", tracking_number: order.tracking_number || "",
         tracking_url: order.tracking_url || "", notify_customer: true, error: ""};
       this.cancelForm = {comment: "", payment: "refund", notify_customer: true, error: ""};
+      this.refundForm = {amount: "", comment: "", notify_customer: true, error: ""};
       this.noteForm = {comment: "", error: ""};
     },
     nextStates(field) { return this.order ? (NEXT[field][this.order[field]] || []) : []; },
@@ -556,6 +563,17 @@ document.addEventListener("alpine:init", () => {
       if (this.order.payment_status === "paid") body.payment = f.payment;
       return this.orderAction(f, "status", body);
     },
+    refundOrder() {
+      const f = this.refundForm;
+      const body = {notify_customer: f.notify_customer, comment: f.comment || undefined};
+      if (String(f.amount).trim()) {
+        // Typed in major units ("12,50" or "12.50"); the API takes minor units.
+        const amount = Math.round(parseFloat(String(f.amount).replace(",", ".")) * 100);
+        if (!(amount > 0)) { f.error = this.t("refund_amount_invalid"); return; }
+        body.amount = amount;
+      }
+      return this.orderAction(f, "refund", body);
+    },
     addNote() { return this.orderAction(this.noteForm, "notes", {comment: this.noteForm.comment}); },
     async getRecoveryUrl() {
       this.orderError = "";
@@ -575,10 +593,17 @@ document.addEventListener("alpine:init", () => {
 
     // --- manual order ----------------------------------------------------------------------
     async startManualOrder() {
-      this.manual = {email: "", locale: this.lang, payment_method: "bank_transfer",
+      this.manual = {email: "", locale: this.lang, payment_method: "",
         payment_processed: true, note: "", lines: [{sku: "", quantity: 1}],
-        shipping_address: emptyAddress(), error: "", busy: false};
-      try { this.products = (await this.api("GET", "/admin/products")).items.filter((p) => p.active); }
+        shipping_address: emptyAddress(), error: "", busy: false, methods: []};
+      try {
+        const [products, settings] = await Promise.all([
+          this.api("GET", "/admin/products"), this.api("GET", "/admin/settings")]);
+        this.products = products.items.filter((p) => p.active);
+        // Only the methods the store takes (the API refuses the others).
+        this.manual.methods = settings.payment_methods;
+        this.manual.payment_method = settings.payment_methods[0];
+      }
       catch (error) { this.manual.error = this.problemText(error); }
     },
     manualNeedsShipping() {
@@ -664,16 +689,18 @@ document.addEventListener("alpine:init", () => {
     // The sender's address is edited as lines of text.
     formOfSettings(settings) {
       return Object.assign({}, settings, {store_address: (settings.store_address || []).join("\n"),
-        reply_to: settings.reply_to || ""});
+        reply_to: settings.reply_to || "", bank_transfer_instructions: settings.bank_transfer_instructions || "",
+        payment_methods: (settings.payment_methods || []).slice()});
     },
     async saveSettings() {
       this.settingsError = ""; this.settingsMessage = "";
       const body = {};
       const current = this.formOfSettings(this.settings);
       for (const [key, value] of Object.entries(this.settingsForm)) {
-        if (value === current[key]) continue;
+        if (JSON.stringify(value) === JSON.stringify(current[key])) continue;
         if (key === "store_address") body[key] = value.split("\n").map((line) => line.trim()).filter(Boolean);
-        else if (key === "reply_to") body[key] = value.trim() || null;
+        else if (key === "reply_to" || key === "bank_transfer_instructions") body[key] = value.trim() || null;
+        else if (key === "payment_methods") body[key] = ["bank_transfer", "cash", "cheque", "card"].filter((m) => value.includes(m));
         else body[key] = ["password_min_length", "password_min_classes"].includes(key) ? parseInt(value, 10) : value;
       }
       try {
