@@ -344,7 +344,7 @@ def test_the_example_store_follows_the_login_option(
     set_login_option(system, owner, "disabled")
 
 
-def checkout(page: Page, email: str) -> None:
+def checkout(page: Page, email: str, submit: bool = True) -> None:
     page.get_by_label("Correo electrónico").fill(email)
     page.get_by_label("Nombre", exact=True).fill(ADDRESS["first_name"])
     page.get_by_label("Apellidos").fill(ADDRESS["last_name"])
@@ -352,7 +352,8 @@ def checkout(page: Page, email: str) -> None:
     page.get_by_label("Ciudad").fill(ADDRESS["city"])
     page.get_by_label("Código postal").fill(ADDRESS["postal_code"])
     screenshot(page, "store-checkout")
-    page.get_by_role("button", name="Realizar pedido").click()
+    if submit:
+        page.get_by_role("button", name="Realizar pedido").click()
 
 
 def test_a_customer_registers_and_resets_a_password_on_the_example_store(
@@ -637,10 +638,10 @@ def test_a_manual_order_with_a_payment_link(page: Page, system: System,
     number = number.split()[-1]
     # The link opens the order on the store and goes on to the payment page (the test
     # provider's, as in `make run`); paying there brings the customer back to the store.
-    page.goto(url)
-    expect(page.get_by_role("heading", name=f"Pagar el pedido {number}")).to_be_visible()
+    page.goto(url)  # the page speaks the order's language: the admin's, English here
+    expect(page.get_by_role("heading", name=f"Pay order {number}")).to_be_visible()
     screenshot(page, "test-provider-payment-page")
-    page.get_by_role("button", name="Pagar").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
     expect(page.get_by_test_id("payment-return")).to_contain_text("estamos confirmando tu pago")
     order = requests.get(system.api("/admin/orders"), params={"q": email},
                          headers=admin_headers(system), timeout=10).json()["items"][0]
@@ -660,6 +661,7 @@ def test_a_card_checkout_with_billing_details_paid_then_refunded_in_part(
     page.goto(f"{system.url}/example-store/")
     page.get_by_role("button", name="Añadir al carrito: Taza con logo").click()
     page.get_by_test_id("cart-link").click()
+    checkout(page, email, submit=False)
     page.get_by_label("Datos de facturación distintos (factura)").check()
     billing = page.get_by_test_id("billing-address")
     billing.get_by_label("Empresa").fill("Pardo Hermanos SL")
@@ -669,8 +671,9 @@ def test_a_card_checkout_with_billing_details_paid_then_refunded_in_part(
     billing.get_by_label("Dirección", exact=True).fill("Avenida Sol 10")
     billing.get_by_label("Ciudad").fill("Cádiz")
     billing.get_by_label("País").fill("ES")
-    page.get_by_label("Pago", exact=True).select_option("card")
-    checkout(page, email)
+    page.locator("select[name=payment_method]").select_option("card")
+    screenshot(page, "store-checkout-billing")
+    page.get_by_role("button", name="Realizar pedido").click()
     # Straight to the provider's page; Decline first, then pay from the email's link.
     expect(page.get_by_role("button", name="Rechazar")).to_be_visible()
     page.get_by_role("button", name="Rechazar").click()
@@ -689,6 +692,12 @@ def test_a_card_checkout_with_billing_details_paid_then_refunded_in_part(
     page.goto(pay_url)
     page.get_by_role("button", name="Pagar").click()
     expect(page.get_by_test_id("payment-return")).to_be_visible()
+    # The confirmation, then the payment's email: two in all (the decline sends none).
+    mails = smtp.wait_for_mail_to(email, count=2)
+    assert mails[0].subject.startswith("Hemos recibido tu pedido")
+    assert mails[1].subject.startswith("Pago recibido del pedido")
+    time.sleep(1)
+    assert len(smtp.to(email)) == 2
 
     # The merchant sees it paid by the provider, with the billing block, and refunds 5,00.
     sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
