@@ -162,8 +162,10 @@ def test_a_burst_of_logins_gets_no_extra_guesses(system: System, smtp: SmtpSink,
             lambda n: attempt(n, GOOD_PASSWORD if n == 8 else None), range(1, 41))]
     elapsed = time.monotonic() - started
     # Five checks, then a 1 s lock that doubles: a slow machine's burst may outlast a lock
-    # or two, and each lock that runs out earns one more check, never more.
-    allowed = 5 + int(math.log2(elapsed + 1))
+    # or two, and each lock that runs out earns one more check, never more. Requests are not
+    # served in the order they were sent: when the right password is among the first checked,
+    # its success restarts the count (as a login should), and five more wrong ones are checked.
+    allowed = 5 + int(math.log2(elapsed + 1)) + (5 if 200 in statuses else 0)
     assert 5 <= statuses.count(401) + statuses.count(200) <= allowed, (statuses, elapsed)
     assert statuses.count(429) >= 40 - allowed, statuses
 
