@@ -21,9 +21,12 @@ COLUMNS = ["number", "placed_at", "status", "payment_status", "fulfillment_statu
            "sku", "title", "quantity", "unit_price", "line_total",
            # added with billing (issue #19): after the old columns, so their places hold
            "refunded_total", "billing_name", "billing_company", "billing_tax_id",
-           "billing_address", "billing_country"]
+           "billing_address", "billing_country",
+           # added with category prices (issue #20)
+           "list_price", "price_source"]
 ADDRESS_FIELDS = tuple(AddressSchema().fields)
-MONEY = ("subtotal", "shipping_total", "total", "unit_price", "line_total", "refunded_total")
+MONEY = ("subtotal", "shipping_total", "total", "unit_price", "line_total", "refunded_total",
+         "list_price")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -52,7 +55,8 @@ def csv_rows(fetch_page: Callable[[str | None], dict[str, Any]], bom: bool = Fal
     while True:
         page = fetch_page(after)
         for row in page["rows"]:
-            row = {**row, **{k: _amount(row[k], row["currency"]) for k in MONEY if k in row}}
+            row = {**row, **{k: _amount(row[k], row["currency"]) for k in MONEY
+                             if row.get(k) is not None}}
             writer.writerow({k: _cell(v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)

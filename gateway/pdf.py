@@ -66,8 +66,11 @@ def order_pdf(order: dict[str, Any], p: Printout) -> bytes:
                               ("ALIGN", (1, 0), (1, -1), "RIGHT")]))
     rows = [[p.word("sku"), p.word("product"), p.word("quantity"), p.word("price"),
              p.word("total")]]
+    # A customer's category price shows with the catalogue price it replaced.
     rows += [[line["sku"], line["title"][:60], str(line["quantity"]),
-              money(line["unit_price"]), money(line["line_total"])]
+              money(line["unit_price"]) + (f" ({money(line['list_price'])})"
+                                           if line.get("list_price") else ""),
+              money(line["line_total"])]
              for line in order["lines"]]
     rows += [["", "", "", p.word("subtotal"), money(order["subtotal"])],
              ["", "", "", p.word("shipping_cost"), money(order["shipping_total"])],

@@ -4,6 +4,14 @@
 | disabled | no: 403 accounts_disabled | yes                   | no                        |
 | optional | yes                       | yes, offer an account | yes                       |
 | required | yes                       | no: 401 login_required| approved only (403 else)  |
+
+Prices (DESIGN §9), on top of the above:
+
+| prices_visible / price_display | anonymous, guest              | logged-in customer          |
+| everyone                       | catalogue prices; may buy     | their prices; may buy       |
+| logged_in                      | price null; checkout 401      | their prices; may buy       |
+| a category `hidden`            | (not a member)                | price null; checkout 403    |
+|                                |                               | prices_hidden (orders says) |
 """
 
 from __future__ import annotations
@@ -79,3 +87,18 @@ def chosen_payment_method(settings: dict[str, Any], body: dict[str, Any]) -> dic
     raise Problem(422, "payment_method_unavailable", "This store does not take that payment "
                   "method.", errors={"payment_method": [
                       "One of: " + ", ".join(entry["method"] for entry in offered) + "."]})
+
+
+EVERYONE, LOGGED_IN = "everyone", "logged_in"
+
+
+def prices_shown(settings: dict[str, Any], logged_in: bool) -> bool:
+    """Whether this caller sees prices at all (a member's hidden category is orders' rule)."""
+    return settings.get("prices_visible", EVERYONE) != LOGGED_IN or logged_in
+
+
+def ensure_prices_for_guest(settings: dict[str, Any], logged_in: bool) -> None:
+    """A store that shows prices to logged-in customers only sells only to them."""
+    if not prices_shown(settings, logged_in):
+        raise Problem(401, "login_required", "Log in to see prices and buy in this store.",
+                      headers={"WWW-Authenticate": "Bearer"})

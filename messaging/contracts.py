@@ -30,6 +30,8 @@ ACCOUNT_ENABLED = "account_enabled"
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_UPDATED = "customer_updated"
 CUSTOMER_ERASED = "customer_erased"
+CUSTOMER_CATEGORIES_CHANGED = "customer_categories_changed"
+CATEGORY_DELETED = "category_deleted"
 ORDER_PLACED = "order_placed"
 ORDER_STATUS_CHANGED = "order_status_changed"
 PAYMENT_STATUS_CHANGED = "payment_status_changed"
@@ -110,6 +112,9 @@ class OrderLinePayload(_Payload):
     quantity = fields.Integer(required=True, validate=validate.Range(min=1))
     unit_price = fields.Integer(required=True)
     line_total = fields.Integer(required=True)
+    # The catalogue price when the customer's category price differed (the email shows it).
+    list_price = fields.Integer(allow_none=True, load_default=None)
+    price_source = fields.String(allow_none=True, load_default=None)
 
 
 class OrderPlacedPayload(_Payload):
@@ -290,6 +295,22 @@ class OrderEmailCorrectedPayload(_Payload):
     actor = fields.String(required=True)
 
 
+class CustomerCategoriesPayload(_Payload):
+    """A registered customer's categories, whole, after a change: orders prices by them. The
+    version grows with every change of this customer's categories, so a consumer keeps the
+    newest whatever order the events arrive in."""
+
+    customer_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+    category_ids = fields.List(fields.UUID(), required=True)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class CategoryDeletedPayload(_Payload):
+    category_id = fields.UUID(required=True)
+    actor = fields.String(load_default="staff")
+
+
 @dataclass(frozen=True)
 class EventContract:
     name: str
@@ -315,6 +336,8 @@ CONTRACTS: dict[str, EventContract] = {
         EventContract(CUSTOMER_CREATED, "customers", 1, CustomerPayload),
         EventContract(CUSTOMER_UPDATED, "customers", 1, CustomerPayload),
         EventContract(CUSTOMER_ERASED, "customers", 1, CustomerErasedPayload),
+        EventContract(CUSTOMER_CATEGORIES_CHANGED, "customers", 1, CustomerCategoriesPayload),
+        EventContract(CATEGORY_DELETED, "customers", 1, CategoryDeletedPayload),
         EventContract(ORDER_PLACED, "orders", 1, OrderPlacedPayload),
         EventContract(ORDER_STATUS_CHANGED, "orders", 1, OrderChangePayload),
         EventContract(PAYMENT_STATUS_CHANGED, "orders", 1, OrderChangePayload),

@@ -57,7 +57,8 @@ const WORDS = {
     billing_address: "Billing", company: "Company", tax_id: "Tax ID", how_to_pay: "How to pay",
     reference: "Reference", pay_now: "Pay now", payment_done: "Thank you: your payment is being confirmed. The details are in your email.",
     payment_not_done: "The payment was not completed. You can try again from the link in your email.",
-    refunded_amount: "Refunded"},
+    refunded_amount: "Refunded", login_to_see_prices: "Log in to see prices.",
+    contact_to_order: "Prices on request: contact us to order."},
   es: {catalogue: "Productos", cart: "Carrito", login: "Entrar", register: "Crear una cuenta",
     logout: "Salir", account: "Mi cuenta", add_to_cart: "Añadir al carrito", out_of_stock: "Agotado",
     empty_cart: "Tu carrito está vacío.", checkout: "Finalizar compra", email: "Correo electrónico",
@@ -96,7 +97,8 @@ const WORDS = {
     billing_address: "Facturación", company: "Empresa", tax_id: "NIF/CIF", how_to_pay: "Cómo pagar",
     reference: "Concepto", pay_now: "Pagar ahora", payment_done: "Gracias: estamos confirmando tu pago. Tienes los detalles en tu correo.",
     payment_not_done: "El pago no se completó. Puedes volver a intentarlo desde el enlace de tu correo.",
-    refunded_amount: "Reembolsado"},
+    refunded_amount: "Reembolsado", login_to_see_prices: "Entra para ver los precios.",
+    contact_to_order: "Precios bajo consulta: contacta con nosotros para pedir."},
 };
 
 document.addEventListener("alpine:init", () => {
@@ -125,8 +127,9 @@ document.addEventListener("alpine:init", () => {
         document.documentElement.lang = this.store.locale;
         // The store's enabled methods, its first one chosen (GET /store lists them in order).
         this.checkoutForm.payment_method = (this.store.payment_methods[0] || {}).method || "";
-        this.products = (await this.call("GET", "/products")).items;
         if (this.accountsOffered && (this.access || localStorage.getItem(REFRESH_KEY))) await this.loadMe();
+        // After logging in: the catalogue is at this customer's prices (their categories).
+        this.products = (await this.call("GET", "/products")).items;
         await this.open();
       } catch (error) { this.error = error.message; }
     },
@@ -265,7 +268,7 @@ document.addEventListener("alpine:init", () => {
         .filter((line) => line.product);
     },
     get cartCount() { return Object.values(this.cart).reduce((a, b) => a + b, 0); },
-    get subtotal() { return this.cartLines.reduce((sum, l) => sum + l.product.price * l.quantity, 0); },
+    get subtotal() { return this.cartLines.reduce((sum, l) => sum + (l.product.price || 0) * l.quantity, 0); },
     get needsShipping() { return this.cartLines.some((l) => !l.product.digital); },
     get recovering() { return readJson(sessionStorage, EXTRAS_KEY, {}).number; },
     add(sku) { this.cart[sku] = (this.cart[sku] || 0) + 1; this.saveCart(); this.message = ""; },

@@ -40,6 +40,12 @@ from services.identity.schemas import (
     StoreSettingsUpdateSchema,
     TokensSchema,
 )
+from services.orders.schemas import (
+    CategoryPriceListOutSchema,
+    CategoryPriceListSchema,
+    CategoryPricingOutSchema,
+    CategoryPricingSchema,
+)
 
 admin = Blueprint("admin", __name__)
 
@@ -269,12 +275,55 @@ def rename_category(category_id: str) -> Any:
     return jsonify(rpc_call("customers", "rename_category", category_id, json_body()))
 
 
+@admin.get("/categories/<category_id>/pricing")
+@document("What a category does to its members' prices", tags=["admin"], auth="staff",
+          responses={200: CategoryPricingOutSchema})
+@staff_required("owner", "staff")
+def get_category_pricing(category_id: str) -> Any:
+    rpc_call("customers", "get_category", category_id)  # 404 for no such category
+    return jsonify(rpc_call("orders", "get_category_pricing", category_id))
+
+
+@admin.put("/categories/<category_id>/pricing")
+@document("Set a category's price display (shown, hidden) and discount", tags=["admin"],
+          auth="staff", body=CategoryPricingSchema, responses={200: CategoryPricingOutSchema},
+          description="A customer's price is the lowest of their categories' SKU prices and "
+                      "of the catalogue price less their biggest discount; hidden in any of "
+                      "their categories: no prices and no checkout (403 prices_hidden).")
+@staff_required("owner", "staff")
+def set_category_pricing(category_id: str) -> Any:
+    body = json_body()
+    rpc_call("customers", "get_category", category_id)
+    return jsonify(rpc_call("orders", "set_category_pricing", category_id, body, _actor()))
+
+
+@admin.get("/categories/<category_id>/prices")
+@document("A category's price list (per-SKU prices)", tags=["admin"], auth="staff",
+          responses={200: CategoryPriceListOutSchema})
+@staff_required("owner", "staff")
+def get_category_prices(category_id: str) -> Any:
+    rpc_call("customers", "get_category", category_id)
+    return jsonify(rpc_call("orders", "get_category_prices", category_id))
+
+
+@admin.put("/categories/<category_id>/prices")
+@document("Replace a category's price list", tags=["admin"], auth="staff",
+          body=CategoryPriceListSchema, responses={200: CategoryPriceListOutSchema},
+          description='{"prices": [{"sku", "price"}]} (minor units) replaces the whole list; '
+                      "an empty list removes it. Unknown SKUs: 422.")
+@staff_required("owner", "staff")
+def set_category_prices(category_id: str) -> Any:
+    body = json_body()
+    rpc_call("customers", "get_category", category_id)
+    return jsonify(rpc_call("orders", "set_category_prices", category_id, body, _actor()))
+
+
 @admin.delete("/categories/<category_id>")
 @document("Delete a category (its customers stay)", tags=["admin"], auth="staff",
           responses={204: None})
 @staff_required("owner", "staff")
 def delete_category(category_id: str) -> Response:
-    rpc_call("customers", "delete_category", category_id)
+    rpc_call("customers", "delete_category", category_id, _actor())
     return Response(status=204)
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify
 
-from gateway.auth import customer_required
-from gateway.blueprints import json_body, rpc_call
+from gateway.auth import STOREFRONT, claims_for, customer_required
+from gateway.blueprints import json_body, rpc_call, store_settings
+from gateway.blueprints.storefront import without_prices
 from gateway.limits import limit
 from gateway.openapi import document
 from gateway.problems import Problem
@@ -74,6 +75,7 @@ def merge_cart() -> Any:
 
 @cart.get("/b/<code>")
 @document("A direct-buy link's cart, to prefill checkout", tags=["cart"],
+          auth="optional-customer",
           responses={200: BuyLinkCartSchema},
           description="404 for an unknown link, 410 when the store has switched it off. Check "
                       "out with buy_link set to the code: the order is credited to the link.")
@@ -81,4 +83,6 @@ def merge_cart() -> Any:
 def open_buy_link(code: str) -> Any:
     if len(code) > 16:
         raise Problem(404, "buy_link_not_found", "No such link.")
-    return jsonify(rpc_call("orders", "open_buy_link", code))
+    claims = claims_for(STOREFRONT, required=False)
+    link = rpc_call("orders", "open_buy_link", code, claims["sub"] if claims else None)
+    return jsonify(without_prices(link, store_settings(), claims is not None))

@@ -12,7 +12,13 @@ from gateway.auth import STOREFRONT, claims_for, customer_required
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.limits import limit
 from gateway.openapi import document
-from gateway.policy import checkout_decision, chosen_payment_method, offered_payment_methods
+from gateway.policy import (
+    checkout_decision,
+    chosen_payment_method,
+    ensure_prices_for_guest,
+    offered_payment_methods,
+    prices_shown,
+)
 from gateway.problems import Problem
 from gateway.schemas import StorefrontCheckoutSchema
 from messaging.contracts import LOCALES
@@ -46,9 +52,17 @@ def get_store() -> Any:
 
 
 @storefront.get("/products")
-@document("The catalogue (active products)", tags=["store"], responses={200: ProductListSchema})
+@document("The catalogue (active products), at the caller's prices", tags=["store"],
+          auth="optional-customer", responses={200: ProductListSchema},
+          description="With a customer's token, their category prices (list_price: the "
+                      "catalogue's, when theirs differs). price is null for a visitor when the "
+                      "store shows prices to logged-in customers only, and for a customer "
+                      "whose category hides prices.")
 def list_products() -> Any:
-    return jsonify(items=rpc_call("orders", "list_products"))
+    claims = claims_for(STOREFRONT, required=False)
+    shown = prices_shown(store_settings(), logged_in=claims is not None)
+    return jsonify(items=rpc_call("orders", "list_products",
+                                  claims["sub"] if claims else None, shown))
 
 
 @storefront.post("/checkout")
@@ -72,6 +86,7 @@ def checkout() -> Any:
     account = rpc_call("identity", "get_account", claims["sub"]) if claims else None
     decision = checkout_decision(settings["customer_accounts"], logged_in=account is not None,
                                  account_status=account["status"] if account else None)
+    ensure_prices_for_guest(settings, logged_in=account is not None)
     if body.get("cart") is not None and account is None:
         raise Problem(401, "login_required", "Log in to check out your saved cart.")
     key = request.headers.get("Idempotency-Key")
@@ -164,14 +179,16 @@ def _scoped_idempotency_key(key: str | None, account: dict[str, Any] | None,
 
 @storefront.get("/recover/<token>")
 @document("An abandoned order's cart, from the recovery link", tags=["checkout"],
-          responses={200: RecoveryCartSchema},
+          auth="optional-customer", responses={200: RecoveryCartSchema},
           description="Today's prices and stock; check out with recovery_token to record "
                       "that the new order recovers the old one.")
 @limit("checkout")
 def recover(token: str) -> Any:
     if len(token) > 200:
         raise Problem(404, "recovery_link_invalid", "This link is not valid (any more).")
-    return jsonify(rpc_call("orders", "get_recovery_cart", token))
+    claims = claims_for(STOREFRONT, required=False)
+    cart = rpc_call("orders", "get_recovery_cart", token, claims["sub"] if claims else None)
+    return jsonify(without_prices(cart, store_settings(), claims is not None))
 
 
 @storefront.get("/orders/<order_id>")
@@ -206,3 +223,13 @@ def my_orders() -> Any:
 @customer_required
 def my_order(order_id: str) -> Any:
     return jsonify(rpc_call("orders", "get_customer_order", g.claims["sub"], order_id))
+
+
+def without_prices(cart: dict[str, Any], settings: dict[str, Any], logged_in: bool
+                   ) -> dict[str, Any]:
+    """A cart for a caller the store shows no prices to: the lines, no amounts."""
+    if prices_shown(settings, logged_in):
+        return cart
+    hidden = ("unit_price", "line_total", "previous_unit_price", "list_price", "price_source")
+    return {**cart, "subtotal": None,
+            "lines": [{**line, **dict.fromkeys(hidden)} for line in cart["lines"]]}

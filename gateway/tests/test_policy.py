@@ -2,7 +2,12 @@
 
 import pytest
 
-from gateway.policy import checkout_decision, ensure_accounts_offered
+from gateway.policy import (
+    checkout_decision,
+    ensure_accounts_offered,
+    ensure_prices_for_guest,
+    prices_shown,
+)
 from gateway.problems import Problem
 
 
@@ -43,3 +48,15 @@ def test_required_refuses_guests_and_unapproved_accounts() -> None:
 def test_a_disabled_account_is_told_so(mode: str) -> None:
     problem = refused(mode, logged_in=True, account_status="disabled")
     assert (problem.status, problem.code) == (403, "account_disabled")
+
+
+def test_prices_for_everyone_or_logged_in_customers_only() -> None:
+    # The prices rows of the table (DESIGN §9): through HTTP in tests/e2e/test_category_prices.
+    everyone, members_only = {"prices_visible": "everyone"}, {"prices_visible": "logged_in"}
+    assert prices_shown(everyone, logged_in=False) and prices_shown(everyone, logged_in=True)
+    assert prices_shown(members_only, logged_in=True)
+    assert not prices_shown(members_only, logged_in=False)
+    ensure_prices_for_guest(everyone, logged_in=False)
+    with pytest.raises(Problem) as error:
+        ensure_prices_for_guest(members_only, logged_in=False)
+    assert (error.value.status, error.value.code) == (401, "login_required")

@@ -66,6 +66,8 @@ class Customer(Base):
     # Who the customer's invoices are for, from their latest order's billing address.
     billing_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     tax_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Grows at every change of the customer's categories (customer_categories_changed).
+    categories_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Marketing consent, with when it was given and withdrawn (proof for the merchant).
     accepts_marketing: Mapped[bool] = mapped_column(Boolean, default=False,
                                                     server_default=false(), index=True)

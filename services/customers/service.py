@@ -34,6 +34,8 @@ from messaging.contracts import (
     ACCOUNT_ENABLED,
     ACCOUNT_INVITED,
     ACCOUNT_REGISTERED,
+    CATEGORY_DELETED,
+    CUSTOMER_CATEGORIES_CHANGED,
     CUSTOMER_CREATED,
     CUSTOMER_ERASED,
     CUSTOMER_UPDATED,
@@ -432,13 +434,27 @@ class CustomersService(HealthEndpoints):
             raise _category_exists() from None
 
     @rpc
-    def delete_category(self, category_id: str) -> None:
-        """The category goes; its customers stay (only their membership is removed)."""
+    def get_category(self, category_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
             category = _category(session, category_id)
+            members = session.scalar(select(func.count()).select_from(CustomerCategory)
+                                     .where(CustomerCategory.category_id == category.id))
+            return {"id": str(category.id), "name": category.name, "customers": members}
+
+    @rpc
+    def delete_category(self, category_id: str, actor: str = "staff") -> None:
+        """The category goes; its customers stay (only their membership is removed), and
+        orders drops its price list."""
+        with self.db.transaction() as session:
+            category = _category(session, category_id)
+            members = list(session.scalars(select(CustomerCategory.customer_id).where(
+                CustomerCategory.category_id == category.id)))
             session.execute(delete(CustomerCategory)
                             .where(CustomerCategory.category_id == category.id))
             session.delete(category)
+            emit(session, CATEGORY_DELETED, {"category_id": category.id, "actor": actor})
+            session.flush()
+            _announce_categories(session, members)
 
     @rpc
     def add_members_by_filter(self, category_id: str, query: dict[str, Any]) -> dict[str, int]:
@@ -452,8 +468,11 @@ class CustomersService(HealthEndpoints):
             matching = select(Customer.id, literal(category.id, Uuid()),
                               literal(utcnow(), UtcDateTime())).where(
                 *_customer_filters(data), Customer.erased_at.is_(None), ~already)
-            added = session.execute(insert(CustomerCategory).from_select(
-                ["customer_id", "category_id", "added_at"], matching)).rowcount
+            added_ids = list(session.scalars(insert(CustomerCategory).from_select(
+                ["customer_id", "category_id", "added_at"], matching)
+                .returning(CustomerCategory.customer_id)))
+            added = len(added_ids)
+            _announce_categories(session, added_ids)
             total = session.scalar(select(func.count()).select_from(CustomerCategory)
                                    .where(CustomerCategory.category_id == category.id))
             return {"added": added, "customers": total}
@@ -469,6 +488,10 @@ class CustomersService(HealthEndpoints):
                 session.add(CustomerCategory(customer_id=customer.id, category_id=category.id))
             elif not member and existing is not None:
                 session.delete(existing)
+            else:
+                return
+            session.flush()
+            _announce_categories(session, [customer.id])
 
     # the customer's own address book (by account id) -----------------------------------
     @rpc
@@ -662,6 +685,7 @@ class CustomersService(HealthEndpoints):
             elif customer.account_id is None:
                 domain.link_account(customer, account)
                 emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+                _announce_categories(session, [customer.id], only_members=True)
             domain.mirror_account_status(customer, account["status"], _occurred(envelope))
 
     @consume_event("identity", ACCOUNT_APPROVED)
@@ -792,6 +816,30 @@ def _customer(session: Any, customer_id: str, lock: bool = False) -> Customer:
 
 def _customer_exists() -> ServiceError:
     return ServiceError("customer_exists", "A customer with this email exists.", 409)
+
+
+def _announce_categories(session: Any, customer_ids: Any, only_members: bool = False) -> None:
+    """Tell orders each registered customer's categories, whole, with a version that grows at
+    every change (prices follow memberships; a late or repeated event cannot undo a newer
+    one). ``only_members``: skip customers in no category (a new account, say)."""
+    ids = list(customer_ids)
+    if not ids:
+        return
+    customers = session.scalars(select(Customer).where(
+        Customer.id.in_(ids), Customer.account_id.is_not(None)).with_for_update()).all()
+    held: dict[Any, list[Any]] = {customer.id: [] for customer in customers}
+    for customer_id, category_id in session.execute(
+            select(CustomerCategory.customer_id, CustomerCategory.category_id)
+            .where(CustomerCategory.customer_id.in_(list(held)))):
+        held[customer_id].append(category_id)
+    for customer in customers:
+        if only_members and not held[customer.id]:
+            continue
+        customer.categories_version = (customer.categories_version or 0) + 1
+        emit(session, CUSTOMER_CATEGORIES_CHANGED, {
+            "customer_id": customer.id, "account_id": customer.account_id,
+            "category_ids": sorted(held[customer.id], key=str),
+            "version": customer.categories_version})
 
 
 def _category(session: Any, category_id: str) -> Category:

@@ -24,7 +24,18 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "reply_to": None,
     "payment_methods": list(PAYMENT_METHODS),
     "bank_transfer_instructions": None,
+    "prices_visible": "everyone",
 }
+PRICES_VISIBLE = ("everyone", "logged_in")
+
+
+def settings_problem(settings: dict[str, Any]) -> dict[str, list[str]] | None:
+    """Settings that cannot hold together: prices for logged-in customers only need a store
+    where customers can log in."""
+    if settings.get("prices_visible") == "logged_in" \
+            and settings.get("customer_accounts") == "disabled":
+        return {"prices_visible": ["logged_in needs customer accounts (optional or required)"]}
+    return None
 
 # Account statuses, and which of them may log in.
 ACTIVE, PENDING_APPROVAL, INVITED, DISABLED = "active", "pending_approval", "invited", "disabled"

@@ -46,6 +46,9 @@ class StoreSettings(Base):
     payment_methods: Mapped[list | None] = mapped_column(JSON, nullable=True,
                                                          default=lambda: list(PAYMENT_METHODS))
     bank_transfer_instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Who sees prices: everyone, or logged-in customers only (members-only stores).
+    prices_visible: Mapped[str] = mapped_column(String(16), default="everyone",
+                                                server_default="everyone")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 

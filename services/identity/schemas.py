@@ -6,7 +6,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from messaging.contracts import LOCALES, PAYMENT_METHODS
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
-from services.identity.domain import CUSTOMER_ACCOUNT_MODES, PASSWORD_MAX_LENGTH, STAFF_ROLES
+from services.identity.domain import (
+    CUSTOMER_ACCOUNT_MODES,
+    PASSWORD_MAX_LENGTH,
+    PRICES_VISIBLE,
+    STAFF_ROLES,
+)
 
 
 class _Strict(Schema):
@@ -41,6 +46,7 @@ class StoreSettingsSchema(Schema):
     reply_to = fields.String(allow_none=True)
     payment_methods = fields.List(fields.String())
     bank_transfer_instructions = fields.String(allow_none=True)
+    prices_visible = fields.String()
 
 
 def _distinct(methods: list[str]) -> None:
@@ -74,6 +80,10 @@ class StoreSettingsUpdateSchema(_Strict):
     bank_transfer_instructions = fields.String(allow_none=True, validate=validate.Length(
         max=2000), metadata={"description": "what a bank transfer order shows and its "
                                             "confirmation email carries (IBAN, reference)"})
+    prices_visible = fields.String(validate=validate.OneOf(PRICES_VISIBLE), metadata={
+        "description": "everyone, or logged_in: visitors and guests see no prices and cannot "
+                       "check out (a members-only or wholesale store; needs customer "
+                       "accounts)"})
 
 
 class InviteSchema(_Strict):
@@ -173,6 +183,9 @@ class PaymentMethodSchema(Schema):
 
 class PublicStoreSchema(Schema):
     payment_methods = fields.List(fields.Nested(PaymentMethodSchema), required=True)
+    prices_visible = fields.String(required=True, metadata={
+        "description": "everyone, or logged_in: show prices (and checkout) to logged-in "
+                       "customers only"})
     customer_accounts = fields.String(required=True)
     require_approval = fields.Boolean(required=True, metadata={
         "description": "accounts wait for the merchant's approval before they can check out"})

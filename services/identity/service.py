@@ -96,7 +96,12 @@ class IdentityService(HealthEndpoints):
         data = load_or_raise(StoreSettingsUpdateSchema(), changes)
         with self.db.transaction() as session:
             row = _settings_row(session, lock=True)
-            diff = domain.diff_settings(StoreSettingsSchema().dump(row), data)
+            current = StoreSettingsSchema().dump(row)
+            problem = domain.settings_problem({**current, **data})
+            if problem:
+                raise ServiceError("settings_conflict", "These settings cannot hold together.",
+                                   422, errors=problem)
+            diff = domain.diff_settings(current, data)
             if diff:
                 for field, (_, new) in diff.items():
                     setattr(row, field, new)

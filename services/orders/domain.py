@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -116,6 +116,51 @@ def check_transition(machine: str, current: str, target: str) -> bool:
     return True
 
 
+# Prices per customer category (DESIGN §9). A customer's price for a product: the lowest of
+# its categories' per-SKU prices and of the catalogue price less its categories' biggest
+# discount; the catalogue price without categories. "hidden" in any category wins: no price.
+PRICE_DISPLAYS = ("shown", "hidden")
+MAX_DISCOUNT_PERCENT = 90
+CATALOGUE, HIDDEN = "catalogue", "hidden"
+
+
+@dataclass(frozen=True)
+class CategoryTerms:
+    """What one category does to its members' prices."""
+
+    category_id: str
+    hidden: bool = False
+    discount_percent: int = 0
+    prices: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomerPrice:
+    price: int | None  # None: hidden from this customer
+    list_price: int  # the catalogue's
+    source: str  # catalogue, hidden, or the category id the price comes from
+
+
+def customer_price(sku: str, catalogue_price: int, terms: Iterable[CategoryTerms]
+                   ) -> CustomerPrice:
+    terms = list(terms)
+    if any(t.hidden for t in terms):
+        return CustomerPrice(None, catalogue_price, HIDDEN)
+    best, source = catalogue_price, CATALOGUE
+    discounted = [t for t in terms if t.discount_percent > 0]
+    if discounted:
+        biggest = max(discounted, key=lambda t: (t.discount_percent, t.category_id))
+        # Rounded half up to the minor unit: 12.50 less 15% is 10.63, not 10.62.
+        price = (catalogue_price * (100 - biggest.discount_percent) + 50) // 100
+        if price < best:
+            best, source = price, biggest.category_id
+    for t in sorted(terms, key=lambda t: t.category_id):
+        price = t.prices.get(sku)
+        if price is not None and price < best:
+            best, source = price, t.category_id
+    return CustomerPrice(best, catalogue_price, source)
+
+
 @dataclass(frozen=True)
 class PricedLine:
     sku: str
@@ -123,6 +168,8 @@ class PricedLine:
     quantity: int
     unit_price: int
     digital: bool
+    list_price: int | None = None  # the catalogue price, when the customer's differs
+    price_source: str = CATALOGUE
 
     @property
     def line_total(self) -> int:
@@ -143,9 +190,11 @@ def title_in(product: Any, locale: str | None) -> str:
 
 
 def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any],
-                locale: str | None = None) -> list[PricedLine]:
-    """Price a cart from the catalogue only; the client's idea of a price is never used.
-    Titles are in ``locale`` where the product has one."""
+                locale: str | None = None, terms: Iterable[CategoryTerms] = ()
+                ) -> list[PricedLine]:
+    """Price a cart from the catalogue and the customer's categories only; the client's idea
+    of a price is never used. Titles are in ``locale`` where the product has one."""
+    terms = list(terms)
     errors: dict[str, list[str]] = {}
     priced = []
     for sku, quantity in sorted(quantities.items()):
@@ -153,8 +202,14 @@ def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any],
         if product is None or not product.active:
             errors[sku] = ["unknown or unavailable product"]
             continue
-        priced.append(PricedLine(sku, title_in(product, locale), quantity, product.price,
-                                 product.digital))
+        price = customer_price(sku, product.price, terms)
+        if price.price is None:
+            raise ServiceError("prices_hidden", "This store shows you no prices: contact it "
+                               "to order.", 403)
+        priced.append(PricedLine(sku, title_in(product, locale), quantity, price.price,
+                                 product.digital,
+                                 product.price if price.price != product.price else None,
+                                 price.source))
     if errors:
         raise ServiceError("unknown_product", "Some products are not for sale.", 422,
                            errors={"lines": errors})
@@ -330,7 +385,7 @@ def anonymise_order(order: Any, customer_id: Any) -> None:
 
 # carts -------------------------------------------------------------------------------------
 # Why a cart line cannot be bought as it stands; None when it can.
-LINE_ISSUES = ("unknown_product", "inactive", "out_of_stock", "insufficient_stock")
+LINE_ISSUES = ("unknown_product", "inactive", "prices_hidden", "out_of_stock", "insufficient_stock")
 
 
 @dataclass(frozen=True)
@@ -344,21 +399,26 @@ class WantedLine:
     title: str | None = None  # the title when ordered, for a product since removed
 
 
-def price_cart(wanted: Iterable[WantedLine], products: Mapping[str, Any]) -> dict[str, Any]:
-    """A cart at today's catalogue prices and stock: every line kept, the ones that cannot be
-    bought as they stand flagged with why (never silently dropped), a changed price shown with
-    the old one. The subtotal counts the lines that can be bought."""
+def price_cart(wanted: Iterable[WantedLine], products: Mapping[str, Any],
+               terms: Iterable[CategoryTerms] = ()) -> dict[str, Any]:
+    """A cart at today's prices (the customer's) and stock: every line kept, the ones that
+    cannot be bought as they stand flagged with why (never silently dropped), a changed price
+    shown with the old one. The subtotal counts the lines that can be bought."""
+    terms = list(terms)
     lines = []
     for want in wanted:
         product = products.get(want.sku)
         issue = None
+        price = customer_price(want.sku, product.price, terms) if product else None
         if product is None:
             issue = "unknown_product"
         elif not product.active:
             issue = "inactive"
+        elif price is not None and price.price is None:
+            issue = "prices_hidden"
         elif product.stock is not None and product.stock < want.quantity:
             issue = "out_of_stock" if product.stock == 0 else "insufficient_stock"
-        unit_price = product.price if product else None
+        unit_price = price.price if price else None
         lines.append({
             "sku": want.sku,
             "title": product.title if product else (want.title or want.sku),
@@ -369,6 +429,9 @@ def price_cart(wanted: Iterable[WantedLine], products: Mapping[str, Any]) -> dic
             "previous_unit_price": want.price_seen if (
                 want.price_seen is not None and unit_price is not None
                 and want.price_seen != unit_price) else None,
+            "list_price": product.price if product and unit_price is not None
+            and unit_price != product.price else None,
+            "price_source": price.source if price else None,
             "available": issue is None,
             "issue": issue,
             "stock": product.stock if product else None,

@@ -137,6 +137,10 @@ class OrderLine(Base):
     unit_price: Mapped[int] = mapped_column(Integer)
     line_total: Mapped[int] = mapped_column(Integer)
     digital: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The catalogue price when the customer's differed, and where the customer's came from
+    # (catalogue, or the category id whose discount or price list applied).
+    list_price: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price_source: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     order: Mapped[Order] = relationship(back_populates="lines")
 
@@ -292,3 +296,38 @@ class Refund(Base):
     actor: Mapped[str] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CategoryPricing(Base):
+    """What a customer category does to its members' prices (customers owns the category;
+    orders owns prices, so it owns this, keyed by the category's id)."""
+
+    __tablename__ = "category_pricing"
+
+    category_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    price_display: Mapped[str] = mapped_column(String(8), default="shown")
+    discount_percent: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class CategoryPrice(Base):
+    """A category's own price for one SKU (its price list)."""
+
+    __tablename__ = "category_prices"
+
+    category_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    price: Mapped[int] = mapped_column(Integer)
+
+
+class CustomerMembership(Base):
+    """Orders' copy of a registered customer's categories, from customers' events (newest
+    version wins), so pricing a customer needs no call to customers."""
+
+    __tablename__ = "customer_memberships"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    category_ids: Mapped[list] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

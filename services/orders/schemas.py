@@ -16,9 +16,11 @@ from messaging.contracts import LOCALES, AddressSchema
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.orders.domain import (
     FULFILLMENT_TRANSITIONS,
+    MAX_DISCOUNT_PERCENT,
     ORDER_TRANSITIONS,
     PAYMENT_METHODS,
     PAYMENT_TRANSITIONS,
+    PRICE_DISPLAYS,
 )
 
 MAX_LINES = 100
@@ -35,6 +37,12 @@ class LineRequestSchema(_Strict):
     sku = fields.String(required=True, validate=validate.Length(1, 64))
     quantity = fields.Integer(required=True, strict=True,
                               validate=validate.Range(1, MAX_QUANTITY))
+    price_seen = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                validate=validate.Range(0, 1_000_000_000), metadata={
+                                    "description": "the unit price the shopper was shown: "
+                                                   "never charged, only compared (the order's "
+                                                   "line says previous_unit_price if it "
+                                                   "changed)"})
 
 
 class CheckoutRequestSchema(_Strict):
@@ -176,6 +184,10 @@ class CartLineSchema(Schema):
     currency = fields.String(required=True, allow_none=True)
     previous_unit_price = fields.Integer(required=True, allow_none=True, metadata={
         "description": "the price the shopper saw before, when it has changed since"})
+    list_price = fields.Integer(allow_none=True, metadata={
+        "description": "the catalogue price, when this customer's differs"})
+    price_source = fields.String(allow_none=True, metadata={
+        "description": "catalogue, or the category id the price comes from"})
     available = StrictBoolean(required=True, metadata={
         "description": "can be bought as it stands"})
     issue = fields.String(required=True, allow_none=True, metadata={
@@ -188,8 +200,8 @@ class CartLineSchema(Schema):
 class CartSchema(Schema):
     lines = fields.List(fields.Nested(CartLineSchema), required=True)
     currency = fields.String(required=True, allow_none=True)
-    subtotal = fields.Integer(required=True, metadata={
-        "description": "the lines that can be bought"})
+    subtotal = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "the lines that can be bought (null: prices are not shown to you)"})
     item_count = fields.Integer(required=True)
     ready_for_checkout = StrictBoolean(required=True, metadata={
         "description": "every line can be bought, in one currency"})
@@ -268,7 +280,13 @@ class ProductSchema(Schema):
     sku = fields.String()
     title = fields.String()
     titles = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
-    price = fields.Integer()
+    price = fields.Integer(allow_none=True, metadata={
+        "description": "the caller's price (minor units); null: not shown to this caller "
+                       "(log in, or the store shows your category no prices)"})
+    list_price = fields.Integer(allow_none=True, metadata={
+        "description": "the catalogue price, when the caller's differs (strike it through)"})
+    price_source = fields.String(allow_none=True, metadata={
+        "description": "catalogue, hidden, or the category id the price comes from"})
     currency = fields.String()
     stock = fields.Integer(allow_none=True)
     digital = StrictBoolean()
@@ -282,6 +300,13 @@ class OrderLineSchema(Schema):
     unit_price = fields.Integer()
     line_total = fields.Integer()
     digital = StrictBoolean()
+    list_price = fields.Integer(allow_none=True, metadata={
+        "description": "the catalogue price, when the customer's category price differed"})
+    price_source = fields.String(allow_none=True, metadata={
+        "description": "catalogue, or the category id the price came from"})
+    previous_unit_price = fields.Integer(allow_none=True, load_default=None, metadata={
+        "description": "in a checkout's answer: the price the shopper was shown (price_seen, "
+                       "or the saved cart's), when the order's differs"})
 
 
 class OrderPageSchema(Schema):
@@ -418,6 +443,46 @@ class AdminOrderSchema(AdminOrderSummarySchema):
         "description": "the abandoned or canceled order this one recovers"})
     buy_link_id = fields.UUID(allow_none=True, metadata={
         "description": "the direct-buy link the shopper came from"})
+
+
+class CategoryPricingSchema(_Strict):
+    """PUT /admin/categories/{id}/pricing."""
+
+    price_display = fields.String(validate=validate.OneOf(PRICE_DISPLAYS), metadata={
+        "description": "hidden: its members see no prices and cannot check out"})
+    discount_percent = fields.Integer(strict=True, validate=validate.Range(
+        0, MAX_DISCOUNT_PERCENT), metadata={"description": "off the catalogue price"})
+
+
+class CategoryPricingOutSchema(Schema):
+    category_id = fields.UUID(required=True)
+    price_display = fields.String(required=True)
+    discount_percent = fields.Integer(required=True)
+
+
+class CategoryPriceSchema(_Strict):
+    sku = fields.String(required=True, validate=validate.Length(1, 64))
+    price = fields.Integer(required=True, strict=True,
+                           validate=validate.Range(0, 1_000_000_000),
+                           metadata={"description": "minor units"})
+
+
+class CategoryPriceListSchema(_Strict):
+    prices = fields.List(fields.Nested(CategoryPriceSchema), required=True,
+                         validate=validate.Length(max=10_000))
+
+
+class CategoryPriceOutSchema(Schema):
+    sku = fields.String(required=True)
+    price = fields.Integer(required=True)
+    list_price = fields.Integer(allow_none=True, required=True,
+                                metadata={"description": "the catalogue's"})
+    currency = fields.String(allow_none=True, required=True)
+    title = fields.String(allow_none=True, required=True)
+
+
+class CategoryPriceListOutSchema(Schema):
+    prices = fields.List(fields.Nested(CategoryPriceOutSchema), required=True)
 
 
 class RefundRequestSchema(_Strict):

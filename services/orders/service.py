@@ -17,6 +17,8 @@ from sqlalchemy.orm import selectinload
 from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
+    CATEGORY_DELETED,
+    CUSTOMER_CATEGORIES_CHANGED,
     CUSTOMER_EMAILED_CHANGES,
     CUSTOMER_ERASED,
     EMAIL_CHANGED,
@@ -34,7 +36,7 @@ from messaging.logs import LogContext, mask_email
 from messaging.outbox import emit, forget_in_outbox
 from messaging.paging import after_marker, page_marker
 from messaging.rpc import rpc
-from services.orders import domain, payments
+from services.orders import domain, payments, pricing
 from services.orders.dependencies import PaymentProviderDependency, orders_database
 from services.orders.models import (
     BuyLink,
@@ -42,6 +44,7 @@ from services.orders.models import (
     CartLine,
     CheckoutLimits,
     Counter,
+    CustomerMembership,
     HoldWindow,
     IdempotencyKey,
     Order,
@@ -58,6 +61,8 @@ from services.orders.schemas import (
     BuyLinkSchema,
     BuyLinkUpdateSchema,
     CartReplaceSchema,
+    CategoryPriceListSchema,
+    CategoryPricingSchema,
     CheckoutLimitsSchema,
     FulfillmentChangeSchema,
     HoldWindowsSchema,
@@ -104,12 +109,17 @@ class OrdersService(HealthEndpoints):
     log_context = LogContext()
 
     @rpc
-    def list_products(self) -> list[dict[str, Any]]:
+    def list_products(self, customer_id: str | None = None, prices_visible: bool = True
+                      ) -> list[dict[str, Any]]:
+        """The active catalogue at the caller's prices (a customer's categories may change
+        them; ``prices_visible`` false: no prices at all, as the store setting asks)."""
         with self.db.transaction() as session:
             products = session.scalars(
                 select(Product).where(Product.active.is_(True)).order_by(Product.sku)
             ).all()
-            return PRODUCTS.dump(products)
+            terms = pricing.terms_for(session, customer_id) if prices_visible else []
+            return [{**view, **pricing.price_view(product, terms, prices_visible)}
+                    for view, product in zip(PRODUCTS.dump(products), products, strict=True)]
 
     @rpc
     def list_all_products(self) -> list[dict[str, Any]]:
@@ -323,6 +333,57 @@ class OrdersService(HealthEndpoints):
             session.flush()
             return ADMIN_ORDER.dump(order)
 
+    # category prices --------------------------------------------------------------------
+    @rpc
+    def get_category_pricing(self, category_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return pricing.get_pricing(session, _uuid(category_id, CATEGORY_NOT_FOUND))
+
+    @rpc
+    def set_category_pricing(self, category_id: str, request: dict[str, Any], actor: str
+                             ) -> dict[str, Any]:
+        data = load_or_raise(CategoryPricingSchema(), request)
+        with self.db.transaction() as session:
+            result = pricing.set_pricing(session, _uuid(category_id, CATEGORY_NOT_FOUND),
+                                         data, actor)
+        log.info("category pricing set", extra={"actor": actor, **result})
+        return result
+
+    @rpc
+    def get_category_prices(self, category_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return {"prices": pricing.get_prices(session,
+                                                 _uuid(category_id, CATEGORY_NOT_FOUND))}
+
+    @rpc
+    def set_category_prices(self, category_id: str, request: dict[str, Any], actor: str
+                            ) -> dict[str, Any]:
+        data = load_or_raise(CategoryPriceListSchema(), request)
+        with self.db.transaction() as session:
+            prices = pricing.replace_prices(session, _uuid(category_id, CATEGORY_NOT_FOUND),
+                                            data["prices"])
+        log.info("category prices set", extra={"actor": actor, "skus": len(prices)})
+        return {"prices": prices}
+
+    @consume_event("customers", CUSTOMER_CATEGORIES_CHANGED)
+    def handle_customer_categories_changed(self, envelope: Envelope) -> None:
+        """Orders' copy of a customer's categories: the newest version wins, so a redelivered
+        or overtaken event leaves it right."""
+        change = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            pricing.apply_membership(session, change["account_id"], change["category_ids"],
+                                     change["version"])
+
+    @consume_event("customers", CATEGORY_DELETED)
+    def handle_category_deleted(self, envelope: Envelope) -> None:
+        deleted = load_payload(envelope)
+        with self.db.transaction() as session:
+            if self.db.already_processed(session, envelope):
+                return
+            pricing.forget_category(session, deleted["category_id"])
+
     # payments ---------------------------------------------------------------------------
     @rpc
     def start_payment(self, order_id: str, customer_id: str | None, token: str | None,
@@ -526,6 +587,7 @@ class OrdersService(HealthEndpoints):
                 **domain.billing_columns(o.billing_address), "refunded_total": o.refunded_total,
                 "sku": line.sku, "title": line.title, "quantity": line.quantity,
                 "unit_price": line.unit_price, "line_total": line.line_total,
+                "list_price": line.list_price, "price_source": line.price_source or "",
             } for o in orders for line in o.lines]
             last = orders[-1] if orders else None
         return {"rows": rows, "after": page_marker(last.placed_at, last.id) if last else None}
@@ -608,7 +670,7 @@ class OrdersService(HealthEndpoints):
                     "url": f"{STOREFRONT_URL.rstrip('/')}/recover/{token}"}
 
     @rpc
-    def get_recovery_cart(self, token: str) -> dict[str, Any]:
+    def get_recovery_cart(self, token: str, customer_id: str | None = None) -> dict[str, Any]:
         """What a recovery link brings back: the cart at today's prices and stock, and the
         details to prefill checkout. The token is the only key: an unknown one is a 404."""
         with self.db.transaction() as session:
@@ -619,7 +681,7 @@ class OrdersService(HealthEndpoints):
                                    "This link is not valid (any more).", 404)
             cart = _priced(session, [
                 domain.WantedLine(line.sku, line.quantity, line.unit_price, line.title)
-                for line in order.lines])
+                for line in order.lines], customer_id)
             return {**cart, "currency": cart["currency"] or order.currency,
                     "number": f"#{order.number}", "email": order.email,
                     "payment_method": order.payment_method,
@@ -643,7 +705,9 @@ class OrdersService(HealthEndpoints):
         with self.db.transaction() as session:
             cart = _locked_cart(session, customer_id)
             seen = {line.sku: line.price_seen for line in cart.lines}
-            prices = {sku: p.price for sku, p in _known_products(session, quantities).items()}
+            terms = pricing.terms_for(session, customer_id, quantities)
+            prices = {sku: domain.customer_price(sku, p.price, terms).price
+                      for sku, p in _known_products(session, quantities).items()}
             cart.lines = [CartLine(sku=sku, quantity=quantity,
                                    price_seen=seen.get(sku, prices.get(sku)), added_at=utcnow())
                           for sku, quantity in quantities.items()]
@@ -667,9 +731,11 @@ class OrdersService(HealthEndpoints):
                 if len(cart.lines) >= MAX_CART_LINES:
                     raise ServiceError("cart_full", "The cart has as many lines as it can.",
                                        422)
+                terms = pricing.terms_for(session, customer_id, [line["sku"]])
                 cart.lines.append(CartLine(
                     sku=line["sku"], quantity=quantity, added_at=utcnow(),
-                    price_seen=product.price))
+                    price_seen=domain.customer_price(product.sku, product.price,
+                                                     terms).price))
             else:
                 current.quantity = quantity
             cart.updated_at = utcnow()
@@ -701,12 +767,15 @@ class OrdersService(HealthEndpoints):
                 MAX_QUANTITY)
             if len(merged) > MAX_CART_LINES:
                 raise ServiceError("cart_full", "The carts together have too many lines.", 422)
+            terms = pricing.terms_for(session, customer_id, merged)
             for sku, quantity in merged.items():
                 if sku in saved:
                     saved[sku].quantity = quantity
                 else:
-                    cart.lines.append(CartLine(sku=sku, quantity=quantity, added_at=utcnow(),
-                                               price_seen=products[sku].price))
+                    cart.lines.append(CartLine(
+                        sku=sku, quantity=quantity, added_at=utcnow(),
+                        price_seen=domain.customer_price(sku, products[sku].price,
+                                                         terms).price))
             cart.updated_at = utcnow()
             session.flush()
             return {"cart": _cart_view(session, cart), "adjustments": adjustments}
@@ -760,7 +829,7 @@ class OrdersService(HealthEndpoints):
             return _link_views(session, [link])[0]
 
     @rpc
-    def open_buy_link(self, code: str) -> dict[str, Any]:
+    def open_buy_link(self, code: str, customer_id: str | None = None) -> dict[str, Any]:
         """What a shopper gets from /b/{code}: the link's cart at today's prices."""
         with self.db.transaction() as session:
             link = session.scalar(select(BuyLink).where(BuyLink.code == str(code).lower()))
@@ -770,7 +839,7 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("buy_link_disabled",
                                    "The store has switched this link off.", 410)
             cart = _priced(session, [domain.WantedLine(line["sku"], line["quantity"])
-                                     for line in link.lines])
+                                     for line in link.lines], customer_id)
             return {**cart, "code": link.code, "title": link.title}
 
     # manual orders ----------------------------------------------------------------------
@@ -854,6 +923,8 @@ class OrdersService(HealthEndpoints):
                                 .values(comment=None)
                                 .execution_options(synchronize_session=False))
             if erased["account_id"]:
+                session.execute(delete(CustomerMembership).where(
+                    CustomerMembership.account_id == _uuid(str(erased["account_id"]))))
                 session.execute(delete(CartLine).where(
                     CartLine.customer_id == _uuid(str(erased["account_id"]))))
                 session.execute(delete(Cart).where(
@@ -888,6 +959,8 @@ class OrdersService(HealthEndpoints):
                     session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key)
                                     .values(order_id=order.id))
                 result = ORDER.dump(order)
+                for line in result["lines"]:
+                    line["previous_unit_price"] = order.previous_prices.get(line["sku"])
         except Exception:
             if key:  # nothing was made: a retry with this key may try again
                 with self.db.transaction() as session:
@@ -946,7 +1019,8 @@ class OrdersService(HealthEndpoints):
             cart = _locked_cart(session, data["customer_id"])
             if not cart.lines:
                 raise ServiceError("cart_empty", "The saved cart is empty.", 422)
-            data = {**data, "lines": [{"sku": line.sku, "quantity": line.quantity}
+            data = {**data, "lines": [{"sku": line.sku, "quantity": line.quantity,
+                                       "price_seen": line.price_seen}
                                       for line in cart.lines]}
         buy_link_id = None
         if data.get("buy_link"):
@@ -967,7 +1041,8 @@ class OrdersService(HealthEndpoints):
             p.sku: p
             for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
         }
-        priced = domain.price_lines(quantities, products, data["locale"])
+        priced = domain.price_lines(quantities, products, data["locale"],
+                                    pricing.terms_for(session, data["customer_id"], quantities))
         shipping = domain.needs_shipping(priced)
         if shipping and not data["shipping_address"]:
             raise ServiceError("validation_failed", "A shipping address is required.", 422,
@@ -1009,7 +1084,8 @@ class OrdersService(HealthEndpoints):
             lines=[
                 OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
                           unit_price=line.unit_price, line_total=line.line_total,
-                          digital=line.digital)
+                          digital=line.digital, list_price=line.list_price,
+                          price_source=line.price_source)
                 for line in priced
             ],
             history=[OrderHistory(at=now, actor=actor, field="status", from_value=None,
@@ -1017,6 +1093,11 @@ class OrdersService(HealthEndpoints):
                                   comment="Order placed" if actor == "customer"
                                   else "Order taken by staff", notify_customer=True)],
         )
+        # What the shopper was shown and no longer holds (a price list changed meanwhile): the
+        # order is at today's price, and its answer says so, line by line.
+        seen = {line["sku"]: line.get("price_seen") for line in data["lines"]}
+        order.previous_prices = {line.sku: seen[line.sku] for line in priced
+                                 if seen.get(line.sku) not in (None, line.unit_price)}
         session.add(order)
         if cart is not None:
             cart.lines.clear()  # the order holds them now (same transaction)
@@ -1102,6 +1183,7 @@ class OrdersService(HealthEndpoints):
 
 MAX_CART_LINES = 100
 LINK_NOT_FOUND = ("buy_link_not_found", "No such buy link.")
+CATEGORY_NOT_FOUND = ("category_not_found", "No such category.")
 
 
 def _products(session: Any, skus: Any) -> dict[str, Product]:
@@ -1139,14 +1221,17 @@ def _locked_cart(session: Any, customer_id: Any) -> Cart:
     return locked_row(session, Cart, customer, customer_id=customer, updated_at=utcnow())
 
 
-def _priced(session: Any, wanted: list[domain.WantedLine]) -> dict[str, Any]:
-    return domain.price_cart(wanted, _products(session, {w.sku for w in wanted}))
+def _priced(session: Any, wanted: list[domain.WantedLine], customer_id: Any = None
+            ) -> dict[str, Any]:
+    skus = {w.sku for w in wanted}
+    return domain.price_cart(wanted, _products(session, skus),
+                             pricing.terms_for(session, customer_id, skus))
 
 
 def _cart_view(session: Any, cart: Cart | None) -> dict[str, Any]:
     lines = [domain.WantedLine(line.sku, line.quantity, line.price_seen)
              for line in (cart.lines if cart else [])]
-    return SAVED_CART.dump({**_priced(session, lines),
+    return SAVED_CART.dump({**_priced(session, lines, cart.customer_id if cart else None),
                             "updated_at": cart.updated_at if cart else None})
 
 

@@ -719,3 +719,70 @@ def test_a_card_checkout_with_billing_details_paid_then_refunded_in_part(
 def product_stock(system: System, owner: dict[str, str], sku: str) -> int | None:
     products = requests.get(system.api("/admin/products"), headers=owner, timeout=10).json()
     return next(p["stock"] for p in products["items"] if p["sku"] == sku)
+
+
+def test_category_prices_from_the_admins_pricing_tab_to_the_stores_three_displays(
+        page: Page, system: System, owner: dict[str, str], smtp: SmtpSink,
+        tmp_path: Any) -> None:
+    from tests.e2e.test_accounts import GOOD_PASSWORD, registered_account
+
+    set_login_option(system, owner, "optional")
+    name = f"Mayorista {uuid.uuid4().hex[:4]}"
+    category = requests.post(system.api("/admin/categories"), headers=owner, timeout=10,
+                             json={"name": name}).json()["id"]
+    email, _ = registered_account(system, smtp)
+    member = customer_id_for(system, owner, email)
+    requests.put(system.api(f"/admin/categories/{category}/customers/{member}"),
+                 headers=owner, timeout=10)
+
+    # The merchant: the category's pricing tab, a discount and a price list from a CSV.
+    sign_in(page, system, OWNER_EMAIL, OWNER_PASSWORD)
+    page.get_by_role("button", name=name, exact=True).click()
+    tab = page.get_by_test_id("pricing-tab")
+    tab.get_by_label("Discount (%)").fill("20")
+    csv_file = tmp_path / "prices.csv"
+    csv_file.write_text("sku,price\nEBOOK-RECIPES,7.00\n")
+    tab.locator("input[name=prices_csv]").set_input_files(str(csv_file))
+    expect(tab).to_contain_text("1 prices read")
+    screenshot(page, "admin-category-pricing")
+    tab.get_by_role("button", name="Save").click()
+    expect(tab.get_by_role("status")).to_have_text("Saved.")
+    listed = requests.get(system.api(f"/admin/categories/{category}/prices"), headers=owner,
+                          timeout=10).json()["prices"]
+    assert [(p["sku"], p["price"]) for p in listed] == [("EBOOK-RECIPES", 700)]
+    terms = requests.get(system.api(f"/admin/categories/{category}/pricing"), headers=owner,
+                         timeout=10).json()
+    assert terms["discount_percent"] == 20
+
+    # The member on the store: their price, the list price struck through.
+    page.goto(f"{system.url}/example-store/login")
+    page.get_by_label("Correo electrónico").fill(email)
+    page.get_by_label("Contraseña").fill(GOOD_PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+    expect(page).to_have_url(re.compile(r"/example-store/account"))
+    page.goto(f"{system.url}/example-store/")
+    ebook = page.locator("li.product", has_text="Ebook de recetas")
+    expect(ebook.get_by_test_id("list-price")).to_have_text(re.compile(r"9,00"))
+    expect(ebook.get_by_test_id("price")).to_contain_text("7,00")
+    screenshot(page, "store-member-prices")
+
+    # Hidden prices for the category: "contact us to order", no button.
+    requests.put(system.api(f"/admin/categories/{category}/pricing"), headers=owner,
+                 json={"price_display": "hidden"}, timeout=10)
+    page.reload()
+    expect(ebook.get_by_test_id("no-price")).to_contain_text("contacta con nosotros")
+    expect(ebook.get_by_role("button")).to_be_hidden()
+    page.get_by_role("button", name="Salir").click()
+
+    # Prices for logged-in customers only: a visitor is asked to log in.
+    requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                 json={"prices_visible": "logged_in"})
+    time.sleep(1.2)
+    try:
+        page.goto(f"{system.url}/example-store/")
+        expect(ebook.get_by_test_id("no-price")).to_contain_text("Entra para ver los precios")
+        screenshot(page, "store-login-to-see-prices")
+    finally:
+        requests.put(system.api("/admin/settings"), headers=owner, timeout=10,
+                     json={"prices_visible": "everyone"})
+        set_login_option(system, owner, "disabled")

@@ -89,6 +89,7 @@ document.addEventListener("alpine:init", () => {
 
     // customers
     categories: [], categoriesError: "", newCategory: "", editingCategory: null, renameTo: "",
+    pricing: null,  // the selected category's pricing tab
     customers: {items: [], total: 0, next_cursor: null, loading: false, error: ""},
     customerFilters: {q: "", type: "", has_account: "", category: "", country: "",
                       accepts_marketing: ""},
@@ -365,7 +366,65 @@ document.addEventListener("alpine:init", () => {
         await this.loadCustomers(true);
       } catch (error) { this.categoriesError = this.problemText(error); }
     },
-    filterByCategory(id) { this.customerFilters.category = id; this.loadCustomers(true); },
+    filterByCategory(id) {
+      this.customerFilters.category = id; this.loadCustomers(true);
+      this.pricing = null;
+      if (id) this.openPricing(id);
+    },
+
+    // --- a category's prices (orders owns them, keyed by the category) ------------------------
+    async openPricing(id) {
+      try {
+        const [terms, list, products] = await Promise.all([
+          this.api("GET", `/admin/categories/${id}/pricing`),
+          this.api("GET", `/admin/categories/${id}/prices`),
+          this.api("GET", "/admin/products")]);
+        this.pricing = {category: id, price_display: terms.price_display,
+          discount_percent: terms.discount_percent, products: products.items,
+          prices: list.prices.map((p) => ({sku: p.sku, price: (p.price / 100).toFixed(2), list_price: p.list_price})),
+          error: "", message: ""};
+      } catch (error) { this.categoriesError = this.problemText(error); }
+    },
+    addPriceRow() { this.pricing.prices.push({sku: "", price: "", list_price: null}); },
+    listPriceOf(sku) {
+      const product = this.pricing.products.find((p) => p.sku === sku);
+      return product ? product.price : null;
+    },
+    // A CSV of "sku,price" lines (price in units: 7.00 or 7,00; a header line is skipped).
+    async uploadPrices(event) {
+      const file = event.target.files[0];
+      if (!file) return;
+      const rows = [];
+      for (const raw of (await file.text()).split(/\r?\n/)) {
+        const line = raw.trim();
+        if (!line) continue;
+        const [sku, ...rest] = line.split(/[;,\t]/);
+        const price = rest.join(".").replace(/"/g, "").trim();
+        if (!/^\d+(\.\d{1,2})?$/.test(price)) continue;  // the header, or a line with no price
+        rows.push({sku: sku.replace(/"/g, "").trim(), price, list_price: this.listPriceOf(sku.trim())});
+      }
+      this.pricing.prices = rows;
+      this.pricing.message = this.t("prices_loaded", {n: rows.length});
+      event.target.value = "";
+    },
+    async savePricing() {
+      const p = this.pricing;
+      p.error = ""; p.message = "";
+      const prices = [];
+      for (const row of p.prices) {
+        if (!row.sku) continue;
+        const minor = Math.round(parseFloat(String(row.price).replace(",", ".")) * 100);
+        if (!(minor >= 0)) { p.error = this.t("price_invalid", {sku: row.sku}); return; }
+        prices.push({sku: row.sku, price: minor});
+      }
+      try {
+        await this.api("PUT", `/admin/categories/${p.category}/pricing`,
+          {price_display: p.price_display, discount_percent: parseInt(p.discount_percent, 10) || 0});
+        await this.api("PUT", `/admin/categories/${p.category}/prices`, {prices});
+        await this.openPricing(p.category);
+        this.pricing.message = this.t("saved");
+      } catch (error) { p.error = this.problemText(error); }
+    },
 
     // --- the customer list -----------------------------------------------------------------
     async storeCurrency() {
