@@ -68,7 +68,9 @@ def wait_for_price(system: System, headers: dict[str, str], sku: str,
     started = time.monotonic()
     product = wait_for(lambda: (p := prices(system, headers)[sku])["price"] == price and p,
                        timeout=10, message=f"{sku} at {price}")
-    assert time.monotonic() - started < 5
+    took = time.monotonic() - started
+    print(f"\nmembership change to price {price}: {took * 1000:.0f} ms")
+    assert took < 5
     return product
 
 
