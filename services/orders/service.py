@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -1041,8 +1042,12 @@ class OrdersService(HealthEndpoints):
             p.sku: p
             for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
         }
-        priced = domain.price_lines(quantities, products, data["locale"],
-                                    pricing.terms_for(session, data["customer_id"], quantities))
+        terms = pricing.terms_for(session, data["customer_id"], quantities)
+        if actor != "customer":
+            # A hidden-price member is told to contact the store; the merchant then takes
+            # the order, at the member's prices as if shown.
+            terms = [dataclasses.replace(t, hidden=False) for t in terms]
+        priced = domain.price_lines(quantities, products, data["locale"], terms)
         shipping = domain.needs_shipping(priced)
         if shipping and not data["shipping_address"]:
             raise ServiceError("validation_failed", "A shipping address is required.", 422,

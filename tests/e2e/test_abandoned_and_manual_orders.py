@@ -134,7 +134,8 @@ def test_a_recovery_link_brings_the_cart_back(system: System, owner: dict[str, s
     # the same cart shape as a saved cart or a direct-buy link, at today's price
     assert body["lines"] == [{"sku": sku, "title": f"Jarra {sku}", "quantity": 1,
                               "unit_price": 1250, "line_total": 1250, "currency": "EUR",
-                              "previous_unit_price": None, "available": True, "issue": None,
+                              "previous_unit_price": None, "list_price": None,
+                              "price_source": "catalogue", "available": True, "issue": None,
                               "stock": None}]
     assert (body["subtotal"], body["ready_for_checkout"]) == (1250, True)
     repriced = requests.patch(system.api(f"/admin/products/{sku}"), headers=owner,

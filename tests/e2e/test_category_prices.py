@@ -284,3 +284,63 @@ def test_the_pricing_routes_check_what_they_take(system: System, owner: dict[str
     assert admin(system, owner, "GET", f"/categories/{missing}/pricing").status_code == 404
     assert requests.get(system.api(f"/admin/categories/{category}/prices"),
                         timeout=10).status_code == 401
+
+
+# What each caller pays for the ebook (catalogue 9,00), wherever a price is computed. None:
+# no price shown (and no checkout for that caller).
+EXPECTED = {"anonymous": 900, "plain": 900, "discount": 720, "listed": 700, "both": 700,
+            "hidden": None}
+
+
+@pytest.fixture(scope="module")
+def recovery_token(system: System, owner: dict[str, str]) -> str:
+    placed = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": "recover-me@example.com", "lines": [{"sku": EBOOK, "quantity": 1}],
+        "payment_method": "bank_transfer"}).json()["order"]
+    assert admin(system, owner, "POST", f"/orders/{placed['id']}/status",
+                 status="canceled").status_code == 200
+    url = admin(system, owner, "GET", f"/orders/{placed['id']}/recovery-url").json()["url"]
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize("caller", list(EXPECTED))
+def test_every_caller_everywhere(system: System, owner: dict[str, str], shop: dict[str, Any],
+                                 recovery_token: str, caller: str) -> None:
+    expected = EXPECTED[caller]
+    headers = shop[caller]["headers"] if caller != "anonymous" else {}
+    seen: dict[str, Any] = {"products": prices(system, headers)[EBOOK]["price"]}
+    link = admin(system, owner, "POST", "/buy-links", title=f"Ebook {caller}",
+                 lines=[{"sku": EBOOK, "quantity": 1}]).json()
+    seen["buy link"] = requests.get(system.api(f"/b/{link['code']}"), headers=headers,
+                                    timeout=10).json()["lines"][0]["unit_price"]
+    recovered = requests.get(system.api(f"/recover/{recovery_token}"), headers=headers,
+                             timeout=10).json()
+    seen["recovery"] = recovered["lines"][0]["unit_price"]
+    checkout_body: dict[str, Any] = {"lines": [{"sku": EBOOK, "quantity": 1}],
+                                     "payment_method": "bank_transfer"}
+    if caller == "anonymous":
+        checkout_body["email"] = f"anon-{time.time_ns()}@example.com"
+    placed = requests.post(system.api("/checkout"), headers=headers, timeout=15,
+                           json=checkout_body)
+    seen["checkout"] = placed.json()["order"]["lines"][0]["unit_price"] \
+        if placed.status_code == 201 else (placed.status_code, placed.json()["code"])
+    if caller != "anonymous":
+        requests.put(system.api("/me/cart"), headers=headers, timeout=10, json={"lines": []})
+        seen["cart"] = requests.post(system.api("/me/cart/lines"), headers=headers, timeout=10,
+                                     json={"sku": EBOOK, "quantity": 1}
+                                     ).json()["lines"][0]["unit_price"]
+        requests.put(system.api("/me/cart"), headers=headers, timeout=10, json={"lines": []})
+        merged = requests.post(system.api("/me/cart/merge"), headers=headers, timeout=10,
+                               json={"lines": [{"sku": EBOOK, "quantity": 2}]}).json()
+        seen["cart merged at login"] = merged["cart"]["lines"][0]["unit_price"]
+        manual = admin(system, owner, "POST", "/orders", customer_id=shop[caller]["id"],
+                       lines=[{"sku": EBOOK, "quantity": 1}], payment_method="cash")
+        assert manual.status_code == 201, manual.text
+        seen["manual order"] = manual.json()["order"]["lines"][0]["unit_price"]
+    wanted = {place: expected for place in seen}
+    if caller == "hidden":
+        wanted["checkout"] = (403, "prices_hidden")
+        # The merchant takes a hidden-price member's order, at the member's prices as if
+        # shown: here the catalogue's, since the category hides without discounting.
+        wanted["manual order"] = 900
+    assert seen == wanted

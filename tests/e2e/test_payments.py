@@ -355,3 +355,18 @@ def test_the_address_book_keeps_billing_details_for_checkout(
         assert stolen.status_code == 404
     finally:
         set_accounts(system, owner, "disabled")
+
+
+def test_a_digital_card_order_completes_when_the_provider_says_paid(
+        system: System, smtp: SmtpSink, owner: dict[str, str]) -> None:
+    response = requests.post(system.api("/checkout"), timeout=15, json={
+        "email": new_email("ebook"), "lines": [{"sku": "EBOOK-RECIPES", "quantity": 1}],
+        "payment_method": "card"})
+    assert response.status_code == 201, response.text
+    order = response.json()["order"]
+    assert pay_on_test_page(response.json()["payment"]["redirect_url"]).status_code == 303
+    detail = admin_order(system, owner, order["id"])
+    assert (detail["status"], detail["payment_status"]) == ("completed", "paid")
+    assert [(h["field"], h["to"], h["actor"]) for h in detail["history"][1:]] == [
+        ("payment_status", "paid", "provider:test"), ("status", "paid", "system"),
+        ("status", "completed", "system")]
