@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -494,3 +495,12 @@ def daily_series(rows: Iterable[Mapping[str, Any]], first: date,
                        "revenue": int(row.get("revenue") or 0)})
         day += timedelta(days=1)
     return series
+
+
+def id_or_404(value: Any, missing: tuple[str, str] = ("order_not_found", "No such order.")
+              ) -> uuid.UUID:
+    """An id from a URL; not a UUID at all is the same 404 as an id that is not there."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise ServiceError(*missing, 404) from None

@@ -7,6 +7,7 @@ carts, manual orders) asks ``terms_for`` and prices with ``domain.customer_price
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -14,12 +15,18 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from messaging.envelope import utcnow
-from messaging.errors import ServiceError
+from messaging.contracts import load_payload
+from messaging.database import Database
+from messaging.envelope import Envelope, utcnow
+from messaging.errors import ServiceError, load_or_raise
 from services.orders import domain
 from services.orders.models import CategoryPrice, CategoryPricing, CustomerMembership, Product
+from services.orders.schemas import CategoryPriceListSchema, CategoryPricingSchema
+
+log = logging.getLogger(__name__)
 
 MAX_PRICE_LIST = 10_000  # SKUs in one category's list
+CATEGORY_NOT_FOUND = ("category_not_found", "No such category.")
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -145,3 +152,53 @@ def forget_category(session: Session, category_id: uuid.UUID) -> None:
     events)."""
     session.execute(delete(CategoryPrice).where(CategoryPrice.category_id == category_id))
     session.execute(delete(CategoryPricing).where(CategoryPricing.category_id == category_id))
+
+
+def get_category_pricing(db: Database, category_id: str) -> dict[str, Any]:
+    with db.transaction() as session:
+        return get_pricing(session, domain.id_or_404(category_id, CATEGORY_NOT_FOUND))
+
+
+def set_category_pricing(db: Database, category_id: str, request: dict[str, Any], actor: str
+                         ) -> dict[str, Any]:
+    data = load_or_raise(CategoryPricingSchema(), request)
+    with db.transaction() as session:
+        result = set_pricing(session, domain.id_or_404(category_id, CATEGORY_NOT_FOUND),
+                                     data, actor)
+    log.info("category pricing set", extra={"actor": actor, **result})
+    return result
+
+
+def get_category_prices(db: Database, category_id: str) -> dict[str, Any]:
+    with db.transaction() as session:
+        return {"prices": get_prices(session,
+                                             domain.id_or_404(category_id, CATEGORY_NOT_FOUND))}
+
+
+def set_category_prices(db: Database, category_id: str, request: dict[str, Any], actor: str
+                        ) -> dict[str, Any]:
+    data = load_or_raise(CategoryPriceListSchema(), request)
+    with db.transaction() as session:
+        prices = replace_prices(session, domain.id_or_404(category_id, CATEGORY_NOT_FOUND),
+                                        data["prices"])
+    log.info("category prices set", extra={"actor": actor, "skus": len(prices)})
+    return {"prices": prices}
+
+
+def handle_customer_categories_changed(db: Database, envelope: Envelope) -> None:
+    """Orders' copy of a customer's categories: the newest version wins, so a redelivered
+    or overtaken event leaves it right."""
+    change = load_payload(envelope)
+    with db.transaction() as session:
+        if db.already_processed(session, envelope):
+            return
+        apply_membership(session, change["account_id"], change["category_ids"],
+                                 change["version"])
+
+
+def handle_category_deleted(db: Database, envelope: Envelope) -> None:
+    deleted = load_payload(envelope)
+    with db.transaction() as session:
+        if db.already_processed(session, envelope):
+            return
+        forget_category(session, deleted["category_id"])

@@ -1,0 +1,92 @@
+"""A customer's address book (by account id) and what checkout is prefilled with."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from messaging.database import Database
+from messaging.errors import ServiceError, load_or_raise
+from services.customers import domain
+from services.customers.models import (
+    Address,
+)
+from services.customers.records import (
+    _addresses,
+    _own_address,
+    _own_record,
+)
+from services.customers.schemas import (
+    AddressInputSchema,
+    AddressSchemaOut,
+)
+
+log = logging.getLogger(__name__)
+
+
+def list_addresses(db: Database, account_id: str) -> list[dict[str, Any]]:
+    with db.transaction() as session:
+        customer = _own_record(session, account_id)
+        return AddressSchemaOut(many=True).dump(_addresses(session, customer.id))
+
+
+def get_address(db: Database, account_id: str, address_id: str) -> dict[str, Any]:
+    with db.transaction() as session:
+        customer = _own_record(session, account_id)
+        return AddressSchemaOut().dump(_own_address(session, customer.id, address_id))
+
+
+def add_address(db: Database, account_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    data = load_or_raise(AddressInputSchema(), request)
+    with db.transaction() as session:
+        customer = _own_record(session, account_id, lock=True)
+        addresses = _addresses(session, customer.id)
+        if len(addresses) >= domain.MAX_ADDRESSES:
+            raise ServiceError("too_many_addresses",
+                               f"An address book holds {domain.MAX_ADDRESSES} addresses; "
+                               "delete one first.", 422)
+        address = Address(customer_id=customer.id, default_shipping=False,
+                          default_billing=False,
+                          **{f: data[f] for f in domain.ADDRESS_FIELDS})
+        session.add(address)
+        addresses.append(address)
+        domain.apply_defaults(addresses, address, data["default_shipping"],
+                              data["default_billing"])
+        session.flush()
+        return AddressSchemaOut().dump(address)
+
+
+def update_address(db: Database, account_id: str, address_id: str, request: dict[str, Any]
+                   ) -> dict[str, Any]:
+    data = load_or_raise(AddressInputSchema(partial=True), request)
+    with db.transaction() as session:
+        customer = _own_record(session, account_id, lock=True)
+        address = _own_address(session, customer.id, address_id)
+        for field in domain.ADDRESS_FIELDS:
+            if field in data:
+                setattr(address, field, data[field])
+        domain.apply_defaults(_addresses(session, customer.id), address,
+                              data.get("default_shipping"), data.get("default_billing"))
+        session.flush()
+        return AddressSchemaOut().dump(address)
+
+
+def delete_address(db: Database, account_id: str, address_id: str) -> None:
+    with db.transaction() as session:
+        customer = _own_record(session, account_id, lock=True)
+        session.delete(_own_address(session, customer.id, address_id))
+
+
+def checkout_prefill(db: Database, account_id: str) -> dict[str, Any]:
+    """What a checkout form starts with: names, phone, default addresses."""
+    with db.transaction() as session:
+        customer = _own_record(session, account_id)
+        addresses = _addresses(session, customer.id)
+        shipping = next((a for a in addresses if a.default_shipping), None)
+        billing = next((a for a in addresses if a.default_billing), None)
+        return {
+            "first_name": customer.first_name, "last_name": customer.last_name,
+            "phone": customer.phone,
+            "shipping_address": AddressSchemaOut().dump(shipping) if shipping else None,
+            "billing_address": AddressSchemaOut().dump(billing) if billing else None,
+        }

@@ -1,0 +1,123 @@
+"""The orders ledger: each order as customers knows it, from order events, and the figures
+(orders, spend) computed from it."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import (
+    func,
+    select,
+)
+
+from messaging.contracts import (
+    CUSTOMER_CREATED,
+    load_payload,
+)
+from messaging.database import Database
+from messaging.envelope import Envelope
+from messaging.outbox import emit
+from services.customers import domain, records
+from services.customers.models import (
+    Customer,
+    CustomerOrder,
+)
+from services.customers.records import (
+    _customer_event,
+    _know_currency,
+    _new_guest,
+    _recompute_figures,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _order_changed(db: Database, envelope: Envelope, field: str) -> None:
+    change = load_payload(envelope)
+    with db.transaction() as session:
+        if db.already_processed(session, envelope):
+            return
+        row = session.get(CustomerOrder, change["order_id"], with_for_update=True)
+        if row is None:
+            # order_placed has not been handled yet: try again later (retry queue).
+            raise RuntimeError("order not known yet; retrying")
+        if field == "payment_status":
+            domain.apply_payment_change(row, change["to"], change.get("refunded_total"))
+        else:
+            setattr(row, field, change["to"])
+        customer = session.get(Customer, row.customer_id, with_for_update=True)
+        if field == "status":
+            newest = session.scalar(select(func.max(CustomerOrder.placed_at))
+                                    .where(CustomerOrder.customer_id == customer.id))
+            if row.placed_at >= newest:
+                customer.last_order_status = change["to"]
+        session.flush()
+        _recompute_figures(session, customer)
+
+
+def handle_order_placed(db: Database, envelope: Envelope) -> None:
+    order = load_payload(envelope)
+    with db.transaction() as session:
+        if db.already_processed(session, envelope):
+            return
+        email = domain.normalise_email(order["email"])
+        # An order with a customer id is that customer's, whatever email it carries (an
+        # account's order made before an email change, say); the email finds guests.
+        customer = session.get(Customer, order["customer_id"], with_for_update=True) \
+            if order["customer_id"] else None
+        if customer is None:
+            customer = records._by_email(session, email)
+        _know_currency(session, order["currency"])
+        created = customer is None
+        if created:
+            customer = _new_guest(session, email, order["customer_id"])
+        domain.apply_order_placed(customer, order)
+        session.flush()
+        if session.get(CustomerOrder, order["order_id"]) is None:
+            session.add(CustomerOrder(
+                order_id=order["order_id"], customer_id=customer.id,
+                currency=order["currency"], total=order["total"], status=order["status"],
+                payment_status=order["payment_status"], placed_at=order["placed_at"]))
+            session.flush()
+        _recompute_figures(session, customer)
+        if created:
+            emit(session, CUSTOMER_CREATED, _customer_event(customer))
+
+
+def handle_order_status_changed(db: Database, envelope: Envelope) -> None:
+    _order_changed(db, envelope, "status")
+
+
+def handle_order_canceled(db: Database, envelope: Envelope) -> None:
+    _order_changed(db, envelope, "status")
+
+
+def handle_order_abandoned(db: Database, envelope: Envelope) -> None:
+    _order_changed(db, envelope, "status")
+
+
+def handle_payment_status_changed(db: Database, envelope: Envelope) -> None:
+    _order_changed(db, envelope, "payment_status")
+
+
+def handle_order_email_corrected(db: Database, envelope: Envelope) -> None:
+    """A guest order moved to another email: its figures move to that customer."""
+    change = load_payload(envelope)
+    with db.transaction() as session:
+        if db.already_processed(session, envelope):
+            return
+        row = session.get(CustomerOrder, change["order_id"], with_for_update=True)
+        if row is None:
+            raise RuntimeError("order not known yet; retrying")
+        before = session.get(Customer, row.customer_id, with_for_update=True)
+        after = records._by_email(session, change["email"])
+        if after is None:
+            after = _new_guest(session, domain.normalise_email(change["email"]))
+            emit(session, CUSTOMER_CREATED, _customer_event(after))
+        if after.id == row.customer_id:
+            return
+        row.customer_id = after.id
+        session.flush()
+        for customer in (before, after):
+            if customer is not None:
+                _recompute_figures(session, customer)

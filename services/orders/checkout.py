@@ -1,0 +1,287 @@
+"""Checkout: an order from a cart, priced and stocked from the catalogue and the customer's
+categories, with its Idempotency-Key, its stock holds, its history row and ``order_placed``
+committed together. Manual orders are made here too (create_order)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from messaging.contracts import ORDER_PLACED
+from messaging.database import Database
+from messaging.envelope import utcnow
+from messaging.errors import ServiceError, load_or_raise
+from messaging.keys import hash_token, new_token, seal
+from messaging.logs import mask_email
+from messaging.outbox import emit
+from services.orders import carts, domain, pricing
+from services.orders.models import (
+    BuyLink,
+    CheckoutLimits,
+    Counter,
+    IdempotencyKey,
+    Order,
+    OrderHistory,
+    OrderLine,
+    Product,
+)
+from services.orders.providers import PaymentProvider
+from services.orders.schemas import OrderSchema, PlaceOrderSchema
+
+log = logging.getLogger(__name__)
+ORDER, PLACE_ORDER = OrderSchema(), PlaceOrderSchema()
+
+
+def place_order(db: Database, provider: PaymentProvider | None, request: dict[str, Any]
+                ) -> dict[str, Any]:
+    """Create an order from a cart: priced and stocked from our own catalogue.
+
+    The order, its stock holds, its history row and ``order_placed`` commit together.
+    """
+    data = load_or_raise(PLACE_ORDER, request)
+    fingerprint = domain.request_fingerprint(request)
+    key = data["idempotency_key"]
+    if key:
+        replay = claim_key(db, key, fingerprint)
+        if replay is not None:
+            return replay
+    try:
+        with db.transaction() as session:
+            order, _ = create_order(session, provider, data, fingerprint)
+            if key:
+                session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key)
+                                .values(order_id=order.id))
+            result = ORDER.dump(order)
+            for line in result["lines"]:
+                line["previous_unit_price"] = order.previous_prices.get(line["sku"])
+    except Exception:
+        if key:  # nothing was made: a retry with this key may try again
+            with db.transaction() as session:
+                session.execute(delete(IdempotencyKey).where(
+                    IdempotencyKey.key == key, IdempotencyKey.order_id.is_(None)))
+        raise
+    log.info("order placed", extra={"order_number": result["number"],
+                                    "email": mask_email(result["email"])})
+    return {**result, "replayed": False}
+
+def claim_key(db: Database, key: str, fingerprint: str) -> dict[str, Any] | None:
+    """Claim an Idempotency-Key in its own committed transaction; or answer as the first
+    request did (its order), or refuse (another body: 422; still running: 409)."""
+    now = utcnow()
+    try:
+        with db.transaction() as session:
+            claim = session.get(IdempotencyKey, key, with_for_update=True)
+            if claim is None:
+                session.add(IdempotencyKey(key=key, fingerprint=fingerprint, claimed_at=now))
+                return None
+            if claim.fingerprint != fingerprint:
+                raise ServiceError(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request.", 422)
+            if claim.order_id is not None:
+                order = session.get(Order, claim.order_id)
+                return {**ORDER.dump(order), "replayed": True}
+            if now - claim.claimed_at < domain.IDEMPOTENCY_CLAIM_TIMEOUT:
+                raise _in_progress()
+            claim.claimed_at = now  # the first attempt died mid-way: take it over
+            return None
+    except IntegrityError:  # claimed by a concurrent request a moment ago
+        raise _in_progress() from None
+
+def create_order(session: Any, provider: PaymentProvider | None, data: dict[str, Any],
+                 fingerprint: str | None, actor: str = "customer", payment_link: bool = False
+                 ) -> tuple[Order, str]:
+    """A new order, stock held, with its first history row and ``order_placed``; returns
+    it with its access token (the guest's key, sent by email)."""
+    recovered_from = None
+    if data.get("recovery_token"):
+        recovered_from = session.scalar(select(Order.id).where(
+            Order.recovery_token_hash == hash_token(data["recovery_token"]),
+            Order.status.in_(domain.RECOVERABLE)))
+        if recovered_from is None:
+            raise ServiceError("recovery_link_invalid",
+                               "This recovery link is not valid (any more).", 422,
+                               errors={"recovery_token": ["unknown or expired"]})
+    cart = None
+    if data.get("cart") == "saved":
+        if data["customer_id"] is None:
+            raise ServiceError("login_required", "Log in to check out a saved cart.", 401)
+        # Locked until commit: a second checkout of the same cart waits, then finds it
+        # empty; a checkout that fails rolls back and leaves the cart as it was.
+        cart = carts.locked_cart(session, data["customer_id"])
+        if not cart.lines:
+            raise ServiceError("cart_empty", "The saved cart is empty.", 422)
+        data = {**data, "lines": [{"sku": line.sku, "quantity": line.quantity,
+                                   "price_seen": line.price_seen}
+                                  for line in cart.lines]}
+    buy_link_id = None
+    if data.get("buy_link"):
+        # A link disabled while the shopper was checking out still gets the credit.
+        buy_link_id = session.scalar(select(BuyLink.id).where(
+            BuyLink.code == data["buy_link"].strip().lower()))
+        if buy_link_id is None:
+            raise ServiceError("validation_failed", "No such buy link.", 422,
+                               errors={"buy_link": ["unknown link"]})
+    if data["payment_method"] in domain.PROVIDER_PAYMENT_METHODS and provider is None:
+        raise ServiceError("payment_method_unavailable", "This store takes no card "
+                           "payments (no payment provider is configured).", 422,
+                           errors={"payment_method": ["card payments are not set up"]})
+    quantities = domain.merge_lines(data["lines"])
+    if actor == "customer":  # the merchant's own manual orders are not limited
+        _check_checkout_limits(session, data["email"], quantities)
+    products = {
+        p.sku: p
+        for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
+    }
+    terms = pricing.terms_for(session, data["customer_id"], quantities)
+    if actor != "customer":
+        # A hidden-price member is told to contact the store; the merchant then takes
+        # the order, at the member's prices as if shown.
+        terms = [dataclasses.replace(t, hidden=False) for t in terms]
+    priced = domain.price_lines(quantities, products, data["locale"], terms)
+    shipping = domain.needs_shipping(priced)
+    if shipping and not data["shipping_address"]:
+        raise ServiceError("validation_failed", "A shipping address is required.", 422,
+                           errors={"shipping_address": ["required for physical products"]})
+    _hold_stock(session, priced, products)
+
+    subtotal = sum(line.line_total for line in priced)
+    now = utcnow()
+    access_token, access_token_hash = new_token()
+    order = Order(
+        number=_next_order_number(session),
+        status="pending_payment",
+        payment_status="pending",
+        fulfillment_status="unfulfilled",
+        payment_method=data["payment_method"],
+        email=data["email"],
+        customer_id=data["customer_id"],
+        locale=data["locale"],
+        currency=products[priced[0].sku].currency,
+        subtotal=subtotal,
+        shipping_total=0,  # shipping rates are not modelled yet
+        total=subtotal,
+        shipping_address=data["shipping_address"] if shipping else None,
+        billing_address=data.get("billing_address") or (
+            data["shipping_address"] if shipping else None),
+        payment_instructions=data.get("payment_instructions")
+        if data["payment_method"] in domain.MANUAL_PAYMENT_METHODS else None,
+        idempotency_key=data["idempotency_key"],
+        request_fingerprint=fingerprint,
+        access_token_hash=access_token_hash,
+        access_token_sealed=seal(access_token),
+        channel="admin" if actor != "customer" else "storefront",
+        created_by=actor if actor != "customer" else None,
+        recovered_from=recovered_from,
+        buy_link_id=buy_link_id,
+        account_offer_expires_at=now + domain.ACCOUNT_OFFER_TTL
+        if data["offer_account"] and data["customer_id"] is None else None,
+        placed_at=now,
+        lines=[
+            OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
+                      unit_price=line.unit_price, line_total=line.line_total,
+                      digital=line.digital, list_price=line.list_price,
+                      price_source=line.price_source)
+            for line in priced
+        ],
+        history=[OrderHistory(at=now, actor=actor, field="status", from_value=None,
+                              to_value="pending_payment",
+                              comment="Order placed" if actor == "customer"
+                              else "Order taken by staff", notify_customer=True)],
+    )
+    # What the shopper was shown and no longer holds (a price list changed meanwhile): the
+    # order is at today's price, and its answer says so, line by line.
+    seen = {line["sku"]: line.get("price_seen") for line in data["lines"]}
+    order.previous_prices = {line.sku: seen[line.sku] for line in priced
+                             if seen.get(line.sku) not in (None, line.unit_price)}
+    session.add(order)
+    if cart is not None:
+        cart.lines.clear()  # the order holds them now (same transaction)
+        cart.updated_at = now
+    session.flush()
+    payload = ORDER.dump(order)
+    emit(session, ORDER_PLACED, {
+        **payload,
+        "order_id": order.id,
+        "placed_at": order.placed_at,
+        "notify_customer": True,
+        "access_token_sealed": seal(access_token),
+        "offer_account": data["offer_account"] and order.customer_id is None,
+        "account_exists": data.get("account_exists", False),
+        "channel": order.channel, "payment_link": payment_link,
+    })
+    return order, access_token
+
+def _check_checkout_limits(session: Any, email: str,
+                           quantities: dict[str, int]) -> None:
+    """Refuse a checkout that breaks the merchant's limits. The email's unpaid orders are
+    counted under a lock on that email (PostgreSQL advisory lock; SQLite writes one at a
+    time), so two checkouts at once cannot both slip under a limit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                        {"key": f"unpaid-orders:{email}"})
+    unpaid = and_(Order.email == email, Order.status == "pending_payment")
+    count_unpaid = select(func.count()).select_from(Order).where(unpaid).scalar_subquery()
+    # The limits and the shopper's unpaid orders in one round trip (the row the migration
+    # made); the defaults if someone emptied the table by hand.
+    found = session.execute(select(CheckoutLimits, count_unpaid)
+                            .where(CheckoutLimits.id == 1)).first()
+    if found is None:
+        limits = dict(domain.DEFAULT_CHECKOUT_LIMITS)
+        unpaid_orders = session.scalar(select(count_unpaid))
+    else:
+        limits = {name: getattr(found[0], name) for name in domain.DEFAULT_CHECKOUT_LIMITS}
+        unpaid_orders = found[1]
+    held = dict(session.execute(  # most shoppers have no unpaid order: no second query
+        select(OrderLine.sku, func.sum(OrderLine.quantity))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(unpaid, OrderLine.sku.in_(quantities))
+        .group_by(OrderLine.sku)).all()) if unpaid_orders else {}
+    problem = domain.checkout_limit_problems(quantities, held, unpaid_orders, limits)
+    if problem is not None:
+        code, errors = problem
+        status = 422 if code == "quantity_limit" else 409
+        raise ServiceError(code, "This order is over the store's limits.", status,
+                           errors=errors)
+
+def _hold_stock(session: Any, priced: list[domain.PricedLine],
+                products: dict[str, Product]) -> None:
+    # One conditional UPDATE per line, in SKU order (no deadlocks between checkouts):
+    # the row lock makes "is there enough?" and "take it" one step, so no overselling.
+    for line in priced:
+        if products[line.sku].stock is None:
+            continue
+        taken = session.execute(
+            update(Product)
+            .where(Product.sku == line.sku, Product.stock >= line.quantity)
+            .values(stock=Product.stock - line.quantity)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken != 1:
+            raise ServiceError("out_of_stock", f"Not enough stock for {line.sku}.", 409,
+                               errors={"lines": {line.sku: ["not enough stock"]}})
+
+def _next_order_number(session: Any) -> int:
+    if session.get_bind().dialect.name == "postgresql":
+        # No lock held until commit (unlike a counter row); a checkout that fails after
+        # this leaves a gap in the numbers, as most stores' numbers have.
+        return session.execute(text("SELECT nextval('order_number_seq')")).scalar_one()
+    number = session.execute(
+        update(Counter).where(Counter.name == "order_number")
+        .values(value=Counter.value + 1).returning(Counter.value)
+    ).scalar_one_or_none()
+    if number is None:
+        session.add(Counter(name="order_number", value=domain.FIRST_ORDER_NUMBER))
+        session.flush()
+        number = domain.FIRST_ORDER_NUMBER
+    return number
+
+
+def _in_progress() -> ServiceError:
+    return ServiceError("idempotency_in_progress",
+                        "A request with this Idempotency-Key is still being processed.", 409,
+                        extra={"retry_after": 1})
