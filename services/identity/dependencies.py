@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import os
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -163,3 +164,13 @@ class EndedSessionsProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> EndedSessions:
         return self.ended
+
+
+@dataclass(frozen=True)
+class IdentityParts:
+    """What identity's use cases work with: the service's dependencies as one argument."""
+
+    db: Database
+    passwords: Passwords
+    tokens: Any
+    ended: Any
