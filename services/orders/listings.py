@@ -75,7 +75,7 @@ def list_customer_orders(db: Database, customer_id: str, page: dict[str, Any]) -
     return {"items": items, "next_before": items[-1]["placed_at"] if more else None}
 
 
-def recentorders_of(db: Database, account_id: str | None, email: str, limit: int = 10
+def recent_orders_of(db: Database, account_id: str | None, email: str, limit: int = 10
                      ) -> list[dict[str, Any]]:
     """For the merchant's customer page: the account's orders and the email's guest
     orders, newest first."""
@@ -226,7 +226,7 @@ def export_page(db: Database, placed_from: str, placed_to: str, after: str | Non
     return {"rows": rows, "after": page_marker(last.placed_at, last.id) if last else None}
 
 
-def exportorders_of(db: Database, account_id: str | None, email: str) -> list[dict[str, Any]]:
+def export_orders_of(db: Database, account_id: str | None, email: str) -> list[dict[str, Any]]:
     """Every order of a customer, whole (lines, history), for their data export."""
     with db.transaction() as session:
         orders = session.scalars(select(Order).where(orders_of(account_id, email))
