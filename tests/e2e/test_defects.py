@@ -311,7 +311,8 @@ def test_printouts_are_in_the_stores_words_and_the_label_names_the_sender(
     base = system.api(f"/admin/orders/{order['id']}")
     wait_for(lambda: "Calle Sol 1" in requests.get(base + "/label?format=html", headers=owner,
                                                    timeout=10).text,
-             message="the settings in every gateway worker")
+             message="the settings in a gateway worker")
+    time.sleep(1.2)  # and in the other: each caches them for STORE_SETTINGS_TTL (1 s)
     page = requests.get(base + "/print", headers=owner, timeout=10).text
     assert "pendiente de pago" in page and "transferencia" in page and "en tránsito" in page
     assert "+00:00" not in page  # a date as people read it, not an ISO string
