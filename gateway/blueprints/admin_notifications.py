@@ -13,6 +13,7 @@ from services.notifications.schemas import (
     DeliveryListSchema,
     DeliveryQuerySchema,
     DeliverySchema,
+    EmailKindSchema,
     NotificationSettingsSchema,
 )
 
@@ -34,6 +35,15 @@ def list_deliveries() -> Any:
 @staff_required("owner", "staff")
 def resend(delivery_id: str) -> Any:
     return jsonify(rpc_call("notifications", "resend", delivery_id, f"staff:{g.claims['sub']}"))
+
+
+@admin_notifications.get("/notifications/kinds")
+@document("Every email the store sends: its kind, the event it answers, whether it can be "
+          "switched off", tags=["admin notifications"], auth="staff",
+          responses={200: EmailKindSchema(many=True)})
+@staff_required("owner", "staff")
+def list_email_kinds() -> Any:
+    return jsonify(rpc_call("notifications", "list_email_kinds"))
 
 
 @admin_notifications.get("/notifications/settings")

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from nameko.extensions import DependencyProvider
 
 from messaging.database import Database, var_dir
+from messaging.links import StorefrontLinks
 from services.notifications.domain import (
     PermanentMailError,
     RecipientBounced,
@@ -237,7 +238,7 @@ class MailerProvider(DependencyProvider):
                              Path(os.environ.get("MAILDIR") or var_dir() / "mail"),
                              signer=dkim_signer_from_environment())
         self.sender = os.environ.get("MAIL_FROM", "Clientela Store <store@localhost>")
-        self.storefront_url = os.environ.get("STOREFRONT_URL", "http://127.0.0.1:8000")
+        self.links = StorefrontLinks.from_environment()
 
     def get_dependency(self, worker_ctx: Any) -> MailerProvider:
         return self

@@ -1,4 +1,5 @@
-"""Pure notification rules: which email, when to retry, how a failure is classified."""
+"""Pure notification rules: a delivery's identity, when to retry, how a failure is
+classified."""
 
 from __future__ import annotations
 
@@ -6,32 +7,7 @@ import os
 import uuid
 from datetime import datetime, timedelta
 
-ORDER_CONFIRMATION = "order_confirmation"
-WELCOME = "welcome"
-PASSWORD_RESET = "password_reset"
-PASSWORD_CHANGED = "password_changed"
-INVITATION = "invitation"
-ACCOUNT_APPROVED = "account_approved"
-EMAIL_CHANGE_CONFIRM = "email_change_confirm"
-EMAIL_CHANGE_NOTICE = "email_change_notice"
-EMAIL_ADDRESS_IN_USE = "email_address_in_use"  # a change asked for an address with an account
-PAYMENT_RECEIVED = "payment_received"
-PAYMENT_REFUNDED = "payment_refunded"
-ORDER_SHIPPED = "order_shipped"
-ORDER_DELIVERED = "order_delivered"
-ORDER_CANCELED = "order_canceled"
-ORDER_RECOVERY = "order_recovery"  # an abandoned order's recovery link
-ORDER_PAYMENT_LINK = "order_payment_link"  # a manual order the customer has still to pay
-
-# Account and security emails always go: a store cannot switch off a password reset.
-ALWAYS_SENT = frozenset({WELCOME, PASSWORD_RESET, PASSWORD_CHANGED, INVITATION,
-                         ACCOUNT_APPROVED, EMAIL_CHANGE_CONFIRM, EMAIL_CHANGE_NOTICE,
-                         EMAIL_ADDRESS_IN_USE})
-# What still goes to an address that bounced: account and security emails, and the order
-# confirmation (the one email a shopper waits for; they may have fixed their mailbox).
-SENT_TO_BOUNCING = ALWAYS_SENT | {ORDER_CONFIRMATION}
-SWITCHABLE = (ORDER_CONFIRMATION, PAYMENT_RECEIVED, PAYMENT_REFUNDED, ORDER_SHIPPED,
-              ORDER_DELIVERED, ORDER_CANCELED, ORDER_RECOVERY, ORDER_PAYMENT_LINK)
+# Which emails there are, what each answers and who gets it: email_kinds.py.
 
 # Namespace for delivery ids derived from events (uuid5), fixed forever.
 DELIVERY_NAMESPACE = uuid.UUID("6f0f5d8e-6a43-4c57-9a55-3c2f1c0b7d21")

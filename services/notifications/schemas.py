@@ -4,7 +4,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from messaging.fields import StrictBoolean
 from messaging.logs import mask_email
-from services.notifications.domain import SWITCHABLE
+from services.notifications.email_kinds import SWITCHABLE
 
 
 class DeliverySchema(Schema):
@@ -36,6 +36,13 @@ class DeliveryQuerySchema(Schema):
                               metadata={"description": "exact email address"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     before = fields.String(validate=validate.Length(max=500))
+
+
+class EmailKindSchema(Schema):
+    kind = fields.String(required=True)
+    event = fields.String(required=True, metadata={"description": "the event it answers"})
+    switchable = fields.Boolean(required=True, metadata={
+        "description": "false: an account or security email, always sent"})
 
 
 # Which emails the store sends: kind → on/off. Account emails always go, so are not here.

@@ -1,0 +1,198 @@
+"""Sending an event's email once: the delivery is logged with the event's processed mark in
+one transaction, then sent outside any transaction; failures are retried by the sweep,
+bounces remembered."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from messaging.contracts import is_erased_email, normalised_payload
+from messaging.database import Database, locked_row
+from messaging.envelope import Envelope, utcnow
+from messaging.logs import mask_email
+from messaging.metrics import EMAILS
+from services.notifications import domain, email_kinds
+from services.notifications.dependencies import MailerProvider, build_message, render_email
+from services.notifications.models import (
+    BouncingAddress,
+    Delivery,
+    NotificationSetting,
+    SenderProfile,
+)
+
+log = logging.getLogger(__name__)
+
+# A crashed sender's claim expires after this, and the sweep sends the email. Longer than any
+# SMTP conversation (the mailer's timeouts), or a slow send could go out twice.
+SEND_LEASE = timedelta(seconds=float(os.environ.get("SEND_LEASE_SECONDS", "120")))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One email as the sender needs it, read from the log inside a transaction."""
+
+    delivery_id: Any
+    kind: str
+    recipient: str
+    locale: str
+    context: dict[str, Any]
+    attempts: int
+    reply_to: str | None
+
+
+def record_event(db: Database, mail: MailerProvider, envelope: Envelope) -> None:
+    """The email an event asks for (email_kinds), if any, logged then sent."""
+    payload = normalised_payload(envelope)  # checked against its contract
+    kind = email_kinds.kind_for(envelope.event_type, payload)
+    if kind is None:
+        return
+    outgoing = _log_delivery(db, envelope, kind, kind.recipient(payload),
+                             payload["locale"], kind.context(payload))
+    if outgoing is not None:
+        send(db, mail, outgoing)
+
+
+def _log_delivery(db: Database, envelope: Envelope, kind: email_kinds.EmailKind,
+                  recipient: str, locale: str, context: dict[str, Any]) -> Outgoing | None:
+    """Log the delivery with the event's processed mark (one transaction): born claimed by
+    this worker (attempt 1), so no second transaction claims it. If the worker dies, the
+    lease runs out and the sweep sends it. None: already done, or not to be sent."""
+    delivery_id = domain.delivery_id(envelope.event_id, kind.name, recipient)
+    now = utcnow()
+    with db.transaction() as session:
+        if db.already_processed(session, envelope):
+            return None
+        skipped = _skip_reason(session, kind, recipient)
+        if skipped:
+            # Logged, so the merchant sees why it did not go.
+            session.add(Delivery(
+                id=delivery_id, event_id=envelope.event_id, kind=kind.name,
+                recipient=recipient, locale=locale, status="skipped", attempts=0,
+                context={}, next_attempt_at=now, last_error=skipped))
+            return None
+        session.add(Delivery(
+            id=delivery_id, event_id=envelope.event_id, kind=kind.name, recipient=recipient,
+            locale=locale, status="sending", attempts=1, context=context,
+            next_attempt_at=now, locked_until=now + SEND_LEASE,
+        ))
+        return Outgoing(delivery_id, kind.name, recipient, locale, context, 1,
+                        reply_to(session))
+
+
+def _skip_reason(session: Session, kind: email_kinds.EmailKind, recipient: str) -> str | None:
+    if is_erased_email(recipient):  # an erased customer's order: no one to tell
+        return "recipient erased"
+    if not kind.sent_to_bouncing and session.get(BouncingAddress, recipient):
+        return "recipient bouncing"
+    if kind.switchable:
+        setting = session.get(NotificationSetting, kind.name)
+        if setting is not None and not setting.enabled:
+            return "switched off"
+    return None
+
+
+def send_due(db: Database, mail: MailerProvider) -> None:
+    """Retry sweep: pending deliveries that are due, and claims a crashed sender left."""
+    now = utcnow()
+    with db.transaction() as session:
+        ids = session.scalars(
+            select(Delivery.id).where(_claimable(now))
+            .order_by(Delivery.next_attempt_at).limit(50)).all()
+    for delivery_id in ids:
+        outgoing = _claim(db, delivery_id)
+        if outgoing is not None:
+            send(db, mail, outgoing)
+
+
+def _claimable(now: Any) -> Any:
+    return or_((Delivery.status == "pending") & (Delivery.next_attempt_at <= now),
+               (Delivery.status == "sending") & (Delivery.locked_until < now))
+
+
+def _claim(db: Database, delivery_id: Any) -> Outgoing | None:
+    """Claim it (one sender at a time, across replicas) in a short transaction; the SMTP
+    conversation happens outside any transaction."""
+    now = utcnow()
+    with db.transaction() as session:
+        claimed = session.execute(
+            update(Delivery).where(Delivery.id == delivery_id, _claimable(now))
+            .values(status="sending", locked_until=now + SEND_LEASE,
+                    attempts=Delivery.attempts + 1)
+            .execution_options(synchronize_session=False)).rowcount
+        if not claimed:
+            return None
+        delivery = session.get(Delivery, delivery_id)
+        return Outgoing(delivery_id, delivery.kind, delivery.recipient, delivery.locale,
+                        dict(delivery.context), delivery.attempts, reply_to(session))
+
+
+def send(db: Database, mail: MailerProvider, outgoing: Outgoing) -> None:
+    """Render and send, outside any transaction (the callers read what it needs from the
+    database in theirs: a database hiccup here would fail the email for good)."""
+    kind, recipient = outgoing.kind, outgoing.recipient
+    try:
+        context = email_kinds.BY_NAME[kind].template_context(mail.links, outgoing.context)
+        subject, text, html = render_email(kind, outgoing.locale, context)
+        message = build_message(
+            delivery_id=outgoing.delivery_id, sender=mail.sender, recipient=recipient,
+            subject=subject, text=text, html=html, locale=outgoing.locale,
+            reply_to=outgoing.reply_to)
+        mail.mailer.send(message)
+    except domain.TransientMailError as exc:
+        retry_at = domain.next_attempt(outgoing.attempts, utcnow())
+        _finish(db, outgoing.delivery_id, status="pending" if retry_at else "failed",
+                error=str(exc), next_attempt_at=retry_at)
+        EMAILS.labels(kind, "deferred" if retry_at else "failed").inc()
+        log.warning("email deferred", extra={"kind": kind, "attempt": outgoing.attempts,
+                                             "recipient": mask_email(recipient)})
+        return
+    except domain.RecipientBounced as exc:
+        _finish(db, outgoing.delivery_id, status="bounced", error=str(exc))
+        _mark_bouncing(db, recipient, str(exc))
+        EMAILS.labels(kind, "bounced").inc()
+        log.warning("email bounced", extra={"kind": kind, "recipient": mask_email(recipient)})
+        return
+    except Exception as exc:  # permanent SMTP refusal, or a template bug: no retry
+        _finish(db, outgoing.delivery_id, status="failed",
+                error=f"{type(exc).__name__}: {exc}")
+        EMAILS.labels(kind, "failed").inc()
+        log.error("email failed", extra={"kind": kind, "recipient": mask_email(recipient)})
+        return
+    _finish(db, outgoing.delivery_id, status="sent")
+    EMAILS.labels(kind, "sent").inc()
+    log.info("email sent", extra={"kind": kind, "recipient": mask_email(recipient)})
+
+
+def _mark_bouncing(db: Database, recipient: str, error: str) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        row = locked_row(session, BouncingAddress, recipient, email=recipient, bounces=0,
+                         first_bounced_at=now, last_bounced_at=now)
+        row.bounces += 1
+        row.last_bounced_at, row.last_error = now, error[:300]
+
+
+def _finish(db: Database, delivery_id: Any, status: str, error: str | None = None,
+            next_attempt_at: Any = None) -> None:
+    values: dict[str, Any] = {"status": status, "locked_until": None,
+                              "last_error": error[:500] if error else None}
+    if status == "sent":
+        values["sent_at"] = utcnow()
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    with db.transaction() as session:
+        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values)
+                        .execution_options(synchronize_session=False))
+
+
+def reply_to(session: Session) -> str | None:
+    """The store's Reply-To (kept from identity's store settings)."""
+    profile = session.get(SenderProfile, 1)
+    return profile.reply_to if profile else None

@@ -1,0 +1,161 @@
+"""The notifications service in-process, on a real migrated PostgreSQL database and a real
+SMTP server (aiosmtpd): events handed to its handlers directly, the delivery log and the
+mailbox checked. Each email kind's rules (email_kinds) in milliseconds, no system started."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nameko.containers import ServiceContainer
+from nameko.testing.services import entrypoint_hook
+from sqlalchemy import create_engine, text
+
+from messaging.contracts import (
+    EMAIL_CHANGE_REQUESTED,
+    ORDER_PLACED,
+    PAYMENT_STATUS_CHANGED,
+)
+from messaging.envelope import Envelope
+from messaging.keys import seal
+from services.notifications import email_kinds
+from services.notifications.dependencies import TEMPLATES_DIR
+from services.notifications.service import NotificationsService
+from tests.support.containers import service_container
+from tests.support.smtp import SmtpSink
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def notifications(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smtp: SmtpSink
+                  ) -> Iterator[tuple[ServiceContainer, str]]:
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    monkeypatch.setenv("STOREFRONT_URL", "https://shop.test")
+    with service_container(NotificationsService, SERVICE_DIR, "NOTIFICATIONS_DATABASE_URL",
+                           monkeypatch, tmp_path) as running:
+        yield running
+
+
+def call(container: ServiceContainer, method: str, *args: Any) -> Any:
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+def rows(url: str, query: str, **params: Any) -> list[Any]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        result = list(connection.execute(text(query), params))
+    engine.dispose()
+    return result
+
+
+def order_placed(email: str, **extra: Any) -> Envelope:
+    return Envelope(event_type=ORDER_PLACED, source="orders", payload={
+        "order_id": str(uuid.uuid4()), "number": "#1001", "email": email, "locale": "en",
+        "currency": "EUR", "subtotal": 1000, "shipping_total": 0, "total": 1000,
+        "status": "placed", "payment_status": "pending", "placed_at": "2026-12-02T10:00:00+00:00",
+        "lines": [{"sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": 1000,
+                   "line_total": 1000}], **extra})
+
+
+def payment_changed(email: str, to: str, notify: bool = True) -> Envelope:
+    return Envelope(event_type=PAYMENT_STATUS_CHANGED, source="orders", payload={
+        "order_id": str(uuid.uuid4()), "number": "#1002", "email": email, "locale": "en",
+        "currency": "EUR", "total": 1000, "from": "pending", "to": to, "actor": "system",
+        "notify_customer": notify})
+
+
+def unique_email(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def test_every_kind_has_its_templates_in_every_locale() -> None:
+    locales = [path.name for path in TEMPLATES_DIR.iterdir() if path.is_dir()]
+    assert set(locales) >= {"en", "es"}
+    for kind in email_kinds.KINDS:
+        for locale in locales:
+            for part in ("subject", "txt", "html"):
+                assert (TEMPLATES_DIR / locale / f"{kind.name}.{part}.j2").is_file(), (
+                    kind.name, locale, part)
+
+
+def test_an_event_asks_for_at_most_one_email() -> None:
+    """The kinds answering one event exclude each other (one delivery per event)."""
+    samples = {ORDER_PLACED: [{"payment_link": True}, {"payment_link": False}],
+               EMAIL_CHANGE_REQUESTED: [{"address_taken": True}, {"address_taken": False}]}
+    for event, payloads in samples.items():
+        for payload in payloads:
+            matching = [kind.name for kind in email_kinds.KINDS
+                        if kind.event == event and kind.when(payload)]
+            assert len(matching) == 1, (event, payload, matching)
+
+
+def test_a_guest_confirmation_goes_once_with_its_order_link(
+        notifications: tuple[ServiceContainer, str], smtp: SmtpSink) -> None:
+    container, url = notifications
+    email = unique_email("guest")
+    envelope = order_placed(email, access_token_sealed=seal("t0ken"), offer_account=True)
+    call(container, "handle_order_placed", envelope)
+    call(container, "handle_order_placed", envelope)  # redelivered: no second email
+    [mail] = smtp.wait_for_mail_to(email)
+    order_id = envelope.payload["order_id"]
+    assert f"https://shop.test/orders/{order_id}?token=t0ken" in mail.text()
+    assert f"https://shop.test/create-account?order={order_id}&token=t0ken" in mail.text()
+    [row] = rows(url, "SELECT kind, status, context::text AS context FROM deliveries "
+                      "WHERE recipient = :r", r=email)
+    assert (row.kind, row.status) == ("order_confirmation", "sent")
+    assert "t0ken" not in row.context  # the token stays sealed in the log
+
+
+def test_order_changes_send_only_what_the_customer_should_hear(
+        notifications: tuple[ServiceContainer, str], smtp: SmtpSink) -> None:
+    container, url = notifications
+    email = unique_email("buyer")
+    call(container, "handle_payment_status_changed", payment_changed(email, "pending"))
+    call(container, "handle_payment_status_changed", payment_changed(email, "paid", False))
+    call(container, "handle_payment_status_changed", payment_changed(email, "paid"))
+    call(container, "handle_payment_status_changed", payment_changed(email, "refunded"))
+    kinds = [row.kind for row in rows(url, "SELECT kind FROM deliveries WHERE recipient = :r "
+                                           "ORDER BY created_at", r=email)]
+    assert kinds == ["payment_received", "payment_refunded"]
+    assert len(smtp.wait_for_mail_to(email, count=2)) == 2
+
+
+def test_a_switched_off_kind_is_logged_as_skipped_and_security_emails_cannot_be(
+        notifications: tuple[ServiceContainer, str]) -> None:
+    container, url = notifications
+    settings = call(container, "update_settings", {"payment_received": False})
+    assert settings["payment_received"] is False and "password_reset" not in settings
+    email = unique_email("quiet")
+    call(container, "handle_payment_status_changed", payment_changed(email, "paid"))
+    [row] = rows(url, "SELECT status, last_error FROM deliveries WHERE recipient = :r",
+                 r=email)
+    assert (row.status, row.last_error) == ("skipped", "switched off")
+    catalogue = {kind["kind"]: kind for kind in call(container, "list_email_kinds")}
+    assert catalogue["payment_received"]["switchable"] is True
+    assert catalogue["password_reset"] == {"kind": "password_reset",
+                                           "event": "password_reset_requested",
+                                           "switchable": False}
+
+
+def test_a_change_to_a_taken_address_sends_its_owner_a_notice_without_a_link(
+        notifications: tuple[ServiceContainer, str], smtp: SmtpSink) -> None:
+    container, _ = notifications
+    taken = unique_email("owner")
+    call(container, "handle_email_change_requested", Envelope(
+        event_type=EMAIL_CHANGE_REQUESTED, source="identity", payload={
+            "account_id": str(uuid.uuid4()), "email": unique_email("asker"), "locale": "en",
+            "new_email": taken, "address_taken": True}))
+    [mail] = smtp.wait_for_mail_to(taken)
+    assert "confirm-email" not in mail.text() and "https://shop.test/login" in mail.text()
