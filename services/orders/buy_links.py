@@ -24,7 +24,7 @@ from services.orders.schemas import (
 )
 from services.orders.wire import (
     BUY_LINK,
-    STOREFRONT_URL,
+    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,11 @@ def _link_views(session: Any, links: Any) -> list[dict[str, Any]]:
                func.coalesce(func.sum(Order.total).filter(Order.payment_status == "paid"), 0)
                .label("revenue"), func.min(Order.currency).label("currency"))
         .where(Order.buy_link_id.in_(ids)).group_by(Order.buy_link_id))} if ids else {}
-    base = STOREFRONT_URL.rstrip("/")
     views = []
     for link in links:
         row = figures.get(link.id)
         views.append(BUY_LINK.dump({
-            "id": link.id, "code": link.code, "url": f"{base}/b/{link.code}",
+            "id": link.id, "code": link.code, "url": STOREFRONT.buy(link.code),
             "title": link.title, "lines": link.lines, "active": link.active,
             "created_by": link.created_by, "created_at": link.created_at,
             "disabled_at": link.disabled_at, "orders": row.orders if row else 0,

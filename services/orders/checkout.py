@@ -189,9 +189,9 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
             for line in priced
         ],
         history=[OrderHistory(at=now, actor=actor, field="status", from_value=None,
-                              to_value="pending_payment",
-                              comment="Order placed" if actor == "customer"
-                              else "Order taken by staff", notify_customer=True)],
+                              to_value="pending_payment", notify_customer=True,
+                              code="placed" if actor == "customer" else "taken_by_staff",
+                              params={})],
     )
     # What the shopper was shown and no longer holds (a price list changed meanwhile): the
     # order is at today's price, and its answer says so, line by line.

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from messaging.contracts import (  # noqa: F401 (re-exported: the orders rules use them)
+    CUSTOMER_EMAILED_CHANGES,
     MANUAL_PAYMENT_METHODS,
     PAYMENT_METHODS,
     PROVIDER_PAYMENT_METHODS,
@@ -96,6 +97,12 @@ MACHINES = {
 }
 
 
+# Per machine, the states a customer may be emailed about (the contract's list).
+EMAILED_CHANGES: Mapping[str, list[str]] = {
+    machine: sorted(state for field, state in CUSTOMER_EMAILED_CHANGES if field == machine)
+    for machine in MACHINES}
+
+
 def check_transition(machine: str, current: str, target: str) -> bool:
     """True if ``current → target`` is a change to make, False if it is a no-op (same state).
 
@@ -115,6 +122,52 @@ def check_transition(machine: str, current: str, target: str) -> bool:
             extra={"from": current, "to": target, "allowed": allowed},
         )
     return True
+
+
+# What the orders service itself writes into an order's history: a code and its params, which
+# the admin shows in the merchant's language. A person's words go in the entry's comment.
+# The English here is for logs and exports.
+HISTORY_NOTES: Mapping[str, str] = {
+    "placed": "Order placed",
+    "taken_by_staff": "Order taken by staff",
+    "paid_when_taken": "Paid when the order was taken",
+    "follows": "follows {field} {state}",
+    "unpaid_after": "Unpaid after {minutes} minutes",
+    "paid_at": "Paid at {provider}",
+    "paid_late": "Paid at {provider} after the order was {status}: fulfil it or refund it",
+    "declined_at": "Payment declined at {provider}",
+    "paid_twice": "A second payment arrived ({payment_id}): refund it at the provider",
+    "paid_by_card_link": "Paid by card through the payment link (was {method})",
+    "refunded_at": "Refunded at {provider}",
+    "refunded": "Refunded {amount} in minor units of {currency}",
+}
+HistoryNote = tuple[str, dict[str, Any]]
+
+
+def history_note(code: str, **params: Any) -> HistoryNote:
+    """A service-written history entry's (code, params); unknown codes fail at once."""
+    HISTORY_NOTES[code].format(**params)  # every placeholder given
+    return code, params
+
+
+def describe_note(code: str | None, params: Mapping[str, Any] | None) -> str | None:
+    return HISTORY_NOTES[code].format(**(params or {})) if code in HISTORY_NOTES else None
+
+
+def allowed_changes(order: Any) -> dict[str, list[str]]:
+    """The states a merchant may move each machine to by hand, from where the order is: the
+    admin offers these (the service still decides). Abandoned is the hold window's to set,
+    a refund's states are reached with an amount (the refund form), and a provider's payment
+    is not changed by hand at all."""
+    allowed = {field: sorted(MACHINES[field][getattr(order, field)])
+               for field in MACHINES}
+    allowed["status"] = [s for s in allowed["status"] if s != "abandoned"]
+    allowed["payment_status"] = (
+        [s for s in allowed["payment_status"] if s != "partially_refunded"]
+        if order.payment_method in MANUAL_PAYMENT_METHODS else [])
+    if is_digital_only(order.lines):
+        allowed["fulfillment_status"] = []
+    return allowed
 
 
 # Prices per customer category (DESIGN §9). A customer's price for a product: the lowest of

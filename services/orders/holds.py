@@ -25,7 +25,7 @@ from services.orders.schemas import (
 )
 from services.orders.transitions import change_state, recovery_token
 from services.orders.wire import (
-    STOREFRONT_URL,
+    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ def abandon_expired_orders(db: Database) -> int:
             .order_by(Order.placed_at).limit(ABANDON_BATCH)
             .with_for_update(skip_locked=True)).all()
         for order in orders:
-            change_state(session, order, "status", "abandoned", "system",
-                         f"Unpaid after {windows[order.payment_method]} minutes", True, {})
+            change_state(session, order, "status", "abandoned", "system", None, True, {},
+                         domain.history_note("unpaid_after",
+                                             minutes=windows[order.payment_method]))
     if orders:
         log.info("orders abandoned", extra={"count": len(orders)})
     return len(orders)
@@ -119,7 +120,7 @@ def recovery_url(db: Database, order_id: str) -> dict[str, Any]:
                 extra={"allowed": sorted(domain.RECOVERABLE)})
         token = unseal(recovery_token(order))
         return {"order_id": str(order.id), "number": f"#{order.number}",
-                "url": f"{STOREFRONT_URL.rstrip('/')}/recover/{token}"}
+                "url": STOREFRONT.recover(token)}
 
 
 def get_recovery_cart(db: Database, token: str, customer_id: str | None = None) -> dict[str, Any]:

@@ -157,7 +157,10 @@ class OrderHistory(Base):
     field: Mapped[str] = mapped_column(String(32))
     from_value: Mapped[str | None] = mapped_column(String(32), nullable=True)
     to_value: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the service wrote (domain.HISTORY_NOTES), or None for a person's change.
+    code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    params: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)  # a person's words
     notify_customer: Mapped[bool] = mapped_column(Boolean, default=False)
 
     order: Mapped[Order] = relationship(back_populates="history")

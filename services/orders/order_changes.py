@@ -34,7 +34,7 @@ from services.orders.wire import (
     ADMIN_ORDER,
     CHANGE_SCHEMAS,
     ORDER,
-    STOREFRONT_URL,
+    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,14 @@ def change_order(db: Database, provider: PaymentProvider | None, order_id: str, 
             order.payment_status in domain.REFUNDABLE_PAYMENT
         change_state(session, order, field, data[field], actor, data["comment"],
                      data["notify_customer"], data)
+        follows = domain.history_note("follows", field=field, state=data[field])
         for implied_field, state in implied:
             if domain.MACHINES[implied_field][getattr(order, implied_field)] >= {state}:
-                change_state(session, order, implied_field, state, "system",
-                             f"follows {field} {data[field]}", False, {})
+                change_state(session, order, implied_field, state, "system", None, False,
+                             {}, follows)
         if refund:  # through the provider for a card payment; the cancel email says it
-            payments.refund_order(session, provider, order, None,
-                                  f"follows {field} {data[field]}", False, actor)
+            payments.refund_order(session, provider, order, None, None, False, actor,
+                                  note=follows)
         session.flush()
         return ADMIN_ORDER.dump(order)
 
@@ -156,16 +157,17 @@ def create_manual_order(db: Database, provider: PaymentProvider | None,
         if data["payment_processed"]:
             for field, state in [("payment_status", "paid"),
                                  *domain.follow_ups("payment_status", "paid", order)]:
-                change_state(session, order, field, state,
-                             actor if field == "payment_status" else "system",
-                             "Paid when the order was taken" if field == "payment_status"
-                             else "follows payment_status paid",
-                             field == "payment_status", {})  # "payment received" email
+                paid = field == "payment_status"
+                change_state(session, order, field, state, actor if paid else "system",
+                             None, paid, {},  # paid: the "payment received" email
+                             domain.history_note("paid_when_taken") if paid else
+                             domain.history_note("follows", field="payment_status",
+                                                 state="paid"))
         session.flush()
         result = ADMIN_ORDER.dump(order)
     log.info("manual order", extra={"order_number": result["number"], "actor": actor})
     return {"order": result, "payment_url": None if data["payment_processed"] else
-            f"{STOREFRONT_URL.rstrip('/')}/orders/{order.id}?token={access_token}&pay=1"}
+            STOREFRONT.order(str(order.id), access_token, pay=True)}
 
 
 def open_account_offer(db: Database, order_id: str, token: str) -> dict[str, Any]:

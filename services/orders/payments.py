@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError
 from messaging.keys import token_matches
+from messaging.links import StorefrontLinks
 from services.orders import domain
 from services.orders.models import (
     Order,
@@ -52,7 +53,7 @@ def order_for_payer(session: Session, order_id: uuid.UUID, customer_id: str | No
 
 
 def start_payment(session: Session, provider: PaymentProvider, order: Order,
-                  storefront_url: str) -> dict[str, Any]:
+                  storefront: StorefrontLinks) -> dict[str, Any]:
     """The page the shopper pays the order on: the open session if there is one (so a second
     click, tab or retry never opens a second payment), else a new one at the provider."""
     if order.payment_status != "pending" and order.payment_status != "voided":
@@ -72,11 +73,11 @@ def start_payment(session: Session, provider: PaymentProvider, order: Order,
                               .where(PaymentSession.order_id == order.id)) or 0
     # The return pages carry no token: the provider keeps these URLs, and the order page
     # link (with the guest's token) stays with the shopper's browser.
-    base = f"{storefront_url.rstrip('/')}/orders/{order.id}"
     started = provider.start(PaymentRequest(
         order_id=str(order.id), number=f"#{order.number}", email=order.email,
         amount=order.total, currency=order.currency, locale=order.locale,
-        success_url=f"{base}?payment=done", cancel_url=f"{base}?payment=canceled",
+        success_url=storefront.order(str(order.id), payment="done"),
+        cancel_url=storefront.order(str(order.id), payment="canceled"),
         idempotency_key=f"pay-{order.id}-{attempts}"))
     row = PaymentSession(order_id=order.id, provider=provider.name,
                          provider_session_id=started.session_id,
@@ -125,7 +126,8 @@ def receive_event(session: Session, provider: PaymentProvider, event: PaymentEve
         if pay_session.status == "open":
             pay_session.status, pay_session.closed_at = "failed", utcnow()
         if order.payment_status == "pending":
-            _note(order, actor, "payment", f"Payment declined at {provider.name}")
+            _note(order, actor, "payment",
+                  domain.history_note("declined_at", provider=provider.name))
             outcome = "declined"
     elif event.kind == "expired" and pay_session is not None and pay_session.status == "open":
         pay_session.status, pay_session.closed_at = "expired", utcnow()
@@ -136,7 +138,8 @@ def receive_event(session: Session, provider: PaymentProvider, event: PaymentEve
         amount = min(event.refunded_total, order.total) - order.refunded_total
         if amount > 0 and order.payment_status in domain.REFUNDABLE_PAYMENT:
             record_refund(session, order, amount, provider.name, event.refund_id, actor,
-                          f"Refunded at {provider.name}", notify=True)
+                          None, notify=True,
+                          note=domain.history_note("refunded_at", provider=provider.name))
             outcome = "refunded"
     log.info("payment event", extra={"provider": provider.name, "kind": event.kind,
                                      "outcome": outcome, "order_number": f"#{order.number}"})
@@ -152,35 +155,37 @@ def _paid(session: Session, order: Order, pay_session: PaymentSession | None,
                 and order.payment_reference != event.payment_id:
             # A second payment for one order: the money is real, the merchant refunds it.
             order.payment_alert = "paid_twice"
-            _note(order, actor, "payment", f"A second payment arrived ({event.payment_id}): "
-                                           "refund it at the provider")
+            _note(order, actor, "payment",
+                  domain.history_note("paid_twice", payment_id=event.payment_id))
             return "paid_twice"
         return "no_change"
     order.payment_reference = event.payment_id
     if order.payment_method not in domain.PROVIDER_PAYMENT_METHODS:
         _note(order, actor, "payment_method",
-              f"Paid by card through the payment link (was {order.payment_method})")
+              domain.history_note("paid_by_card_link", method=order.payment_method))
         order.payment_method = "card"
         order.payment_instructions = None
     was = order.status
     implied = domain.follow_ups("payment_status", "paid", order)
-    change_state(session, order, "payment_status", "paid", actor,
-                 f"Paid at {actor.split(':', 1)[1]}" + (
-                     f" after the order was {was}: fulfil it or refund it"
-                     if was in ("abandoned", "canceled") else ""), True, {})
+    paid_at = actor.split(":", 1)[1]
+    change_state(session, order, "payment_status", "paid", actor, None, True, {},
+                 domain.history_note("paid_late", provider=paid_at, status=was)
+                 if was in ("abandoned", "canceled") else
+                 domain.history_note("paid_at", provider=paid_at))
     for field, state in implied:
-        change_state(session, order, field, state, "system", "follows payment_status paid",
-                     False, {})
+        change_state(session, order, field, state, "system", None, False, {},
+                     domain.history_note("follows", field="payment_status", state="paid"))
     return "paid_late" if order.payment_alert else "paid"
 
 
-def _note(order: Order, actor: str, field: str, comment: str) -> None:
-    order.history.append(OrderHistory(at=utcnow(), actor=actor, field=field,
-                                      comment=comment, notify_customer=False))
+def _note(order: Order, actor: str, field: str, note: domain.HistoryNote) -> None:
+    order.history.append(OrderHistory(at=utcnow(), actor=actor, field=field, code=note[0],
+                                      params=note[1], notify_customer=False))
 
 
 def refund_order(session: Session, provider: PaymentProvider | None, order: Order,
-                 amount: int | None, comment: str | None, notify: bool, actor: str) -> int:
+                 amount: int | None, comment: str | None, notify: bool, actor: str,
+                 note: domain.HistoryNote | None = None) -> int:
     """Give money back: through the provider for a provider's payment, recorded as given
     by hand for a manual method. Returns the amount refunded."""
     amount, problem = domain.refund_problem(order, amount)
@@ -200,21 +205,23 @@ def refund_order(session: Session, provider: PaymentProvider | None, order: Orde
         refund_id = provider.refund(order.payment_reference, amount,
                                     f"refund-{order.id}-{order.refunded_total}-{amount}")
         provider_name = provider.name
-    record_refund(session, order, amount, provider_name, refund_id, actor, comment, notify)
+    record_refund(session, order, amount, provider_name, refund_id, actor, comment, notify,
+                  note)
     return amount
 
 
 def record_refund(session: Session, order: Order, amount: int, provider: str | None,
-                  refund_id: str | None, actor: str, comment: str | None, notify: bool
-                  ) -> None:
+                  refund_id: str | None, actor: str, comment: str | None, notify: bool,
+                  note: domain.HistoryNote | None = None) -> None:
     to = domain.payment_status_after_refund(order, amount)
     order.refunded_total += amount
     order.refunds.append(Refund(amount=amount, currency=order.currency, provider=provider,
                                 provider_refund_id=refund_id, actor=actor, comment=comment,
                                 created_at=utcnow()))
-    change_state(session, order, "payment_status", to, actor,
-                 comment or f"Refunded {amount / 100:.2f} {order.currency}", notify,
-                 {"refund_amount": amount})
+    change_state(session, order, "payment_status", to, actor, comment, notify,
+                 {"refund_amount": amount},
+                 None if comment else note or domain.history_note(
+                     "refunded", amount=amount, currency=order.currency))
 
 
 def test_page(session: Session, session_id: str) -> tuple[PaymentSession, Order]:

@@ -15,12 +15,16 @@ from marshmallow import (
 from messaging.contracts import LOCALES, AddressSchema
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 from services.orders.domain import (
+    EMAILED_CHANGES,
     FULFILLMENT_TRANSITIONS,
+    HISTORY_NOTES,
+    MANUAL_PAYMENT_METHODS,
     MAX_DISCOUNT_PERCENT,
     ORDER_TRANSITIONS,
     PAYMENT_METHODS,
     PAYMENT_TRANSITIONS,
     PRICE_DISPLAYS,
+    allowed_changes,
 )
 
 MAX_LINES = 100
@@ -408,7 +412,12 @@ class HistorySchema(Schema):
     field = fields.String(required=True)
     from_value = fields.String(data_key="from", allow_none=True)
     to_value = fields.String(data_key="to", allow_none=True)
-    comment = fields.String(allow_none=True)
+    code = fields.String(allow_none=True, metadata={
+        "description": "what the service wrote, for the reader's language: "
+                       + ", ".join(HISTORY_NOTES) + "; null: a person's change"})
+    params = fields.Dict(allow_none=True, metadata={
+        "description": "the code's values, e.g. follows: {field, state}"})
+    comment = fields.String(allow_none=True, metadata={"description": "a person's words"})
     notify_customer = StrictBoolean(required=True)
 
 
@@ -434,6 +443,16 @@ class AdminOrderSummarySchema(OrderSchema):
 
 class AdminOrderSchema(AdminOrderSummarySchema):
     history = fields.List(fields.Nested(HistorySchema), required=True)
+    allowed = fields.Function(allowed_changes, metadata={
+        "description": "per state machine (status, payment_status, fulfillment_status), the "
+                       "states a merchant may move it to from here"})
+    manual_payment = fields.Function(
+        lambda order: order.payment_method in MANUAL_PAYMENT_METHODS, metadata={
+            "description": "paid by hand (its payment status is set by the merchant); "
+                           "false: through the payment provider"})
+    emailed_changes = fields.Function(lambda _order: EMAILED_CHANGES, metadata={
+        "description": "per state machine, the states the customer may be emailed about "
+                       "(notify_customer)"})
     refunds = fields.List(fields.Nested(RefundSchema), required=True)
     payment_reference = fields.String(allow_none=True, metadata={
         "description": "the provider's payment (Stripe: PaymentIntent id)"})

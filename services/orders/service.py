@@ -47,7 +47,7 @@ from services.orders.schemas import (
 from services.orders.wire import (
     ADMIN_ORDER,
     START_PAYMENT,
-    STOREFRONT_URL,
+    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("card_payments_unavailable",
                                    "This store takes no card payments.", 409)
             return START_PAYMENT.dump(payments.start_payment(session, self.payments, order,
-                                                             STOREFRONT_URL))
+                                                             STOREFRONT))
 
     @rpc
     def receive_payment_event(self, provider: str, body: str, signature: str | None
@@ -227,8 +227,8 @@ class OrdersService(HealthEndpoints):
             "payment.succeeded" if outcome == "pay" else "payment.declined", data)
         return {"body": body, "signature": signature,
                 "header": self.payments.signature_header,
-                "return_url": f"{STOREFRONT_URL.rstrip('/')}/orders/{order_id}?payment="
-                              + ("done" if outcome == "pay" else "declined")}
+                "return_url": STOREFRONT.order(
+                    str(order_id), payment="done" if outcome == "pay" else "declined")}
 
     @rpc
     def get_admin_order(self, order_id: str) -> dict[str, Any]:

@@ -22,10 +22,13 @@ from services.orders.models import Order, OrderHistory, Product
 
 
 def change_state(session: Any, order: Order, field: str, to: str, actor: str,
-                 comment: str | None, notify: bool, details: dict[str, Any]) -> None:
+                 comment: str | None, notify: bool, details: dict[str, Any],
+                 note: domain.HistoryNote | None = None) -> None:
     """Move one of the order's machines, with its history row and its event (same
-    transaction). The same state again is a no-op, except for new tracking details or one
-    more partial refund (``details["refund_amount"]``, already added to refunded_total)."""
+    transaction). ``comment`` is a person's words (the customer's email may quote them);
+    ``note`` what the service says about the change (domain.history_note). The same state
+    again is a no-op, except for new tracking details or one more partial refund
+    (``details["refund_amount"]``, already added to refunded_total)."""
     current = getattr(order, field)
     tracking = field == "fulfillment_status" and any(
         details.get(k) for k in ("carrier", "tracking_number", "tracking_url"))
@@ -49,6 +52,8 @@ def change_state(session: Any, order: Order, field: str, to: str, actor: str,
         release_stock(session, order)
     order.history.append(OrderHistory(at=utcnow(), actor=actor, field=field,
                                       from_value=current, to_value=to, comment=comment,
+                                      code=note[0] if note else None,
+                                      params=note[1] if note else None,
                                       notify_customer=notify))
     extra: dict[str, Any] = {}
     if (field, to) == ("status", "canceled"):

@@ -3,8 +3,7 @@ fields' deep copies, showed in profiles), and the storefront's base for the link
 
 from __future__ import annotations
 
-import os
-
+from messaging.links import StorefrontLinks
 from services.orders.schemas import (
     AdminOrderSchema,
     AdminOrderSummarySchema,
@@ -18,7 +17,7 @@ from services.orders.schemas import (
     StatusChangeSchema,
 )
 
-STOREFRONT_URL = os.environ.get("STOREFRONT_URL", "http://127.0.0.1:8000")
+STOREFRONT = StorefrontLinks.from_environment()  # the pages links lead to
 
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
 ORDER_PAGE = OrderPageSchema()

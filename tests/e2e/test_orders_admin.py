@@ -290,3 +290,36 @@ def test_orders_and_paid_revenue_per_day(system: System, owner: dict[str, str]) 
         assert response.status_code == 422, (query, response.text)
         assert response.headers["Content-Type"] == "application/problem+json"
     assert requests.get(system.api("/admin/orders/stats"), timeout=10).status_code == 401
+
+
+def test_the_order_detail_serves_its_rules_and_history_codes(
+        system: System, owner: dict[str, str]) -> None:
+    """The admin copies no rules: the detail says which states each machine may move to,
+    whether the payment is set by hand and which changes email the customer; the service's
+    own history entries are codes with params (the admin translates), a person's words stay
+    in comment."""
+    order = place(system)
+    detail = requests.get(system.api(f"/admin/orders/{order['id']}"), headers=owner,
+                          timeout=10).json()
+    assert detail["allowed"] == {"status": ["canceled", "paid"],
+                                 "payment_status": ["paid", "voided"],
+                                 "fulfillment_status": ["canceled", "in_transit", "requested"]}
+    assert detail["manual_payment"] is True
+    assert detail["emailed_changes"]["fulfillment_status"] == ["delivered", "in_transit"]
+    [placed] = detail["history"]
+    assert (placed["code"], placed["params"], placed["comment"]) == ("placed", {}, None)
+    paid = change(system, owner, order, "payment-status", payment_status="paid",
+                  comment="transfer received").json()
+    assert paid["allowed"]["payment_status"] == ["refunded"]  # partial: the refund form
+    assert [(h["code"], h["params"], h["comment"]) for h in paid["history"][-2:]] == [
+        (None, None, "transfer received"),
+        ("follows", {"field": "payment_status", "state": "paid"}, None)]
+    card = place(system, payment_method="card")
+    card_detail = requests.get(system.api(f"/admin/orders/{card['id']}"), headers=owner,
+                               timeout=10).json()
+    assert card_detail["manual_payment"] is False
+    assert card_detail["allowed"]["payment_status"] == []
+    kinds = requests.get(system.api("/admin/notifications/kinds"), headers=owner,
+                         timeout=10).json()
+    assert {"kind": "order_shipped", "event": "fulfillment_updated",
+            "switchable": True} in kinds

@@ -115,6 +115,10 @@ def test_a_card_order_is_paid_on_the_providers_page(system: System, smtp: SmtpSi
     assert [(h["actor"], h["to"]) for h in paid_rows] == [("provider:test", "paid")]
     mails = smtp.wait_for_mail_to(email, count=2)
     assert any("paid" in m.subject.lower() or "pago" in m.subject.lower() for m in mails[1:])
+    assert (paid_rows[0]["code"], paid_rows[0]["params"]) == ("paid_at", {"provider": "test"})
+    # The customer's email quotes a person's comment only, never the service's own note
+    # (it used to print "Paid at test", in English whatever the shopper's language).
+    assert all("Paid at" not in m.text() for m in mails)
 
     # Paying twice is impossible; the page is closed.
     again = start_payment(system, order["id"], token)

@@ -8,41 +8,10 @@ const REFRESH_KEY = "clientela.admin.refresh";   // sessionStorage: gone with th
 const LANG_KEY = "clientela.admin.lang";          // localStorage: remembered
 const PAGE_SIZE = 25;
 
-// The state machines the orders service enforces (services/orders/domain.py), to offer only
-// the moves that can succeed; the service still decides.
-const NEXT = {
-  status: {pending_payment: ["paid", "canceled"], paid: ["completed", "canceled"],
-           abandoned: ["canceled"], completed: [], canceled: []},
-  // partially_refunded is reached with an amount: the refund form, not this list.
-  payment_status: {pending: ["paid", "voided"], paid: ["refunded"], partially_refunded: ["refunded"],
-                   refunded: [], voided: ["paid"]},
-  fulfillment_status: {unfulfilled: ["requested", "in_transit", "canceled"],
-                       requested: ["in_transit", "canceled"], in_transit: ["delivered", "canceled"],
-                       delivered: [], canceled: []},
-};
-const MANUAL_METHODS = ["bank_transfer", "cash", "cheque"];
-// The comments the orders service itself writes into an order's history (services/orders/
-// service.py), shown in the admin's language; anything else is a person's words, shown as typed.
-const SERVICE_COMMENTS = [
-  [/^Order placed$/, "hc_placed"],
-  [/^Order taken by staff$/, "hc_taken_by_staff"],
-  [/^Paid when the order was taken$/, "hc_paid_when_taken"],
-  [/^follows (\w+) (\w+)$/, "hc_follows", (app, m) => ({field: app.fieldLabel(m[1]).toLowerCase(), state: app.state(m[2])})],
-  [/^Unpaid after (\d+) minutes$/, "hc_unpaid_after", (app, m) => ({minutes: m[1]})],
-  [/^Paid at (\w+)$/, "hc_paid_at", (app, m) => ({provider: m[1]})],
-  [/^Payment declined at (\w+)$/, "hc_declined_at", (app, m) => ({provider: m[1]})],
-];
-const NOTIFICATION_KINDS = ["order_confirmation", "payment_received", "payment_refunded", "order_shipped",
-  "order_delivered", "order_canceled", "order_recovery", "order_payment_link"];
-const DELIVERY_KINDS = NOTIFICATION_KINDS.concat(["welcome", "password_reset", "password_changed",
-  "invitation", "account_approved", "email_change_confirm", "email_change_notice", "email_address_in_use"]);
-
-// The changes a customer is emailed about (messaging.contracts.CUSTOMER_EMAILED_CHANGES):
-// the "tell the customer" box is offered, and sent, only for these.
-const EMAILED_CHANGES = new Set(["payment_status paid", "payment_status refunded",
-  "payment_status partially_refunded",
-  "fulfillment_status in_transit", "fulfillment_status delivered", "status canceled"]);
-const emailed = (field, state) => EMAILED_CHANGES.has(`${field} ${state}`);
+// The rules stay with the services: an order's detail carries the states each machine may
+// move to (allowed), whether its payment is manual, and which changes email the customer
+// (emailed_changes); its history entries carry a code the admin translates (i18n "hc_<code>");
+// the email kinds come from /admin/notifications/kinds.
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -122,7 +91,7 @@ document.addEventListener("alpine:init", () => {
     notificationMessage: "",
     deliveries: {items: [], next_before: null, loading: false, error: ""},
     deliveryFilters: {status: "", kind: "", recipient: ""}, deliveryMarkers: [],
-    deliveryBefore: null, notificationKinds: NOTIFICATION_KINDS, deliveryKinds: DELIVERY_KINDS,
+    deliveryBefore: null, notificationKinds: [], deliveryKinds: [],
 
     async init() {
       if (!["en", "es"].includes(this.lang)) this.lang = "en";
@@ -193,13 +162,18 @@ document.addEventListener("alpine:init", () => {
     fieldLabel(field) {
       return this.t({status: "status", payment_status: "payment", fulfillment_status: "fulfillment"}[field] || field);
     },
+    // What the service wrote (a code, translated here), or a person's words as typed.
     historyComment(entry) {
-      if (!entry.comment) return "";
-      for (const [pattern, key, values] of SERVICE_COMMENTS) {
-        const match = pattern.exec(entry.comment);
-        if (match) return this.t(key, values ? values(this, match) : {});
+      if (entry.code) {
+        const params = Object.assign({}, entry.params || {});
+        if (params.field) params.field = this.fieldLabel(params.field).toLowerCase();
+        if (params.state) params.state = this.state(params.state);
+        if (params.status) params.status = this.state(params.status);
+        if (params.method) params.method = this.method(params.method);
+        if (params.amount !== undefined && params.currency) params.amount = this.money(params.amount, params.currency);
+        return this.t("hc_" + entry.code, params);
       }
-      return `“${entry.comment}”`;
+      return entry.comment ? `“${entry.comment}”` : "";
     },
 
     // --- the API -------------------------------------------------------------------------
@@ -590,8 +564,8 @@ document.addEventListener("alpine:init", () => {
       this.refundForm = {amount: "", comment: "", notify_customer: true, error: ""};
       this.noteForm = {comment: "", error: ""};
     },
-    nextStates(field) { return this.order ? (NEXT[field][this.order[field]] || []) : []; },
-    get manualPayment() { return this.order && MANUAL_METHODS.includes(this.order.payment_method); },
+    nextStates(field) { return this.order ? (this.order.allowed[field] || []) : []; },
+    get manualPayment() { return Boolean(this.order && this.order.manual_payment); },
     get canCancel() { return this.nextStates("status").includes("canceled"); },
     async orderAction(form, path, body) {
       form.error = ""; this.orderMessage = "";
@@ -605,13 +579,15 @@ document.addEventListener("alpine:init", () => {
       const f = this.paymentForm;
       return this.orderAction(f, "payment-status", {payment_status: f.payment_status,
         comment: f.comment || undefined,
-        notify_customer: f.notify_customer && emailed("payment_status", f.payment_status)});
+        notify_customer: f.notify_customer && this.emailed("payment_status", f.payment_status)});
     },
-    emailed(field, state) { return emailed(field, state); },
+    emailed(field, state) {
+      return Boolean(this.order && (this.order.emailed_changes[field] || []).includes(state));
+    },
     setFulfillment() {
       const f = this.fulfillmentForm;
       const body = {fulfillment_status: f.fulfillment_status,
-        notify_customer: f.notify_customer && emailed("fulfillment_status", f.fulfillment_status)};
+        notify_customer: f.notify_customer && this.emailed("fulfillment_status", f.fulfillment_status)};
       for (const key of ["carrier", "tracking_number", "tracking_url", "comment"]) if (f[key]) body[key] = f[key];
       return this.orderAction(f, "fulfillment", body);
     },
@@ -743,6 +719,7 @@ document.addEventListener("alpine:init", () => {
           this.api("GET", "/admin/settings"), this.api("GET", "/admin/notifications/settings")]);
         this.settings = settings; this.settingsForm = this.formOfSettings(settings);
         this.notificationSettings = notifications; this.notificationForm = Object.assign({}, notifications);
+        this.notificationKinds = Object.keys(notifications);  // the ones a store may switch off
       } catch (error) { this.settingsError = this.problemText(error); }
     },
     // The sender's address is edited as lines of text.
@@ -784,6 +761,11 @@ document.addEventListener("alpine:init", () => {
       const params = new URLSearchParams({limit: PAGE_SIZE});
       for (const [name, value] of Object.entries(this.deliveryFilters)) if (value) params.set(name, value);
       if (this.deliveryBefore) params.set("before", this.deliveryBefore);
+      if (!this.deliveryKinds.length) {
+        try {
+          this.deliveryKinds = (await this.api("GET", "/admin/notifications/kinds")).map((k) => k.kind);
+        } catch (error) { this.deliveries.error = this.problemText(error); }
+      }
       return this.fetchList(this.deliveries, `/admin/notifications?${params}`);
     },
     deliveriesNext() { this.deliveryMarkers.push(this.deliveryBefore); this.deliveryBefore = this.deliveries.next_before; this.loadDeliveries(false); },
