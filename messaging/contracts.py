@@ -50,6 +50,17 @@ MANUAL_PAYMENT_METHODS = ("bank_transfer", "cash", "cheque")
 PROVIDER_PAYMENT_METHODS = ("card",)
 PAYMENT_METHODS = (*MANUAL_PAYMENT_METHODS, *PROVIDER_PAYMENT_METHODS)
 
+# The states of an order's three machines, as events carry them (orders' domain.MACHINES
+# moves between exactly these; a test holds them together). An order is live, and counts
+# for its customer, unless it ended canceled or abandoned; the payment machine only moves
+# forward, in PAYMENT_PROGRESS order (pending → voided → paid → refunds).
+ORDER_STATUSES = ("pending_payment", "paid", "completed", "canceled", "abandoned")
+ENDED_UNSOLD_STATUSES = ("canceled", "abandoned")
+LIVE_ORDER_STATUSES = tuple(s for s in ORDER_STATUSES if s not in ENDED_UNSOLD_STATUSES)
+PAYMENT_PROGRESS = ("pending", "voided", "paid", "partially_refunded", "refunded")
+MONEY_KEPT_PAYMENT_STATUSES = ("paid", "partially_refunded")
+FULFILLMENT_STATUSES = ("unfulfilled", "requested", "in_transit", "delivered", "canceled")
+
 
 class _Payload(Schema):
     class Meta:

@@ -7,7 +7,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from messaging.contracts import erased_email
+from messaging.contracts import (
+    LIVE_ORDER_STATUSES,
+    MONEY_KEPT_PAYMENT_STATUSES,
+    PAYMENT_PROGRESS,
+    erased_email,
+)
 
 
 def normalise_email(email: str) -> str:
@@ -136,13 +141,12 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str, int]:
         raise ValueError("invalid cursor") from exc
 
 
-# Orders that count for a customer: not canceled or abandoned. Spend: what was paid, less
-# what was refunded.
-COUNTED_STATUSES = ("pending_payment", "paid", "completed")
-SPENT_PAYMENT_STATUSES = ("paid", "partially_refunded")
-# The payment machine only moves forward (orders' PAYMENT_TRANSITIONS): an event that arrives
-# late (retried behind a newer one) must not move a payment back.
-PAYMENT_PROGRESS = ("pending", "voided", "paid", "partially_refunded", "refunded")
+# Orders that count for a customer: live ones (not canceled or abandoned), as the orders
+# contract says. Spend: what was paid, less what was refunded. The payment machine only
+# moves forward: an event that arrives late (retried behind a newer one) must not move a
+# payment back.
+COUNTED_STATUSES = LIVE_ORDER_STATUSES
+SPENT_PAYMENT_STATUSES = MONEY_KEPT_PAYMENT_STATUSES
 
 
 def apply_payment_change(row: Any, to: str, refunded_total: int) -> None:

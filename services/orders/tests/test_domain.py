@@ -172,3 +172,19 @@ def test_daily_series_fills_days_without_orders() -> None:
     assert [d["revenue"] for d in series] == [0, 1990, 0, 500]
     assert domain.daily_series([], date(2026, 3, 1), date(2026, 3, 1)) == [
         {"date": "2026-03-01", "orders": 0, "paid_orders": 0, "revenue": 0}]
+
+
+def test_the_machines_move_between_exactly_the_contracts_states() -> None:
+    """Customers counts orders and spend by the contract's lists: the machines here and the
+    contract cannot drift apart silently."""
+    from messaging import contracts
+
+    assert set(domain.ORDER_TRANSITIONS) == set(contracts.ORDER_STATUSES)
+    assert set(domain.PAYMENT_TRANSITIONS) == set(contracts.PAYMENT_PROGRESS)
+    assert set(domain.FULFILLMENT_TRANSITIONS) == set(contracts.FULFILLMENT_STATUSES)
+    rank = {state: index for index, state in enumerate(contracts.PAYMENT_PROGRESS)}
+    for state, targets in domain.PAYMENT_TRANSITIONS.items():
+        assert all(rank[target] > rank[state] for target in targets), state
+    # only the ends without a sale are left uncounted
+    for state in contracts.ENDED_UNSOLD_STATUSES:
+        assert "completed" not in domain.ORDER_TRANSITIONS[state]
