@@ -14,13 +14,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import metrics
 from gateway.auth import SessionCheck, TokenVerifier
 from gateway.blueprints.accounts import accounts
-from gateway.blueprints.admin import admin
+from gateway.blueprints.admin_customers import admin_customers
 from gateway.blueprints.admin_notifications import admin_notifications
 from gateway.blueprints.admin_orders import admin_orders
-from gateway.blueprints.cart import cart
+from gateway.blueprints.admin_store import admin_store
 from gateway.blueprints.health import health
+from gateway.blueprints.me import me
 from gateway.blueprints.payments import pay_pages, payments
-from gateway.blueprints.profile import profile
 from gateway.blueprints.storefront import storefront
 from gateway.blueprints.web import example_store, example_store_enabled, web
 from gateway.config import GatewayConfig
@@ -90,11 +90,11 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         "app_name": "Clientela API"}), url_prefix="/docs")
     app.register_blueprint(storefront, url_prefix="/api/v1")
     app.register_blueprint(accounts, url_prefix="/api/v1")
-    app.register_blueprint(profile, url_prefix="/api/v1")
-    app.register_blueprint(cart, url_prefix="/api/v1")
+    app.register_blueprint(me, url_prefix="/api/v1")
     app.register_blueprint(payments, url_prefix="/api/v1")
     app.register_blueprint(pay_pages)
-    app.register_blueprint(admin, url_prefix="/api/v1/admin")
+    app.register_blueprint(admin_store, url_prefix="/api/v1/admin")
+    app.register_blueprint(admin_customers, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_orders, url_prefix="/api/v1/admin")
     app.register_blueprint(admin_notifications, url_prefix="/api/v1/admin")
     app.register_blueprint(web)

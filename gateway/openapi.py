@@ -54,10 +54,18 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return _CONVERTER.sub(convert, rule), parameters
 
 
+def schema_name(schema: type[Schema] | Schema) -> str:
+    """A component's name: the class's without "Schema"; a partial instance (a PATCH body:
+    nothing required) is a different shape, so it gets a name of its own."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema") or cls.__name__
+    return name + "Patch" if getattr(schema, "partial", False) else name
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     spec = APISpec(
         title="Clientela API", version=API_VERSION, openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[MarshmallowPlugin(schema_name_resolver=schema_name)],
         info={"description": "Customer accounts and orders for online stores. Errors are "
                              "application/problem+json (RFC 9457)."},
     )

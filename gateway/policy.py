@@ -5,6 +5,11 @@
 | optional | yes                       | yes, offer an account | yes                       |
 | required | yes                       | no: 401 login_required| approved only (403 else)  |
 
+Whatever the setting, what belongs to an account needs one: a saved cart (401
+login_required), the address book at checkout (422, address ids or save_address); the account
+offered after a guest checkout is taken only while the store is `optional` (403
+account_offer_unavailable).
+
 Prices (DESIGN §9), on top of the above:
 
 | prices_visible / price_display | anonymous, guest              | logged-in customer          |
@@ -56,6 +61,27 @@ def checkout_decision(mode: str, *, logged_in: bool, account_status: str | None 
         _ensure_active(account_status)
         return CheckoutDecision(as_guest=False, offer_account=False)
     raise ValueError(f"unknown customer_accounts mode {mode!r}")
+
+
+def ensure_saved_cart_allowed(logged_in: bool) -> None:
+    """Checking out the saved cart: it is an account's."""
+    if not logged_in:
+        raise Problem(401, "login_required", "Log in to check out your saved cart.")
+
+
+def ensure_address_book_allowed(logged_in: bool, field: str) -> None:
+    """A saved address at checkout (``field``: shipping_address_id, billing_address_id or
+    save_address): the address book is an account's."""
+    if not logged_in:
+        raise Problem(422, "validation_failed", "Saved addresses need a logged-in customer.",
+                      errors={field: ["Log in to use the address book."]})
+
+
+def ensure_account_offer_open(mode: str) -> None:
+    """The account offered after a guest checkout exists only in an `optional` store."""
+    if mode != OPTIONAL:
+        raise Problem(403, "account_offer_unavailable",
+                      "This store does not offer accounts after checkout.")
 
 
 def _ensure_active(account_status: str | None) -> None:

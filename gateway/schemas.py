@@ -7,10 +7,10 @@ Request and resource schemas that a service validates are that service's own (it
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from messaging.contracts import LOCALES
+from messaging.contracts.customers import ProfileSchema
+from messaging.contracts.identity import AccountSchema
+from messaging.contracts.orders import CheckoutRequestSchema, OrderSchema
 from messaging.fields import EmailAddress, StrictBoolean
-from services.customers.schemas import ProfileSchema
-from services.identity.schemas import AccountSchema
-from services.orders.schemas import CheckoutRequestSchema, OrderSchema
 
 
 class _Strict(Schema):

@@ -9,32 +9,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 
-from gateway.auth import client_info, customer_required
+from gateway.auth import client_info
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.limits import limit
 from gateway.openapi import document
-from gateway.policy import ensure_accounts_offered
+from gateway.policy import ensure_account_offer_open, ensure_accounts_offered
 from gateway.problems import Problem
 from gateway.schemas import (
     AcceptedSchema,
     ActivateRequestSchema,
     EmailRequestSchema,
-    MeSchema,
     RefreshTokenRequestSchema,
-    RevokedSchema,
     TokenRequestSchema,
 )
-from messaging.errors import ServiceError
-from services.identity.schemas import (
+from messaging.contracts.identity import (
     AccountSchema,
-    ChangePasswordSchema,
-    EmailChangeSchema,
     LoginSchema,
     RegisterSchema,
     ResetPasswordSchema,
-    SessionListSchema,
     TokensSchema,
 )
 
@@ -120,9 +114,7 @@ def activate() -> Any:
     if "order_id" not in body:
         return jsonify(rpc_call("identity", "activate", body, client_info()))
     reject_unknown(body, {"order_id", "token", "password", "first_name", "last_name"})
-    if store_settings()["customer_accounts"] != "optional":
-        raise Problem(403, "account_offer_unavailable",
-                      "This store does not offer accounts after checkout.")
+    ensure_account_offer_open(store_settings()["customer_accounts"])
     # Only an order whose confirmation offered an account, within 7 days, once (a manual
     # order's payment link, say, carries the same token but never made the offer).
     order = rpc_call("orders", "open_account_offer", str(body["order_id"]),
@@ -179,45 +171,6 @@ def reset_password() -> Response:
     return Response(status=204)
 
 
-@accounts.get("/me")
-@document("My account and profile", tags=["me"], auth="customer", responses={200: MeSchema})
-@customer_required
-def me() -> Any:
-    """The account (identity) with the profile (customers); ``profile`` is null until the
-    account's email is proven when a guest record already holds that email."""
-    account = rpc_call("identity", "get_account", g.claims["sub"])
-    try:
-        profile = rpc_call("customers", "get_profile", g.claims["sub"])
-    except ServiceError as exc:
-        if exc.code != "verify_email_first":
-            raise
-        profile = None
-    return jsonify({**account, "profile": profile})
-
-
-@accounts.post("/me/password")
-@document("Change my password", tags=["me"], auth="customer", body=ChangePasswordSchema,
-          responses={204: None})
-@customer_required
-def change_password() -> Response:
-    body = json_body()
-    rpc_call("identity", "change_password", g.claims["sub"], body, g.claims["sid"])
-    return Response(status=204)
-
-
-@accounts.post("/me/email")
-@document("Change my email (confirmed from the new address)", tags=["me"],
-          auth="customer", body=EmailChangeSchema, responses={202: AcceptedSchema})
-@customer_required
-def change_email() -> Any:
-    """Needs the password; the new address gets a confirmation link, nothing changes before."""
-    rpc_call("identity", "request_email_change", g.claims["sub"], json_body())
-    response = jsonify(status="confirmation_sent",
-                       detail="Confirm the change from the link sent to the new address.")
-    response.status_code = 202
-    return response
-
-
 @accounts.post("/auth/email/confirm")
 @document("Confirm a new email address", tags=["accounts"], body=TokenRequestSchema,
           responses={200: AccountSchema})
@@ -234,30 +187,3 @@ def revert_email_change() -> Any:
     body = json_body()
     reject_unknown(body, {"token"})
     return jsonify(rpc_call("identity", "revert_email_change", _string_field(body, "token")))
-
-
-@accounts.get("/me/sessions")
-@document("Where I am logged in", tags=["me"], auth="customer",
-          responses={200: SessionListSchema})
-@customer_required
-def list_sessions() -> Any:
-    return jsonify(items=rpc_call("identity", "list_sessions", g.claims["sub"],
-                                  g.claims["sid"]))
-
-
-@accounts.delete("/me/sessions/<session_id>")
-@document("Log out one session", tags=["me"], auth="customer", responses={204: None})
-@customer_required
-def revoke_session(session_id: str) -> Response:
-    rpc_call("identity", "revoke_session", g.claims["sub"], session_id)
-    return Response(status=204)
-
-
-@accounts.delete("/me/sessions")
-@document("Log out every other session", tags=["me"], auth="customer",
-          responses={200: RevokedSchema})
-@customer_required
-def revoke_other_sessions() -> Any:
-    """Sign out everywhere else; this session stays."""
-    revoked = rpc_call("identity", "revoke_other_sessions", g.claims["sub"], g.claims["sid"])
-    return jsonify(revoked=revoked)

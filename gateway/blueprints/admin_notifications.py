@@ -9,7 +9,7 @@ from flask import Blueprint, g, jsonify, request
 from gateway.auth import staff_required
 from gateway.blueprints import json_body, rpc_call
 from gateway.openapi import document
-from services.notifications.schemas import (
+from messaging.contracts.notifications import (
     DeliveryListSchema,
     DeliveryQuerySchema,
     DeliverySchema,

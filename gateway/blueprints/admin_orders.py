@@ -25,9 +25,7 @@ from gateway.pdf import label_pdf, order_pdf
 from gateway.policy import chosen_payment_method
 from gateway.printouts import Printout
 from gateway.problems import Problem
-from messaging.errors import ServiceError
-from messaging.fields import normalise_email_address_or_none
-from services.orders.schemas import (
+from messaging.contracts.orders import (
     AdminOrderListSchema,
     AdminOrderQuerySchema,
     AdminOrderSchema,
@@ -52,6 +50,8 @@ from services.orders.schemas import (
     RefundRequestSchema,
     StatusChangeSchema,
 )
+from messaging.errors import ServiceError
+from messaging.fields import normalise_email_address_or_none
 
 admin_orders = Blueprint("admin_orders", __name__)
 EXPORT_PAGE = 1000  # orders per RPC while streaming an export: memory stays one page

@@ -12,7 +12,7 @@ from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settin
 from gateway.limits import limit
 from gateway.openapi import document
 from gateway.problems import Problem
-from services.orders.schemas import StartPaymentSchema
+from messaging.contracts.orders import StartPaymentSchema
 
 payments = Blueprint("payments", __name__)
 pay_pages = Blueprint("pay_pages", __name__)

@@ -6,31 +6,33 @@ import hashlib
 import logging
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from gateway.auth import STOREFRONT, claims_for, customer_required
+from gateway.auth import STOREFRONT, claims_for
 from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
 from gateway.limits import limit
 from gateway.openapi import document
 from gateway.policy import (
     checkout_decision,
     chosen_payment_method,
+    ensure_address_book_allowed,
     ensure_prices_for_guest,
+    ensure_saved_cart_allowed,
     offered_payment_methods,
     prices_shown,
 )
 from gateway.problems import Problem
 from gateway.schemas import StorefrontCheckoutSchema
 from messaging.contracts import LOCALES
-from messaging.errors import ServiceError
-from services.identity.schemas import PublicStoreSchema
-from services.orders.schemas import (
+from messaging.contracts.identity import PublicStoreSchema
+from messaging.contracts.orders import (
+    BuyLinkCartSchema,
     CheckoutResponseSchema,
-    OrderListSchema,
     OrderSchema,
     ProductListSchema,
     RecoveryCartSchema,
 )
+from messaging.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,8 @@ def checkout() -> Any:
     decision = checkout_decision(settings["customer_accounts"], logged_in=account is not None,
                                  account_status=account["status"] if account else None)
     ensure_prices_for_guest(settings, logged_in=account is not None)
-    if body.get("cart") is not None and account is None:
-        raise Problem(401, "login_required", "Log in to check out your saved cart.")
+    if body.get("cart") is not None:
+        ensure_saved_cart_allowed(logged_in=account is not None)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
@@ -96,10 +98,9 @@ def checkout() -> Any:
     save_address = body.pop("save_address", False)
     for kind in ("shipping", "billing"):
         address_id = body.pop(f"{kind}_address_id", None)
-        if (address_id or (save_address and kind == "shipping")) and account is None:
-            raise Problem(422, "validation_failed", "Saved addresses need a logged-in customer.",
-                          errors={f"{kind}_address_id" if address_id else "save_address":
-                                  ["Log in to use the address book."]})
+        if address_id or (save_address and kind == "shipping"):
+            ensure_address_book_allowed(account is not None,
+                                        f"{kind}_address_id" if address_id else "save_address")
         if address_id is None:
             continue
         if f"{kind}_address" in body:
@@ -129,14 +130,10 @@ def checkout() -> Any:
         existing["id"] if existing and existing["email_verified"] else None,
         "offer_account": offer_account,
         "account_exists": existing is not None,
+        # customers keeps it when it records the order (order_placed)
+        "save_shipping_address": save_address,
     })
     replayed = order.pop("replayed", False)
-    if save_address and not replayed and body.get("shipping_address"):
-        # The order stands whatever happens here (a full address book, say).
-        try:
-            rpc_call("customers", "add_address", account["id"], body["shipping_address"])
-        except ServiceError as exc:
-            log.info("checkout address not saved: %s", exc.code)
     payment = None
     if method["kind"] == "provider" and order["payment_status"] == "pending":
         # Straight on to the provider's page: the shopper pays now (a guest has no other key
@@ -202,29 +199,6 @@ def guest_order(order_id: str) -> Any:
     return jsonify(rpc_call("orders", "get_guest_order", order_id, token))
 
 
-@storefront.get("/me/orders")
-@document("My orders, newest first", tags=["orders"], auth="customer",
-          responses={200: OrderListSchema},
-          query={"limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                 "before": {"schema": {"type": "string", "format": "date-time"},
-                            "description": "next_before from the previous page"}})
-@customer_required
-def my_orders() -> Any:
-    page = {key: value for key, value in request.args.items() if key in ("limit", "before")}
-    unknown = set(request.args) - {"limit", "before"}
-    if unknown:
-        raise Problem(422, "validation_failed", "Unknown query parameters.",
-                      errors={name: ["Unknown parameter."] for name in sorted(unknown)})
-    return jsonify(rpc_call("orders", "list_customer_orders", g.claims["sub"], page))
-
-
-@storefront.get("/me/orders/<order_id>")
-@document("One of my orders", tags=["orders"], auth="customer", responses={200: OrderSchema})
-@customer_required
-def my_order(order_id: str) -> Any:
-    return jsonify(rpc_call("orders", "get_customer_order", g.claims["sub"], order_id))
-
-
 def without_prices(cart: dict[str, Any], settings: dict[str, Any], logged_in: bool
                    ) -> dict[str, Any]:
     """A cart for a caller the store shows no prices to: the lines, no amounts."""
@@ -233,3 +207,18 @@ def without_prices(cart: dict[str, Any], settings: dict[str, Any], logged_in: bo
     hidden = ("unit_price", "line_total", "previous_unit_price", "list_price", "price_source")
     return {**cart, "subtotal": None,
             "lines": [{**line, **dict.fromkeys(hidden)} for line in cart["lines"]]}
+
+
+@storefront.get("/b/<code>")
+@document("A direct-buy link's cart, to prefill checkout", tags=["cart"],
+          auth="optional-customer",
+          responses={200: BuyLinkCartSchema},
+          description="404 for an unknown link, 410 when the store has switched it off. Check "
+                      "out with buy_link set to the code: the order is credited to the link.")
+@limit("checkout")
+def open_buy_link(code: str) -> Any:
+    if len(code) > 16:
+        raise Problem(404, "buy_link_not_found", "No such link.")
+    claims = claims_for(STOREFRONT, required=False)
+    link = rpc_call("orders", "open_buy_link", code, claims["sub"] if claims else None)
+    return jsonify(without_prices(link, store_settings(), claims is not None))

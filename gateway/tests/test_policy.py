@@ -4,8 +4,11 @@ import pytest
 
 from gateway.policy import (
     checkout_decision,
+    ensure_account_offer_open,
     ensure_accounts_offered,
+    ensure_address_book_allowed,
     ensure_prices_for_guest,
+    ensure_saved_cart_allowed,
     prices_shown,
 )
 from gateway.problems import Problem
@@ -60,3 +63,25 @@ def test_prices_for_everyone_or_logged_in_customers_only() -> None:
     with pytest.raises(Problem) as error:
         ensure_prices_for_guest(members_only, logged_in=False)
     assert (error.value.status, error.value.code) == (401, "login_required")
+
+
+@pytest.mark.parametrize("mode", ["disabled", "optional", "required"])
+def test_what_belongs_to_an_account_needs_one_whatever_the_mode(mode: str) -> None:
+    """A saved cart and the address book at checkout are an account's in every mode; the
+    account offered after a guest checkout only in an optional store."""
+    ensure_saved_cart_allowed(logged_in=True)
+    with pytest.raises(Problem) as error:
+        ensure_saved_cart_allowed(logged_in=False)
+    assert (error.value.status, error.value.code) == (401, "login_required")
+    for field in ("shipping_address_id", "billing_address_id", "save_address"):
+        ensure_address_book_allowed(True, field)
+        with pytest.raises(Problem) as error:
+            ensure_address_book_allowed(False, field)
+        assert (error.value.status, error.value.code) == (422, "validation_failed")
+        assert field in error.value.errors
+    if mode == "optional":
+        ensure_account_offer_open(mode)
+    else:
+        with pytest.raises(Problem) as error:
+            ensure_account_offer_open(mode)
+        assert (error.value.status, error.value.code) == (403, "account_offer_unavailable")

@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from messaging.contracts.customers import AddressInputSchema, AddressSchemaOut
 from messaging.database import Database
 from messaging.errors import ServiceError, load_or_raise
 from services.customers import domain
 from services.customers.models import (
     Address,
+    Customer,
 )
 from services.customers.records import (
     _addresses,
     _own_address,
     _own_record,
-)
-from services.customers.schemas import (
-    AddressInputSchema,
-    AddressSchemaOut,
 )
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,28 @@ def add_address(db: Database, account_id: str, request: dict[str, Any]) -> dict[
                               data["default_billing"])
         session.flush()
         return AddressSchemaOut().dump(address)
+
+
+def keep_checkout_address(session: Session, customer: Customer, address: dict[str, Any]
+                          ) -> None:
+    """The shipping address a logged-in customer asked at checkout to keep, added to their
+    address book (in the transaction that records the order, so once). Not twice: the same
+    address already there is kept as it is. A full book keeps the order, not the address."""
+    if customer.account_id is None:  # a guest record has no address book
+        return
+    fields = {f: address.get(f) for f in domain.ADDRESS_FIELDS}
+    addresses = _addresses(session, customer.id)
+    if any(all(getattr(saved, f) == value for f, value in fields.items())
+           for saved in addresses):
+        return
+    if len(addresses) >= domain.MAX_ADDRESSES:
+        log.info("checkout address not saved: the address book is full")
+        return
+    saved = Address(customer_id=customer.id, default_shipping=False, default_billing=False,
+                    **fields)
+    session.add(saved)
+    addresses.append(saved)
+    domain.apply_defaults(addresses, saved, None, None)  # the first is both defaults
 
 
 def update_address(db: Database, account_id: str, address_id: str, request: dict[str, Any]

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from messaging.contracts import (
     CATEGORY_DELETED,
 )
+from messaging.contracts.customers import CategoryInputSchema
 from messaging.database import Database, UtcDateTime
 from messaging.envelope import utcnow
 from messaging.errors import load_or_raise
@@ -36,9 +37,6 @@ from services.customers.records import (
     _category_exists,
     _customer,
     _customer_filters,
-)
-from services.customers.schemas import (
-    CategoryInputSchema,
 )
 
 log = logging.getLogger(__name__)

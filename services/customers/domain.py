@@ -13,6 +13,10 @@ from messaging.contracts import (
     PAYMENT_PROGRESS,
     erased_email,
 )
+from messaging.contracts.customers import (  # noqa: F401 (the API's values; the rules use them)
+    ACCOUNT_STATUSES,
+    SORTS,
+)
 
 
 def normalise_email(email: str) -> str:
@@ -66,7 +70,6 @@ def mirror_account_status(customer: Any, status: str | None, reported_at: dateti
         customer.account_status_at = reported_at
 
 
-ACCOUNT_STATUSES = ("active", "pending_approval", "invited", "disabled")
 MAX_ADDRESSES = 100
 ADDRESS_FIELDS = ("first_name", "last_name", "company", "line1", "line2", "city", "region",
                   "postal_code", "country", "phone", "tax_id")
@@ -112,16 +115,6 @@ def anonymise(customer: Any, now: datetime) -> None:
         setattr(customer, field, None)
     customer.accepts_marketing = False
     customer.erased_at = now
-
-
-# The merchant's list: sort keys, as (column name, descending).
-SORTS = {
-    "-total_spent": ("total_spent", True), "total_spent": ("total_spent", False),
-    "-orders_count": ("orders_count", True), "orders_count": ("orders_count", False),
-    "-last_order_at": ("last_order_at", True), "last_order_at": ("last_order_at", False),
-    "created_at": ("created_at", False), "-created_at": ("created_at", True),
-    "name": ("name", False), "-name": ("name", True),
-}
 
 
 def encode_cursor(sort: str, value: Any, last_id: str, total: int) -> str:

@@ -17,7 +17,7 @@ from messaging.contracts import (
 from messaging.database import Database
 from messaging.envelope import Envelope
 from messaging.outbox import emit
-from services.customers import domain, records
+from services.customers import address_book, domain, records
 from services.customers.models import (
     Customer,
     CustomerOrder,
@@ -80,6 +80,8 @@ def handle_order_placed(db: Database, envelope: Envelope) -> None:
                 payment_status=order["payment_status"], placed_at=order["placed_at"]))
             session.flush()
         _recompute_figures(session, customer)
+        if order["save_shipping_address"] and order["shipping_address"]:
+            address_book.keep_checkout_address(session, customer, order["shipping_address"])
         if created:
             emit(session, CUSTOMER_CREATED, _customer_event(customer))
 

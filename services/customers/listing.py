@@ -42,9 +42,7 @@ from services.customers.records import (
     _cursor_value,
     _customer_filters,
 )
-from services.customers.schemas import (
-    InsightsQuerySchema,
-)
+from services.customers.schemas import InsightsQuerySchema
 
 log = logging.getLogger(__name__)
 

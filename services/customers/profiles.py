@@ -17,6 +17,12 @@ from messaging.contracts import (
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
 )
+from messaging.contracts.customers import (
+    AddressSchemaOut,
+    CustomerSchema,
+    CustomerUpdateSchema,
+    ProfileUpdateSchema,
+)
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -39,13 +45,7 @@ from services.customers.records import (
     _customer_exists,
     _own_record,
 )
-from services.customers.schemas import (
-    AddressSchemaOut,
-    CustomerCreateSchema,
-    CustomerSchema,
-    CustomerUpdateSchema,
-    ProfileUpdateSchema,
-)
+from services.customers.schemas import CustomerCreateSchema
 
 log = logging.getLogger(__name__)
 

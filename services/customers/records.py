@@ -23,6 +23,12 @@ from messaging.contracts import (
     CUSTOMER_CREATED,
     CUSTOMER_ERASED,
 )
+from messaging.contracts.customers import (
+    CustomerFilterSchema,
+    CustomerListQuerySchema,
+    CustomerSchema,
+    ProfileSchema,
+)
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError
 from messaging.keys import seal
@@ -37,12 +43,6 @@ from services.customers.models import (
     CustomerSpend,
     SpendCurrency,
     search_text,
-)
-from services.customers.schemas import (
-    CustomerFilterSchema,
-    CustomerListQuerySchema,
-    CustomerSchema,
-    ProfileSchema,
 )
 
 log = logging.getLogger(__name__)

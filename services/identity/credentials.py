@@ -11,6 +11,7 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
 )
+from messaging.contracts.identity import ChangePasswordSchema, ResetPasswordSchema
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import new_token, seal
@@ -35,10 +36,6 @@ from services.identity.accounts import (
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
     Account,
-)
-from services.identity.schemas import (
-    ChangePasswordSchema,
-    ResetPasswordSchema,
 )
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,9 +17,11 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
 from messaging import revocations
+from messaging.config import from_environment
 from messaging.database import Database
 from messaging.errors import ServiceError
 from messaging.keys import TOKEN_ISSUER, public_jwk, published_jwks, signing_key
+from services.identity.config import IdentityConfig
 from services.identity.domain import ACCESS_TOKEN_TTL
 from services.identity.models import Base
 
@@ -31,13 +32,12 @@ def identity_database() -> Database:
     return Database(Base.metadata, url_env="IDENTITY_DATABASE_URL", sqlite_name="identity.db")
 
 
-def password_hasher() -> PasswordHasher:
+def password_hasher(config: IdentityConfig | None = None) -> PasswordHasher:
     """argon2id; defaults at OWASP's minimum (m=19 MiB, t=2, p=1), raised by configuration."""
-    return PasswordHasher(
-        time_cost=int(os.environ.get("ARGON2_TIME_COST", "2")),
-        memory_cost=int(os.environ.get("ARGON2_MEMORY_KIB", "19456")),
-        parallelism=int(os.environ.get("ARGON2_PARALLELISM", "1")),
-    )
+    config = config or from_environment(IdentityConfig)
+    return PasswordHasher(time_cost=config.argon2_time_cost,
+                          memory_cost=config.argon2_memory_kib,
+                          parallelism=config.argon2_parallelism)
 
 
 class Passwords:
@@ -97,13 +97,13 @@ def one_malloc_arena() -> None:
 class PasswordsProvider(DependencyProvider):
     def setup(self) -> None:
         one_malloc_arena()
-        slots = int(os.environ.get("ARGON2_MAX_CONCURRENT", "4"))
+        config = from_environment(IdentityConfig)
+        slots = config.argon2_max_concurrent
         # As many real threads as hashes in flight: each thread's malloc arena keeps one
         # hash's memory, so the threads bound it too (eventlet's default is 20).
         tpool.set_num_threads(slots)
-        self.passwords = Passwords(password_hasher(), max_concurrent=slots,
-                                   wait_seconds=float(os.environ.get("ARGON2_QUEUE_SECONDS",
-                                                                     "5")))
+        self.passwords = Passwords(password_hasher(config), max_concurrent=slots,
+                                   wait_seconds=config.argon2_queue_seconds)
 
     def get_dependency(self, worker_ctx: Any) -> Passwords:
         return self.passwords

@@ -8,9 +8,14 @@ from functools import cache
 from typing import Any
 
 from messaging.contracts import PAYMENT_METHODS, erased_email
+from messaging.contracts.identity import (  # noqa: F401 (the API's values; the rules use them)
+    CUSTOMER_ACCOUNT_MODES,
+    PASSWORD_MAX_LENGTH,
+    PRICES_VISIBLE,
+    STAFF_ROLES,
+)
 from messaging.fields import normalise_email_address
 
-CUSTOMER_ACCOUNT_MODES = ("disabled", "optional", "required")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "customer_accounts": "disabled",
     "require_approval": False,
@@ -26,7 +31,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "bank_transfer_instructions": None,
     "prices_visible": "everyone",
 }
-PRICES_VISIBLE = ("everyone", "logged_in")
 
 
 def settings_problem(settings: dict[str, Any]) -> dict[str, list[str]] | None:
@@ -41,9 +45,7 @@ def settings_problem(settings: dict[str, Any]) -> dict[str, list[str]] | None:
 ACTIVE, PENDING_APPROVAL, INVITED, DISABLED = "active", "pending_approval", "invited", "disabled"
 ERASED = "erased"  # the merchant erased the person: the row stays, anonymous, locked for good
 CAN_LOG_IN = frozenset({ACTIVE, PENDING_APPROVAL})
-STAFF_ROLES = ("owner", "staff")
 
-PASSWORD_MAX_LENGTH = 256  # far above any real password; bounds the hashing work per request
 ACCESS_TOKEN_TTL = timedelta(minutes=15)
 REFRESH_TOKEN_TTL = timedelta(days=30)
 # Staff actions on an account: (statuses it applies to, resulting status).

@@ -12,6 +12,7 @@ from messaging.contracts import (
     EMAIL_CHANGE_REQUESTED,
     EMAIL_CHANGED,
 )
+from messaging.contracts.identity import AccountSchema, EmailChangeSchema
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import seal
@@ -35,10 +36,6 @@ from services.identity.dependencies import IdentityParts
 from services.identity.models import (
     Account,
     OneTimeToken,
-)
-from services.identity.schemas import (
-    AccountSchema,
-    EmailChangeSchema,
 )
 
 log = logging.getLogger(__name__)

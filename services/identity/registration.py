@@ -17,6 +17,12 @@ from messaging.contracts import (
     ACCOUNT_REGISTERED,
     is_erased_email,
 )
+from messaging.contracts.identity import (
+    AccountSchema,
+    InviteSchema,
+    RegisterSchema,
+    ResetPasswordSchema,
+)
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import seal
@@ -46,12 +52,6 @@ from services.identity.dependencies import IdentityParts
 from services.identity.models import (
     Account,
     RefreshToken,
-)
-from services.identity.schemas import (
-    AccountSchema,
-    InviteSchema,
-    RegisterSchema,
-    ResetPasswordSchema,
 )
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from messaging.contracts.identity import LoginSchema, SessionSchema
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import hash_token, new_token
@@ -36,10 +37,6 @@ from services.identity.models import (
     Account,
     RefreshToken,
     StaffUser,
-)
-from services.identity.schemas import (
-    LoginSchema,
-    SessionSchema,
 )
 
 log = logging.getLogger(__name__)

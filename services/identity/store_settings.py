@@ -9,6 +9,7 @@ from typing import Any
 from messaging.contracts import (
     STORE_SETTINGS_CHANGED,
 )
+from messaging.contracts.identity import StoreSettingsSchema, StoreSettingsUpdateSchema
 from messaging.errors import ServiceError, load_or_raise
 from messaging.outbox import emit
 from services.identity import (
@@ -20,10 +21,6 @@ from services.identity.accounts import (
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
     StoreSettingsChange,
-)
-from services.identity.schemas import (
-    StoreSettingsSchema,
-    StoreSettingsUpdateSchema,
 )
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from messaging.contracts import erased_email, is_erased_email, load_payload
+from messaging.contracts.notifications import DeliveryQuerySchema, DeliverySchema
 from messaging.database import Database
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -20,7 +21,6 @@ from messaging.paging import after_marker, page_marker
 from services.notifications import sending
 from services.notifications.dependencies import MailerProvider
 from services.notifications.models import Delivery
-from services.notifications.schemas import DeliveryQuerySchema, DeliverySchema
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def resend(db: Database, mail: MailerProvider, delivery_id: str, actor: str
             id=uuid.uuid4(), event_id=str(uuid.uuid4()), kind=original.kind,
             recipient=original.recipient, locale=original.locale, status="sending",
             attempts=1, context=dict(original.context), next_attempt_at=now,
-            locked_until=now + sending.SEND_LEASE,
+            locked_until=now + mail.send_lease,
         )
         session.add(copy)
         outgoing = sending.Outgoing(copy.id, copy.kind, copy.recipient, copy.locale,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import mailbox
-import os
 import queue
 import smtplib
 import ssl
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, parseaddr
@@ -23,8 +22,10 @@ from babel.numbers import format_currency, get_currency_precision
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from nameko.extensions import DependencyProvider
 
+from messaging.config import from_environment
 from messaging.database import Database, var_dir
 from messaging.links import StorefrontLinks
+from services.notifications.config import NotificationsConfig
 from services.notifications.domain import (
     PermanentMailError,
     RecipientBounced,
@@ -129,15 +130,14 @@ def new_dkim_key(selector: str, domain: str) -> tuple[bytes, str]:
     return private, f'{selector}._domainkey.{domain}. IN TXT "v=DKIM1; k=rsa; p={public}"'
 
 
-def dkim_signer_from_environment() -> DkimSigner | None:
+def dkim_signer(config: NotificationsConfig) -> DkimSigner | None:
     """DKIM_SELECTOR, DKIM_DOMAIN and DKIM_PRIVATE_KEY (PEM, or DKIM_PRIVATE_KEY_FILE): all
     three, or no signing."""
-    key = os.environ.get("DKIM_PRIVATE_KEY", "").encode()
-    if not key and os.environ.get("DKIM_PRIVATE_KEY_FILE"):
-        key = Path(os.environ["DKIM_PRIVATE_KEY_FILE"]).read_bytes()
-    selector, domain = os.environ.get("DKIM_SELECTOR"), os.environ.get("DKIM_DOMAIN")
-    if key and selector and domain:
-        return DkimSigner(selector, domain, key)
+    key = (config.dkim_private_key or "").encode()
+    if not key and config.dkim_private_key_file:
+        key = Path(config.dkim_private_key_file).read_bytes()
+    if key and config.dkim_selector and config.dkim_domain:
+        return DkimSigner(config.dkim_selector, config.dkim_domain, key)
     return None
 
 
@@ -233,12 +233,15 @@ class Mailer:
 
 
 class MailerProvider(DependencyProvider):
+    """The mailer, with the service's settings (``config``), read when the service starts."""
+
     def setup(self) -> None:
-        self.mailer = Mailer(os.environ.get("SMTP_URL") or None,
-                             Path(os.environ.get("MAILDIR") or var_dir() / "mail"),
-                             signer=dkim_signer_from_environment())
-        self.sender = os.environ.get("MAIL_FROM", "Clientela Store <store@localhost>")
-        self.links = StorefrontLinks.from_environment()
+        self.config = config = from_environment(NotificationsConfig)
+        self.mailer = Mailer(config.smtp_url, Path(config.maildir or var_dir() / "mail"),
+                             signer=dkim_signer(config))
+        self.sender = config.mail_from
+        self.links = StorefrontLinks(config.storefront_url)
+        self.send_lease = timedelta(seconds=config.send_lease_seconds)
 
     def get_dependency(self, worker_ctx: Any) -> MailerProvider:
         return self

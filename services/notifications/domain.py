@@ -3,7 +3,6 @@ classified."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timedelta
 
@@ -20,10 +19,8 @@ def delivery_id(event_id: str, kind: str, recipient: str) -> uuid.UUID:
 
 
 def mail_retry_delays() -> tuple[float, ...]:
-    raw = os.environ.get("MAIL_RETRY_DELAYS_S")
-    if not raw:
-        return DEFAULT_MAIL_RETRY_DELAYS_S
-    return tuple(float(part) for part in raw.split(",") if part.strip())
+    """The default schedule (the store's own: NotificationsConfig.mail_retry_delays_s)."""
+    return DEFAULT_MAIL_RETRY_DELAYS_S
 
 
 class TransientMailError(Exception):
@@ -39,9 +36,9 @@ class RecipientBounced(PermanentMailError):
 
 
 
-def next_attempt(attempts: int, now: datetime) -> datetime | None:
+def next_attempt(attempts: int, now: datetime,
+                 delays: tuple[float, ...] = DEFAULT_MAIL_RETRY_DELAYS_S) -> datetime | None:
     """When to try again after ``attempts`` failed tries; None once the retries are spent."""
-    delays = mail_retry_delays()
     if attempts > len(delays):
         return None
     return now + timedelta(seconds=delays[attempts - 1])

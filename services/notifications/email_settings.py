@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import select
 
 from messaging.contracts import load_payload
+from messaging.contracts.notifications import NotificationSettingsSchema
 from messaging.database import Database
 from messaging.envelope import Envelope
 from messaging.errors import load_or_raise
 from services.notifications.email_kinds import SWITCHABLE
 from services.notifications.models import NotificationSetting, SenderProfile
-from services.notifications.schemas import NotificationSettingsSchema
 
 
 def get_settings(db: Database) -> dict[str, bool]:

@@ -5,9 +5,7 @@ bounces remembered."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -29,9 +27,6 @@ from services.notifications.models import (
 
 log = logging.getLogger(__name__)
 
-# A crashed sender's claim expires after this, and the sweep sends the email. Longer than any
-# SMTP conversation (the mailer's timeouts), or a slow send could go out twice.
-SEND_LEASE = timedelta(seconds=float(os.environ.get("SEND_LEASE_SECONDS", "120")))
 
 
 @dataclass(frozen=True)
@@ -53,14 +48,15 @@ def record_event(db: Database, mail: MailerProvider, envelope: Envelope) -> None
     kind = email_kinds.kind_for(envelope.event_type, payload)
     if kind is None:
         return
-    outgoing = _log_delivery(db, envelope, kind, kind.recipient(payload),
+    outgoing = _log_delivery(db, mail, envelope, kind, kind.recipient(payload),
                              payload["locale"], kind.context(payload))
     if outgoing is not None:
         send(db, mail, outgoing)
 
 
-def _log_delivery(db: Database, envelope: Envelope, kind: email_kinds.EmailKind,
-                  recipient: str, locale: str, context: dict[str, Any]) -> Outgoing | None:
+def _log_delivery(db: Database, mail: MailerProvider, envelope: Envelope,
+                  kind: email_kinds.EmailKind, recipient: str, locale: str,
+                  context: dict[str, Any]) -> Outgoing | None:
     """Log the delivery with the event's processed mark (one transaction): born claimed by
     this worker (attempt 1), so no second transaction claims it. If the worker dies, the
     lease runs out and the sweep sends it. None: already done, or not to be sent."""
@@ -80,7 +76,7 @@ def _log_delivery(db: Database, envelope: Envelope, kind: email_kinds.EmailKind,
         session.add(Delivery(
             id=delivery_id, event_id=envelope.event_id, kind=kind.name, recipient=recipient,
             locale=locale, status="sending", attempts=1, context=context,
-            next_attempt_at=now, locked_until=now + SEND_LEASE,
+            next_attempt_at=now, locked_until=now + mail.send_lease,
         ))
         return Outgoing(delivery_id, kind.name, recipient, locale, context, 1,
                         reply_to(session))
@@ -106,7 +102,7 @@ def send_due(db: Database, mail: MailerProvider) -> None:
             select(Delivery.id).where(_claimable(now))
             .order_by(Delivery.next_attempt_at).limit(50)).all()
     for delivery_id in ids:
-        outgoing = _claim(db, delivery_id)
+        outgoing = _claim(db, mail, delivery_id)
         if outgoing is not None:
             send(db, mail, outgoing)
 
@@ -116,14 +112,14 @@ def _claimable(now: Any) -> Any:
                (Delivery.status == "sending") & (Delivery.locked_until < now))
 
 
-def _claim(db: Database, delivery_id: Any) -> Outgoing | None:
+def _claim(db: Database, mail: MailerProvider, delivery_id: Any) -> Outgoing | None:
     """Claim it (one sender at a time, across replicas) in a short transaction; the SMTP
     conversation happens outside any transaction."""
     now = utcnow()
     with db.transaction() as session:
         claimed = session.execute(
             update(Delivery).where(Delivery.id == delivery_id, _claimable(now))
-            .values(status="sending", locked_until=now + SEND_LEASE,
+            .values(status="sending", locked_until=now + mail.send_lease,
                     attempts=Delivery.attempts + 1)
             .execution_options(synchronize_session=False)).rowcount
         if not claimed:
@@ -146,7 +142,8 @@ def send(db: Database, mail: MailerProvider, outgoing: Outgoing) -> None:
             reply_to=outgoing.reply_to)
         mail.mailer.send(message)
     except domain.TransientMailError as exc:
-        retry_at = domain.next_attempt(outgoing.attempts, utcnow())
+        retry_at = domain.next_attempt(outgoing.attempts, utcnow(),
+                                       mail.config.mail_retry_delays_s)
         _finish(db, outgoing.delivery_id, status="pending" if retry_at else "failed",
                 error=str(exc), next_attempt_at=retry_at)
         EMAILS.labels(kind, "deferred" if retry_at else "failed").inc()

@@ -10,21 +10,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from messaging.contracts.orders import BuyLinkInputSchema, BuyLinkUpdateSchema
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
+from messaging.links import StorefrontLinks
 from services.orders import carts, domain
 from services.orders.models import (
     BuyLink,
     Order,
 )
-from services.orders.schemas import (
-    BuyLinkInputSchema,
-    BuyLinkUpdateSchema,
-)
 from services.orders.wire import (
     BUY_LINK,
-    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
@@ -38,7 +35,8 @@ def _new_link_code() -> str:
                    for _ in range(domain.BUY_LINK_CODE_LENGTH))
 
 
-def _link_views(session: Any, links: Any) -> list[dict[str, Any]]:
+def _link_views(session: Any, links: Any, storefront: StorefrontLinks
+                ) -> list[dict[str, Any]]:
     """Links with their orders and revenue, counted from the orders themselves in one query:
     an order records its link once, so nothing (a redelivered event, say) counts it twice."""
     ids = [link.id for link in links]
@@ -52,7 +50,7 @@ def _link_views(session: Any, links: Any) -> list[dict[str, Any]]:
     for link in links:
         row = figures.get(link.id)
         views.append(BUY_LINK.dump({
-            "id": link.id, "code": link.code, "url": STOREFRONT.buy(link.code),
+            "id": link.id, "code": link.code, "url": storefront.buy(link.code),
             "title": link.title, "lines": link.lines, "active": link.active,
             "created_by": link.created_by, "created_at": link.created_at,
             "disabled_at": link.disabled_at, "orders": row.orders if row else 0,
@@ -62,7 +60,8 @@ def _link_views(session: Any, links: Any) -> list[dict[str, Any]]:
     return views
 
 
-def create_buy_link(db: Database, request: dict[str, Any], actor: str) -> dict[str, Any]:
+def create_buy_link(db: Database, storefront: StorefrontLinks, request: dict[str, Any],
+                    actor: str) -> dict[str, Any]:
     data = load_or_raise(BuyLinkInputSchema(), request)
     quantities = carts.cart_quantities(data["lines"])
     with db.transaction() as session:
@@ -82,17 +81,17 @@ def create_buy_link(db: Database, request: dict[str, Any], actor: str) -> dict[s
         else:
             raise ServiceError("code_clash", "Could not pick a free link code.", 503)
         log.info("buy link created", extra={"code": link.code, "actor": actor})
-        return _link_views(session, [link])[0]
+        return _link_views(session, [link], storefront)[0]
 
 
-def list_buy_links(db: Database) -> list[dict[str, Any]]:
+def list_buy_links(db: Database, storefront: StorefrontLinks) -> list[dict[str, Any]]:
     with db.transaction() as session:
         links = session.scalars(select(BuyLink).order_by(BuyLink.created_at.desc())).all()
-        return _link_views(session, links)
+        return _link_views(session, links, storefront)
 
 
-def update_buy_link(db: Database, link_id: str, request: dict[str, Any], actor: str
-                    ) -> dict[str, Any]:
+def update_buy_link(db: Database, storefront: StorefrontLinks, link_id: str,
+                    request: dict[str, Any], actor: str) -> dict[str, Any]:
     data = load_or_raise(BuyLinkUpdateSchema(), request)
     with db.transaction() as session:
         link = session.get(BuyLink, domain.id_or_404(link_id, LINK_NOT_FOUND), with_for_update=True)
@@ -106,7 +105,7 @@ def update_buy_link(db: Database, link_id: str, request: dict[str, Any], actor: 
             log.info("buy link %s", "enabled" if link.active else "disabled",
                      extra={"code": link.code, "actor": actor})
         session.flush()
-        return _link_views(session, [link])[0]
+        return _link_views(session, [link], storefront)[0]
 
 
 def open_buy_link(db: Database, code: str, customer_id: str | None = None) -> dict[str, Any]:

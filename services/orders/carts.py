@@ -9,17 +9,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from messaging.database import Database, locked_row
-from messaging.envelope import utcnow
-from messaging.errors import ServiceError, load_or_raise
-from services.orders import domain, pricing
-from services.orders.models import Cart, CartLine, Product
-from services.orders.schemas import (
+from messaging.contracts.orders import (
     MAX_QUANTITY,
     CartReplaceSchema,
     LineRequestSchema,
     SavedCartSchema,
 )
+from messaging.database import Database, locked_row
+from messaging.envelope import utcnow
+from messaging.errors import ServiceError, load_or_raise
+from services.orders import domain, pricing
+from services.orders.models import Cart, CartLine, Product
 
 MAX_CART_LINES = 100
 SAVED_CART = SavedCartSchema()

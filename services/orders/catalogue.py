@@ -8,16 +8,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from messaging.contracts.orders import ProductInputSchema, ProductSchema, ProductUpdateSchema
 from messaging.database import Database
 from messaging.errors import ServiceError, load_or_raise
 from services.orders import pricing
 from services.orders.models import (
     Product,
-)
-from services.orders.schemas import (
-    ProductInputSchema,
-    ProductSchema,
-    ProductUpdateSchema,
 )
 from services.orders.wire import (
     PRODUCTS,

@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from messaging.contracts import ORDER_PLACED
+from messaging.contracts.orders import OrderSchema
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -30,7 +31,7 @@ from services.orders.models import (
     Product,
 )
 from services.orders.providers import PaymentProvider
-from services.orders.schemas import OrderSchema, PlaceOrderSchema
+from services.orders.schemas import PlaceOrderSchema
 
 log = logging.getLogger(__name__)
 ORDER, PLACE_ORDER = OrderSchema(), PlaceOrderSchema()
@@ -212,6 +213,8 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
         "access_token_sealed": seal(access_token),
         "offer_account": data["offer_account"] and order.customer_id is None,
         "account_exists": data.get("account_exists", False),
+        "save_shipping_address": data.get("save_shipping_address", False)
+        and order.customer_id is not None and order.shipping_address is not None,
         "channel": order.channel, "payment_link": payment_link,
     })
     return order, access_token

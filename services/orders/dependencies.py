@@ -2,9 +2,11 @@
 
 from nameko.extensions import DependencyProvider
 
+from messaging.config import from_environment
 from messaging.database import Database
+from services.orders.config import OrdersConfig
 from services.orders.models import Base
-from services.orders.providers import PaymentProvider, provider_from_env
+from services.orders.providers import PaymentProvider, payment_provider
 
 
 def orders_database() -> Database:
@@ -17,7 +19,7 @@ class PaymentProviderDependency(DependencyProvider):
     payment."""
 
     def setup(self) -> None:
-        self.provider = provider_from_env()
+        self.provider = payment_provider(from_environment(OrdersConfig))
 
     def get_dependency(self, worker_ctx: object) -> PaymentProvider | None:
         return self.provider

@@ -13,11 +13,16 @@ from typing import Any
 from urllib.parse import quote
 
 from messaging.contracts import (  # noqa: F401 (re-exported: the orders rules use them)
-    CUSTOMER_EMAILED_CHANGES,
     MANUAL_PAYMENT_METHODS,
     PAYMENT_METHODS,
     PROVIDER_PAYMENT_METHODS,
     erased_email,
+)
+from messaging.contracts.orders import (  # noqa: F401 (the API's values; the rules use them)
+    EMAILED_CHANGES,
+    HISTORY_NOTES,
+    MAX_DISCOUNT_PERCENT,
+    PRICE_DISPLAYS,
 )
 from messaging.errors import ServiceError
 
@@ -97,12 +102,6 @@ MACHINES = {
 }
 
 
-# Per machine, the states a customer may be emailed about (the contract's list).
-EMAILED_CHANGES: Mapping[str, list[str]] = {
-    machine: sorted(state for field, state in CUSTOMER_EMAILED_CHANGES if field == machine)
-    for machine in MACHINES}
-
-
 def check_transition(machine: str, current: str, target: str) -> bool:
     """True if ``current → target`` is a change to make, False if it is a no-op (same state).
 
@@ -124,23 +123,6 @@ def check_transition(machine: str, current: str, target: str) -> bool:
     return True
 
 
-# What the orders service itself writes into an order's history: a code and its params, which
-# the admin shows in the merchant's language. A person's words go in the entry's comment.
-# The English here is for logs and exports.
-HISTORY_NOTES: Mapping[str, str] = {
-    "placed": "Order placed",
-    "taken_by_staff": "Order taken by staff",
-    "paid_when_taken": "Paid when the order was taken",
-    "follows": "follows {field} {state}",
-    "unpaid_after": "Unpaid after {minutes} minutes",
-    "paid_at": "Paid at {provider}",
-    "paid_late": "Paid at {provider} after the order was {status}: fulfil it or refund it",
-    "declined_at": "Payment declined at {provider}",
-    "paid_twice": "A second payment arrived ({payment_id}): refund it at the provider",
-    "paid_by_card_link": "Paid by card through the payment link (was {method})",
-    "refunded_at": "Refunded at {provider}",
-    "refunded": "Refunded {amount} in minor units of {currency}",
-}
 HistoryNote = tuple[str, dict[str, Any]]
 
 
@@ -173,8 +155,6 @@ def allowed_changes(order: Any) -> dict[str, list[str]]:
 # Prices per customer category (DESIGN §9). A customer's price for a product: the lowest of
 # its categories' per-SKU prices and of the catalogue price less its categories' biggest
 # discount; the catalogue price without categories. "hidden" in any category wins: no price.
-PRICE_DISPLAYS = ("shown", "hidden")
-MAX_DISCOUNT_PERCENT = 90
 CATALOGUE, HIDDEN = "catalogue", "hidden"
 
 

@@ -9,24 +9,19 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from messaging.contracts.orders import CheckoutLimitsSchema, HoldWindowsSchema
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import hash_token, unseal
+from messaging.links import StorefrontLinks
 from services.orders import carts, domain
 from services.orders.models import (
     CheckoutLimits,
     HoldWindow,
     Order,
 )
-from services.orders.schemas import (
-    CheckoutLimitsSchema,
-    HoldWindowsSchema,
-)
 from services.orders.transitions import change_state, recovery_token
-from services.orders.wire import (
-    STOREFRONT,
-)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +102,7 @@ def set_hold_windows(db: Database, request: dict[str, Any], actor: str) -> dict[
         return _hold_windows(session)
 
 
-def recovery_url(db: Database, order_id: str) -> dict[str, Any]:
+def recovery_url(db: Database, storefront: StorefrontLinks, order_id: str) -> dict[str, Any]:
     """The link that brings an abandoned or canceled order's cart back (the same link
     each time, and the one the recovery email carried)."""
     with db.transaction() as session:
@@ -120,7 +115,7 @@ def recovery_url(db: Database, order_id: str) -> dict[str, Any]:
                 extra={"allowed": sorted(domain.RECOVERABLE)})
         token = unseal(recovery_token(order))
         return {"order_id": str(order.id), "number": f"#{order.number}",
-                "url": STOREFRONT.recover(token)}
+                "url": storefront.recover(token)}
 
 
 def get_recovery_cart(db: Database, token: str, customer_id: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from messaging.contracts.orders import AdminOrderQuerySchema
 from messaging.database import Database
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import token_matches
@@ -17,9 +18,6 @@ from messaging.paging import after_marker, page_marker
 from services.orders import domain
 from services.orders.models import (
     Order,
-)
-from services.orders.schemas import (
-    AdminOrderQuerySchema,
 )
 from services.orders.wire import (
     ADMIN_ORDER,

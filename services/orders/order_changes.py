@@ -13,10 +13,12 @@ from messaging.contracts import (
     ORDER_EMAIL_CORRECTED,
     is_erased_email,
 )
+from messaging.contracts.orders import ManualOrderSchema, NoteSchema, OrderEmailSchema
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import token_matches
+from messaging.links import StorefrontLinks
 from messaging.outbox import emit
 from services.orders import checkout, domain, payments
 from services.orders.models import (
@@ -24,17 +26,11 @@ from services.orders.models import (
     OrderHistory,
 )
 from services.orders.providers import PaymentProvider
-from services.orders.schemas import (
-    ManualOrderSchema,
-    NoteSchema,
-    OrderEmailSchema,
-)
 from services.orders.transitions import change_state
 from services.orders.wire import (
     ADMIN_ORDER,
     CHANGE_SCHEMAS,
     ORDER,
-    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
@@ -140,7 +136,8 @@ def add_note(db: Database, order_id: str, request: dict[str, Any], actor: str) -
 
 
 def create_manual_order(db: Database, provider: PaymentProvider | None,
-                        request: dict[str, Any], actor: str) -> dict[str, Any]:
+                        storefront: StorefrontLinks, request: dict[str, Any], actor: str
+                        ) -> dict[str, Any]:
     """An order the merchant takes (by phone, in the shop). Paid already: it is marked
     paid, in the same transaction. Otherwise the customer gets a payment link by email,
     and the merchant gets it in the answer."""
@@ -167,7 +164,7 @@ def create_manual_order(db: Database, provider: PaymentProvider | None,
         result = ADMIN_ORDER.dump(order)
     log.info("manual order", extra={"order_number": result["number"], "actor": actor})
     return {"order": result, "payment_url": None if data["payment_processed"] else
-            STOREFRONT.order(str(order.id), access_token, pay=True)}
+            storefront.order(str(order.id), access_token, pay=True)}
 
 
 def open_account_offer(db: Database, order_id: str, token: str) -> dict[str, Any]:

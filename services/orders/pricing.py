@@ -16,12 +16,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from messaging.contracts import load_payload
+from messaging.contracts.orders import CategoryPriceListSchema, CategoryPricingSchema
 from messaging.database import Database
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from services.orders import domain
 from services.orders.models import CategoryPrice, CategoryPricing, CustomerMembership, Product
-from services.orders.schemas import CategoryPriceListSchema, CategoryPricingSchema
 
 log = logging.getLogger(__name__)
 

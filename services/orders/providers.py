@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import stripe
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError
 from messaging.keys import derived_secret
+from services.orders.config import OrdersConfig
 
 # A payment page stays open this long (Stripe's shortest); the card hold window (60 min by
 # default) outlasts it, so an order is not abandoned under a shopper who is paying.
@@ -220,21 +220,19 @@ def _provider_error(exc: stripe.StripeError) -> ServiceError:
                         extra={"provider_error": type(exc).__name__})
 
 
-def provider_from_env() -> PaymentProvider | None:
+def payment_provider(config: OrdersConfig) -> PaymentProvider | None:
     """The provider that takes card payments: PAYMENT_PROVIDER=stripe, or test (`make run`,
     the tests: no money). Unset, there is none and card orders are refused: a production
     store that forgot the setting must not take "payments" on the test page."""
-    name = os.environ.get("PAYMENT_PROVIDER", "")
+    name = config.payment_provider
     if not name:
         return None
     if name == "stripe":
-        key, hook = os.environ.get("STRIPE_SECRET_KEY"), os.environ.get("STRIPE_WEBHOOK_SECRET")
+        key, hook = config.stripe_secret_key, config.stripe_webhook_secret
         if not key or not hook:
             raise RuntimeError("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY and "
                                "STRIPE_WEBHOOK_SECRET")
-        return StripeProvider(key, hook, os.environ.get("STRIPE_API_BASE") or None)
+        return StripeProvider(key, hook, config.stripe_api_base)
     if name != "test":
         raise RuntimeError(f"PAYMENT_PROVIDER must be test or stripe, not {name!r}")
-    port = os.environ.get("GATEWAY_PORT", "8000")
-    gateway_url = os.environ.get("GATEWAY_URL", f"http://127.0.0.1:{port}")
-    return TestProvider(derived_secret("test-payment-webhooks"), gateway_url)
+    return TestProvider(derived_secret("test-payment-webhooks"), config.test_provider_url)

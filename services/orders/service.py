@@ -6,11 +6,11 @@ a state change in transitions."""
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from nameko.timer import timer
 
+from messaging.config import ConfigProvider, from_environment
 from messaging.consumer import consume_event
 from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
@@ -19,6 +19,7 @@ from messaging.contracts import (
     CUSTOMER_ERASED,
     EMAIL_CHANGED,
 )
+from messaging.contracts.orders import RefundRequestSchema
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
@@ -37,22 +38,19 @@ from services.orders import (
     payments,
     pricing,
 )
+from services.orders.config import OrdersConfig
 from services.orders.dependencies import PaymentProviderDependency, orders_database
 from services.orders.models import (
     Order,
 )
-from services.orders.schemas import (
-    RefundRequestSchema,
-)
 from services.orders.wire import (
     ADMIN_ORDER,
     START_PAYMENT,
-    STOREFRONT,
 )
 
 log = logging.getLogger(__name__)
 
-ABANDON_SWEEP_SECONDS = float(os.environ.get("ABANDON_SWEEP_SECONDS", "60"))
+ABANDON_SWEEP_SECONDS = from_environment(OrdersConfig).abandon_sweep_seconds  # see OrdersConfig
 
 
 class OrdersService(HealthEndpoints):
@@ -60,6 +58,7 @@ class OrdersService(HealthEndpoints):
 
     db = orders_database()
     payments = PaymentProviderDependency()
+    config = ConfigProvider(OrdersConfig)
     log_context = LogContext()
 
     @rpc
@@ -171,7 +170,7 @@ class OrdersService(HealthEndpoints):
                 raise ServiceError("card_payments_unavailable",
                                    "This store takes no card payments.", 409)
             return START_PAYMENT.dump(payments.start_payment(session, self.payments, order,
-                                                             STOREFRONT))
+                                                             self.config.links))
 
     @rpc
     def receive_payment_event(self, provider: str, body: str, signature: str | None
@@ -227,7 +226,7 @@ class OrdersService(HealthEndpoints):
             "payment.succeeded" if outcome == "pay" else "payment.declined", data)
         return {"body": body, "signature": signature,
                 "header": self.payments.signature_header,
-                "return_url": STOREFRONT.order(
+                "return_url": self.config.links.order(
                     str(order_id), payment="done" if outcome == "pay" else "declined")}
 
     @rpc
@@ -270,7 +269,7 @@ class OrdersService(HealthEndpoints):
 
     @rpc
     def recovery_url(self, order_id: str) -> dict[str, Any]:
-        return holds.recovery_url(self.db, order_id)
+        return holds.recovery_url(self.db, self.config.links, order_id)
 
     @rpc
     def get_recovery_cart(self, token: str, customer_id: str | None = None) -> dict[str, Any]:
@@ -303,16 +302,16 @@ class OrdersService(HealthEndpoints):
     # direct-buy links -------------------------------------------------------------------
     @rpc
     def create_buy_link(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
-        return buy_links.create_buy_link(self.db, request, actor)
+        return buy_links.create_buy_link(self.db, self.config.links, request, actor)
 
     @rpc
     def list_buy_links(self) -> list[dict[str, Any]]:
-        return buy_links.list_buy_links(self.db)
+        return buy_links.list_buy_links(self.db, self.config.links)
 
     @rpc
     def update_buy_link(self, link_id: str, request: dict[str, Any], actor: str
                         ) -> dict[str, Any]:
-        return buy_links.update_buy_link(self.db, link_id, request, actor)
+        return buy_links.update_buy_link(self.db, self.config.links, link_id, request, actor)
 
     @rpc
     def open_buy_link(self, code: str, customer_id: str | None = None) -> dict[str, Any]:
@@ -322,7 +321,8 @@ class OrdersService(HealthEndpoints):
     # manual orders ----------------------------------------------------------------------
     @rpc
     def create_manual_order(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
-        return order_changes.create_manual_order(self.db, self.payments, request, actor)
+        return order_changes.create_manual_order(self.db, self.payments, self.config.links,
+                                                 request, actor)
 
     @consume_event("identity", ACCOUNT_EMAIL_VERIFIED)
     def handle_account_email_verified(self, envelope: Envelope) -> None:

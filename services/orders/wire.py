@@ -3,25 +3,36 @@ fields' deep copies, showed in profiles), and the storefront's base for the link
 
 from __future__ import annotations
 
-from messaging.links import StorefrontLinks
-from services.orders.schemas import (
+from marshmallow import fields
+
+from messaging.contracts.orders import (
     AdminOrderSchema,
     AdminOrderSummarySchema,
     BuyLinkSchema,
     FulfillmentChangeSchema,
-    OrderPageSchema,
     OrderSchema,
     PaymentChangeSchema,
     ProductSchema,
     StartPaymentSchema,
     StatusChangeSchema,
 )
-
-STOREFRONT = StorefrontLinks.from_environment()  # the pages links lead to
+from services.orders import domain
+from services.orders.schemas import OrderPageSchema
 
 ORDER, ORDERS, PRODUCTS = OrderSchema(), OrderSchema(many=True), ProductSchema(many=True)
 ORDER_PAGE = OrderPageSchema()
-ADMIN_ORDER, ADMIN_ORDERS = AdminOrderSchema(), AdminOrderSchema(many=True)
+
+
+class AdminOrderView(AdminOrderSchema):
+    """The merchant's order with what orders works out for it (the contract declares them):
+    the states each machine may move to, and whether its payment is set by hand."""
+
+    allowed = fields.Function(domain.allowed_changes)
+    manual_payment = fields.Function(
+        lambda order: order.payment_method in domain.MANUAL_PAYMENT_METHODS)
+
+
+ADMIN_ORDER, ADMIN_ORDERS = AdminOrderView(), AdminOrderView(many=True)
 ADMIN_SUMMARIES = AdminOrderSummarySchema(many=True)
 BUY_LINK = BuyLinkSchema()
 START_PAYMENT = StartPaymentSchema()

@@ -98,9 +98,20 @@ def test_prefill_and_checkout_from_the_address_book(system: System, smtp: SmtpSi
 
     with_save = checkout({"shipping_address": WORK, "save_address": True}, me)
     assert with_save.status_code == 201
-    lines = [a["line1"] for a in requests.get(system.api("/me/addresses"), headers=me,
-                                              timeout=10).json()["items"]]
-    assert sorted(lines) == ["Av. Sol 9", "Calle Luna 5"]
+
+    def saved_lines() -> list[str]:
+        return sorted(a["line1"] for a in requests.get(
+            system.api("/me/addresses"), headers=me, timeout=10).json()["items"])
+
+    # customers keeps it when it records the order (order_placed), a moment later
+    wait_for(lambda: len(saved_lines()) == 2, 15, message="the checkout address saved")
+    assert saved_lines() == ["Av. Sol 9", "Calle Luna 5"]
+    again = checkout({"shipping_address": WORK, "save_address": True}, me)
+    assert again.status_code == 201
+    # once customers has recorded the second order, the same address is not kept twice
+    wait_for(lambda: system.sql("customers", "SELECT count(*) FROM customer_orders WHERE "
+                                "order_id = :o", o=again.json()["order"]["id"])[0][0] == 1, 15)
+    assert saved_lines() == ["Av. Sol 9", "Calle Luna 5"]
 
     _, stranger = customer(system, smtp)
     assert checkout({"shipping_address_id": saved["id"]}, stranger).status_code == 404

@@ -90,6 +90,12 @@ def test_every_kind_has_its_templates_in_every_locale() -> None:
                     kind.name, locale, part)
 
 
+def test_the_switchable_kinds_are_the_settings_the_contract_offers() -> None:
+    from messaging.contracts.notifications import SWITCHABLE
+
+    assert email_kinds.SWITCHABLE == SWITCHABLE
+
+
 def test_an_event_asks_for_at_most_one_email() -> None:
     """The kinds answering one event exclude each other (one delivery per event)."""
     samples = {ORDER_PLACED: [{"payment_link": True}, {"payment_link": False}],

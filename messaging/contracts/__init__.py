@@ -157,6 +157,8 @@ class OrderPlacedPayload(_Payload):
     # "admin" for a manual order; with payment_link the email asks the customer to pay.
     channel = fields.String(load_default="storefront")
     payment_link = fields.Boolean(load_default=False)
+    # The customer asked at checkout to keep the shipping address in their address book.
+    save_shipping_address = fields.Boolean(load_default=False)
 
 
 class OrderChangePayload(_Payload):

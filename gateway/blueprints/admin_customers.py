@@ -1,16 +1,16 @@
-"""Merchant admin routes (audience ``admin``; roles ``owner`` and ``staff``)."""
+"""The merchant's customers and their categories (with the categories' prices): list, filter,
+create, edit, invite, approve, erase, export (audience ``admin``; roles ``owner`` and ``staff``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from gateway.auth import client_info, staff_required
-from gateway.blueprints import json_body, reject_unknown, rpc_call, store_settings
+from gateway.auth import staff_required
+from gateway.blueprints import json_body, rpc_call, store_settings
 from gateway.dates import DATE_BOUND, store_zone, with_ranges
-from gateway.limits import limit
 from gateway.openapi import document
 from gateway.problems import Problem
 from gateway.schemas import (
@@ -20,9 +20,8 @@ from gateway.schemas import (
     CustomerErasureSchema,
     CustomerExportSchema,
     CustomerPageSchema,
-    RefreshTokenRequestSchema,
 )
-from services.customers.schemas import (
+from messaging.contracts.customers import (
     CategoryInputSchema,
     CategoryListSchema,
     CategorySchema,
@@ -33,73 +32,24 @@ from services.customers.schemas import (
     CustomerUpdateSchema,
     InsightsSchema,
 )
-from services.identity.schemas import (
+from messaging.contracts.identity import (
     AccountSchema,
-    LoginSchema,
-    StoreSettingsSchema,
-    StoreSettingsUpdateSchema,
-    TokensSchema,
 )
-from services.orders.schemas import (
+from messaging.contracts.orders import (
     CategoryPriceListOutSchema,
     CategoryPriceListSchema,
     CategoryPricingOutSchema,
     CategoryPricingSchema,
 )
 
-admin = Blueprint("admin", __name__)
-
-
-@admin.post("/auth/login")
-@limit("login")
-@document("Staff log in", tags=["admin"], body=LoginSchema, responses={200: TokensSchema})
-def login() -> Any:
-    return jsonify(rpc_call("identity", "staff_login", json_body(), client_info()))
-
-
-@admin.post("/auth/refresh")
-@document("Rotate a staff refresh token", tags=["admin"], body=RefreshTokenRequestSchema,
-          responses={200: TokensSchema})
-def refresh() -> Any:
-    body = json_body()
-    reject_unknown(body, {"refresh_token"})
-    return jsonify(rpc_call("identity", "refresh", str(body.get("refresh_token", "")),
-                            client_info(), "admin"))
-
-
-@admin.post("/auth/logout")
-@document("Staff log out", tags=["admin"], body=RefreshTokenRequestSchema,
-          responses={204: None})
-def logout() -> Response:
-    body = json_body()
-    reject_unknown(body, {"refresh_token"})
-    rpc_call("identity", "logout", str(body.get("refresh_token", "")))
-    return Response(status=204)
-
-
-@admin.get("/settings")
-@document("Store settings", tags=["admin"], auth="staff", responses={200: StoreSettingsSchema})
-@staff_required("owner", "staff")
-def get_settings() -> Any:
-    return jsonify(rpc_call("identity", "get_store_settings"))
-
-
-@admin.put("/settings")
-@document("Change store settings (owner only)", tags=["admin"], auth="staff",
-          body=StoreSettingsUpdateSchema, responses={200: StoreSettingsSchema})
-@staff_required("owner")
-def put_settings() -> Any:
-    settings = rpc_call("identity", "update_store_settings", json_body(),
-                        f"staff:{g.claims['sub']}")
-    current_app.extensions["store_settings"].invalidate()
-    return jsonify(settings)
+admin_customers = Blueprint("admin_customers", __name__)
 
 
 def _actor() -> str:
     return f"staff:{g.claims['sub']}"
 
 
-@admin.post("/customers")
+@admin_customers.post("/customers")
 @document("Add a customer, optionally inviting them to an account", tags=["admin"],
           auth="staff", body=AdminCustomerCreateSchema, responses={201: AdminCustomerCreatedSchema})
 @staff_required("owner", "staff")
@@ -131,7 +81,7 @@ def _account_of(customer_id: str) -> str:
     return customer["account_id"]
 
 
-@admin.post("/customers/<customer_id>/invite")
+@admin_customers.post("/customers/<customer_id>/invite")
 @document("Invite a customer to an account", tags=["admin"], auth="staff",
           responses={200: AdminCustomerCreatedSchema})
 @staff_required("owner", "staff")
@@ -147,7 +97,7 @@ def invite_customer(customer_id: str) -> Any:
     return jsonify(account=account, invited=True)
 
 
-@admin.post("/customers/<customer_id>/<any(approve, disable, enable):action>")
+@admin_customers.post("/customers/<customer_id>/<any(approve, disable, enable):action>")
 @document("Approve, disable or re-enable a customer's account", tags=["admin"],
           auth="staff", responses={200: AccountSchema})
 @staff_required("owner", "staff")
@@ -156,7 +106,7 @@ def change_account_status(customer_id: str, action: str) -> Any:
                             action, _actor()))
 
 
-@admin.get("/customers")
+@admin_customers.get("/customers")
 @document("Customers: search, filter, sort, page", tags=["admin"], auth="staff",
           responses={200: CustomerListSchema},
           query={name: {"schema": {"type": "string"}} for name in CustomerListQuerySchema().fields})
@@ -168,7 +118,7 @@ def list_customers() -> Any:
     return jsonify(rpc_call("customers", "list_customers", query))
 
 
-@admin.get("/customers/insights")
+@admin_customers.get("/customers/insights")
 @document("Best and repeat customers, new vs returning, guests vs accounts, top countries",
           tags=["admin"], auth="staff", responses={200: InsightsSchema},
           query={"from": {"schema": {"type": "string"}, "description": DATE_BOUND},
@@ -183,7 +133,7 @@ def customer_insights() -> Any:
     return jsonify(rpc_call("customers", "insights", query))
 
 
-@admin.get("/customers/<customer_id>")
+@admin_customers.get("/customers/<customer_id>")
 @document("A customer: profile, addresses, categories, figures, recent orders",
           tags=["admin"], auth="staff", responses={200: CustomerPageSchema})
 @staff_required("owner", "staff")
@@ -194,7 +144,7 @@ def get_customer(customer_id: str) -> Any:
     return jsonify(customer=customer, recent_orders=orders)
 
 
-@admin.patch("/customers/<customer_id>")
+@admin_customers.patch("/customers/<customer_id>")
 @document("Edit a customer: names, phone, language, the merchant's note, consent; the email "
           "while there is no account", tags=["admin"], auth="staff",
           body=CustomerUpdateSchema, responses={200: CustomerSchema})
@@ -204,7 +154,7 @@ def update_customer(customer_id: str) -> Any:
                             _actor()))
 
 
-@admin.delete("/customers/<customer_id>")
+@admin_customers.delete("/customers/<customer_id>")
 @document("Delete a customer who never ordered, with their account", tags=["admin"],
           auth="staff", responses={204: None},
           description="A customer with orders is erased instead (409 customer_has_orders).")
@@ -214,7 +164,7 @@ def delete_customer(customer_id: str) -> Response:
     return Response(status=204)
 
 
-@admin.post("/customers/<customer_id>/erase")
+@admin_customers.post("/customers/<customer_id>/erase")
 @document("Erase a customer's personal data in every service (idempotent)", tags=["admin"],
           auth="staff", responses={202: CustomerErasureSchema},
           description="Orders keep their numbers, lines and totals. The customer record is "
@@ -227,7 +177,7 @@ def erase_customer(customer_id: str) -> Any:
     return response
 
 
-@admin.get("/customers/<customer_id>/export")
+@admin_customers.get("/customers/<customer_id>/export")
 @document("Everything held about a customer, from every service, as JSON", tags=["admin"],
           auth="staff", responses={200: CustomerExportSchema})
 @staff_required("owner")
@@ -249,7 +199,7 @@ def export_customer(customer_id: str) -> Any:
     return response
 
 
-@admin.get("/categories")
+@admin_customers.get("/categories")
 @document("Customer categories, with how many customers each", tags=["admin"], auth="staff",
           responses={200: CategoryListSchema})
 @staff_required("owner", "staff")
@@ -257,7 +207,7 @@ def list_categories() -> Any:
     return jsonify(items=rpc_call("customers", "list_categories"))
 
 
-@admin.post("/categories")
+@admin_customers.post("/categories")
 @document("Create a category", tags=["admin"], auth="staff", body=CategoryInputSchema,
           responses={201: CategorySchema})
 @staff_required("owner", "staff")
@@ -267,7 +217,7 @@ def create_category() -> Any:
     return response
 
 
-@admin.patch("/categories/<category_id>")
+@admin_customers.patch("/categories/<category_id>")
 @document("Rename a category", tags=["admin"], auth="staff", body=CategoryInputSchema,
           responses={200: CategorySchema})
 @staff_required("owner", "staff")
@@ -275,7 +225,7 @@ def rename_category(category_id: str) -> Any:
     return jsonify(rpc_call("customers", "rename_category", category_id, json_body()))
 
 
-@admin.get("/categories/<category_id>/pricing")
+@admin_customers.get("/categories/<category_id>/pricing")
 @document("What a category does to its members' prices", tags=["admin"], auth="staff",
           responses={200: CategoryPricingOutSchema})
 @staff_required("owner", "staff")
@@ -284,7 +234,7 @@ def get_category_pricing(category_id: str) -> Any:
     return jsonify(rpc_call("orders", "get_category_pricing", category_id))
 
 
-@admin.put("/categories/<category_id>/pricing")
+@admin_customers.put("/categories/<category_id>/pricing")
 @document("Set a category's price display (shown, hidden) and discount", tags=["admin"],
           auth="staff", body=CategoryPricingSchema, responses={200: CategoryPricingOutSchema},
           description="A customer's price is the lowest of their categories' SKU prices and "
@@ -297,7 +247,7 @@ def set_category_pricing(category_id: str) -> Any:
     return jsonify(rpc_call("orders", "set_category_pricing", category_id, body, _actor()))
 
 
-@admin.get("/categories/<category_id>/prices")
+@admin_customers.get("/categories/<category_id>/prices")
 @document("A category's price list (per-SKU prices)", tags=["admin"], auth="staff",
           responses={200: CategoryPriceListOutSchema})
 @staff_required("owner", "staff")
@@ -306,7 +256,7 @@ def get_category_prices(category_id: str) -> Any:
     return jsonify(rpc_call("orders", "get_category_prices", category_id))
 
 
-@admin.put("/categories/<category_id>/prices")
+@admin_customers.put("/categories/<category_id>/prices")
 @document("Replace a category's price list", tags=["admin"], auth="staff",
           body=CategoryPriceListSchema, responses={200: CategoryPriceListOutSchema},
           description='{"prices": [{"sku", "price"}]} (minor units) replaces the whole list; '
@@ -318,7 +268,7 @@ def set_category_prices(category_id: str) -> Any:
     return jsonify(rpc_call("orders", "set_category_prices", category_id, body, _actor()))
 
 
-@admin.delete("/categories/<category_id>")
+@admin_customers.delete("/categories/<category_id>")
 @document("Delete a category (its customers stay)", tags=["admin"], auth="staff",
           responses={204: None})
 @staff_required("owner", "staff")
@@ -327,7 +277,7 @@ def delete_category(category_id: str) -> Response:
     return Response(status=204)
 
 
-@admin.post("/categories/<category_id>/customers")
+@admin_customers.post("/categories/<category_id>/customers")
 @document("Put every customer a filter matches in a category", tags=["admin"], auth="staff",
           body=CustomerFilterSchema, responses={200: BulkMembershipSchema},
           description="The filters of GET /admin/customers; an empty body means everyone.")
@@ -336,7 +286,7 @@ def add_to_category_by_filter(category_id: str) -> Any:
     return jsonify(rpc_call("customers", "add_members_by_filter", category_id, json_body()))
 
 
-@admin.put("/categories/<category_id>/customers/<customer_id>")
+@admin_customers.put("/categories/<category_id>/customers/<customer_id>")
 @document("Put a customer in a category", tags=["admin"], auth="staff", responses={204: None})
 @staff_required("owner", "staff")
 def add_to_category(category_id: str, customer_id: str) -> Response:
@@ -344,7 +294,7 @@ def add_to_category(category_id: str, customer_id: str) -> Response:
     return Response(status=204)
 
 
-@admin.delete("/categories/<category_id>/customers/<customer_id>")
+@admin_customers.delete("/categories/<category_id>/customers/<customer_id>")
 @document("Take a customer out of a category", tags=["admin"], auth="staff",
           responses={204: None})
 @staff_required("owner", "staff")
