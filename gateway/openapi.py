@@ -7,7 +7,9 @@ checks that every /api route is documented).
 
 from __future__ import annotations
 
+import inspect
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
+from gateway import policy
 from gateway.schemas import ProblemSchema
+from messaging.contracts import customers, identity, notifications, orders
 
 API_VERSION = "1.0.0"
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
@@ -54,6 +58,42 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return _CONVERTER.sub(convert, rule), parameters
 
 
+# Which codes each service's RPCs can answer (generated from the services' code into their
+# contracts), and how a view's source names what it calls and raises.
+RPC_ERRORS = {"identity": identity.RPC_ERRORS, "customers": customers.RPC_ERRORS,
+              "orders": orders.RPC_ERRORS, "notifications": notifications.RPC_ERRORS}
+_RPC_CALL = re.compile(r'rpc_call\(\s*"(\w+)",\s*"(\w+)"')
+_PROBLEM = re.compile(r'Problem\(\s*\d+,\s*"(\w+)"')
+
+
+def _sources(function: Callable[..., Any], seen: set[Any]) -> list[str]:
+    """The function's source and that of the helpers and policy rules it calls (those of its
+    own module and of gateway.policy, followed down)."""
+    function = inspect.unwrap(function)
+    source = inspect.getsource(function)
+    found = [source]
+    module = sys.modules[function.__module__]
+    for name, helper in vars(module).items():
+        if inspect.isfunction(helper) and helper not in seen \
+                and helper.__module__ in (module.__name__, policy.__name__) \
+                and re.search(rf"\b{name}\(", source):
+            seen.add(helper)
+            found += _sources(helper, seen)
+    return found
+
+
+def problem_codes(view: Callable[..., Any]) -> list[str]:
+    """The problem codes a route can answer: its own, its helpers' and policy rules', and
+    those of the RPCs it calls (each service's RPC_ERRORS). Not listed: the ones any route may
+    answer (bad JSON, body too large, 401/403 for the token, 429, 503)."""
+    codes: set[str] = set()
+    for source in _sources(view, {inspect.unwrap(view)}):
+        codes |= set(_PROBLEM.findall(source))
+        for service, rpc in _RPC_CALL.findall(source):
+            codes |= set(RPC_ERRORS[service].get(rpc, ()))
+    return sorted(codes)
+
+
 def schema_name(schema: type[Schema] | Schema) -> str:
     """A component's name: the class's without "Schema"; a partial instance (a PATCH body:
     nothing required) is a different shape, so it gets a name of its own."""
@@ -88,10 +128,14 @@ def build_spec(app: Flask) -> dict[str, Any]:
             parameters.append({"name": name, "in": "query", **definition})
         for name, definition in meta["headers"].items():
             parameters.append({"name": name, "in": "header", **definition})
+        codes = problem_codes(app.view_functions[rule.endpoint])
         operation: dict[str, Any] = {
             "summary": meta["summary"], "tags": meta["tags"],
             "operationId": rule.endpoint.replace(".", "_"),
-            "responses": {"default": problem},
+            "responses": {"default": {
+                **problem, "x-problem-codes": codes,
+                "description": problem["description"] + (
+                    ": code one of " + ", ".join(codes) if codes else "")}},
         }
         if meta["description"]:
             operation["description"] = meta["description"]

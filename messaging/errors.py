@@ -6,8 +6,13 @@ from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
 
+# Every service answers bad input with this code (422, per-field errors); each service's own
+# codes are its contract's catalogue (messaging.contracts.<service>: IdentityError, ...).
+VALIDATION_FAILED = "validation_failed"
+
 
 @deserialize_to_instance
+
 class ServiceError(Exception):
     """An expected, client-caused failure: a code, a human detail, an HTTP status, field errors.
 
@@ -44,5 +49,5 @@ def load_or_raise(schema: Any, data: object) -> Any:
         return schema.load(data)
     except ValidationError as exc:
         raise ServiceError(
-            "validation_failed", "The request has invalid fields.", 422, errors=exc.messages
+            VALIDATION_FAILED, "The request has invalid fields.", 422, errors=exc.messages
         ) from None

@@ -113,6 +113,17 @@ def test_every_schema_has_one_name_in_openapi(client: FlaskClient) -> None:
     assert "required" not in schemas["AddressInputPatch"]
 
 
+def test_each_route_lists_the_problem_codes_it_can_answer(client: FlaskClient) -> None:
+    """From the route's own problems, its policy rules and its RPCs' catalogues."""
+    spec = client.get("/openapi.json").get_json()
+    checkout = spec["paths"]["/api/v1/checkout"]["post"]["responses"]["default"]
+    assert {"login_required", "account_not_approved", "quantity_limit", "out_of_stock",
+            "payment_method_unavailable"} <= set(checkout["x-problem-codes"])
+    assert "quantity_limit" in checkout["description"]
+    status = spec["paths"]["/api/v1/admin/orders/{order_id}/status"]["post"]
+    assert "illegal_transition" in status["responses"]["default"]["x-problem-codes"]
+
+
 def test_docs_page_is_served_without_a_cdn(client: FlaskClient) -> None:
     page = client.get("/docs/")
     assert page.status_code == 200 and b"swagger" in page.data.lower()

@@ -3,10 +3,29 @@ answer, which the gateway imports too (nothing here imports a service)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from messaging.contracts import LOCALES, AddressSchema
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
+
+
+class CustomersError(StrEnum):
+    """Every problem code customers answers with (its RPCs' ServiceError codes; the gateway
+    adds its own and validation_failed)."""
+
+    ADDRESS_NOT_FOUND = "address_not_found"
+    CATEGORY_EXISTS = "category_exists"
+    CATEGORY_NOT_FOUND = "category_not_found"
+    CUSTOMER_ERASED = "customer_erased"
+    CUSTOMER_EXISTS = "customer_exists"
+    CUSTOMER_HAS_ORDERS = "customer_has_orders"
+    CUSTOMER_NOT_FOUND = "customer_not_found"
+    EMAIL_BELONGS_TO_ACCOUNT = "email_belongs_to_account"
+    TOO_MANY_ADDRESSES = "too_many_addresses"
+    VERIFY_EMAIL_FIRST = "verify_email_first"
+
 
 ACCOUNT_STATUSES = ("active", "pending_approval", "invited", "disabled")
 
@@ -221,3 +240,55 @@ class InsightsSchema(Schema):
     guest_share = fields.Float(required=True)
     registered_share = fields.Float(required=True)
     top_countries = fields.List(fields.Dict(), required=True)
+
+
+# --- RPC_ERRORS: written by `python -m ops.error_catalogue`; do not edit by hand ---
+RPC_ERRORS: dict[str, tuple[str, ...]] = {
+    "add_address": (
+        "customer_not_found",
+        "too_many_addresses",
+        "validation_failed",
+        "verify_email_first",
+    ),
+    "add_members_by_filter": ("category_not_found", "customer_not_found", "validation_failed",),
+    "checkout_prefill": ("customer_not_found", "verify_email_first",),
+    "create_category": ("category_exists", "validation_failed",),
+    "create_customer": ("customer_exists", "validation_failed",),
+    "delete_address": ("address_not_found", "customer_not_found", "verify_email_first",),
+    "delete_category": ("category_not_found", "customer_not_found",),
+    "delete_customer": ("customer_has_orders", "customer_not_found",),
+    "erase_customer": ("customer_not_found",),
+    "export_customer": ("customer_not_found",),
+    "get_address": ("address_not_found", "customer_not_found", "verify_email_first",),
+    "get_category": ("category_not_found", "customer_not_found",),
+    "get_customer": ("customer_not_found",),
+    "get_customer_by_email": ("customer_not_found",),
+    "get_customer_detail": ("customer_not_found",),
+    "get_profile": ("customer_not_found", "verify_email_first",),
+    "insights": ("validation_failed",),
+    "list_addresses": ("customer_not_found", "verify_email_first",),
+    "list_categories": (),
+    "list_customers": ("validation_failed",),
+    "rename_category": (
+        "category_exists",
+        "category_not_found",
+        "customer_not_found",
+        "validation_failed",
+    ),
+    "set_membership": ("category_not_found", "customer_not_found",),
+    "update_address": (
+        "address_not_found",
+        "customer_not_found",
+        "validation_failed",
+        "verify_email_first",
+    ),
+    "update_customer": (
+        "customer_erased",
+        "customer_exists",
+        "customer_not_found",
+        "email_belongs_to_account",
+        "validation_failed",
+    ),
+    "update_profile": ("customer_not_found", "validation_failed", "verify_email_first",),
+}
+# --- end of RPC_ERRORS ---

@@ -3,12 +3,34 @@ answer, which the gateway imports too (nothing here imports a service)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from zoneinfo import available_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from messaging.contracts import LOCALES, PAYMENT_METHODS
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
+
+
+class IdentityError(StrEnum):
+    """Every problem code identity answers with (its RPCs' ServiceError codes; the gateway
+    adds its own and validation_failed)."""
+
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_EXISTS = "account_exists"
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    BUSY = "busy"
+    CUSTOMER_ERASED = "customer_erased"
+    EMAIL_TAKEN = "email_taken"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_REFRESH_TOKEN = "invalid_refresh_token"
+    INVALID_TOKEN = "invalid_token"
+    SESSION_NOT_FOUND = "session_not_found"
+    SETTINGS_CONFLICT = "settings_conflict"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    UNKNOWN_ACTION = "unknown_action"
+
 
 # How customers log in at checkout, who sees prices, staff roles: the values the API takes.
 CUSTOMER_ACCOUNT_MODES = ("disabled", "optional", "required")
@@ -192,3 +214,40 @@ class PublicStoreSchema(Schema):
     currency = fields.String(required=True)
     store_name = fields.String(required=True)
     timezone = fields.String(required=True)
+
+
+# --- RPC_ERRORS: written by `python -m ops.error_catalogue`; do not edit by hand ---
+RPC_ERRORS: dict[str, tuple[str, ...]] = {
+    "account_for_email": (),
+    "activate": ("invalid_token", "validation_failed",),
+    "change_account_status": ("account_not_found", "illegal_transition", "unknown_action",),
+    "change_password": ("account_not_found", "validation_failed",),
+    "confirm_email_change": ("email_taken", "invalid_token",),
+    "create_account_from_order": ("account_exists", "validation_failed",),
+    "export_account": ("account_not_found",),
+    "get_account": ("account_not_found",),
+    "get_jwks": (),
+    "get_store_settings": (),
+    "invite_account": ("account_exists", "customer_erased", "validation_failed",),
+    "list_sessions": ("account_not_found",),
+    "login": ("account_disabled", "invalid_credentials", "too_many_attempts", "validation_failed",),
+    "logout": (),
+    "refresh": ("invalid_refresh_token",),
+    "register": ("validation_failed",),
+    "request_email_change": ("account_not_found", "too_many_attempts", "validation_failed",),
+    "request_password_reset": (),
+    "reset_password": ("invalid_token", "validation_failed",),
+    "revert_email_change": ("email_taken", "invalid_token",),
+    "revoke_other_sessions": ("account_not_found",),
+    "revoke_session": ("account_not_found", "session_not_found",),
+    "session_has_ended": (),
+    "staff_login": (
+        "account_disabled",
+        "invalid_credentials",
+        "too_many_attempts",
+        "validation_failed",
+    ),
+    "update_store_settings": ("settings_conflict", "validation_failed",),
+    "verify_email": ("invalid_token", "validation_failed",),
+}
+# --- end of RPC_ERRORS ---

@@ -3,10 +3,21 @@ answer, which the gateway imports too (nothing here imports a service)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from messaging.fields import StrictBoolean
 from messaging.logs import mask_email
+
+
+class NotificationsError(StrEnum):
+    """Every problem code notifications answers with (its RPCs' ServiceError codes; the gateway
+    adds its own and validation_failed)."""
+
+    DELIVERY_NOT_FOUND = "delivery_not_found"
+    RECIPIENT_ERASED = "recipient_erased"
+
 
 # The emails a merchant may switch off (the settings' keys): notifications' email_kinds marks
 # exactly these switchable (a test holds them together); account emails always go.
@@ -55,3 +66,15 @@ class EmailKindSchema(Schema):
 # Which emails the store sends: kind → on/off. Account emails always go, so are not here.
 NotificationSettingsSchema = Schema.from_dict(
     {kind: StrictBoolean() for kind in SWITCHABLE}, name="NotificationSettings")
+
+
+# --- RPC_ERRORS: written by `python -m ops.error_catalogue`; do not edit by hand ---
+RPC_ERRORS: dict[str, tuple[str, ...]] = {
+    "export_deliveries": (),
+    "get_settings": (),
+    "list_deliveries": ("validation_failed",),
+    "list_email_kinds": (),
+    "resend": ("delivery_not_found", "recipient_erased",),
+    "update_settings": ("validation_failed",),
+}
+# --- end of RPC_ERRORS ---

@@ -4,6 +4,7 @@ answer, which the gateway imports too (nothing here imports a service)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 
 from marshmallow import (
     RAISE,
@@ -25,6 +26,57 @@ from messaging.contracts import (
     AddressSchema,
 )
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
+
+
+class OrdersError(StrEnum):
+    """Every problem code orders answers with (its RPCs' ServiceError codes; the gateway
+    adds its own and validation_failed)."""
+
+    ACCOUNT_OFFER_EXPIRED = "account_offer_expired"
+    ACCOUNT_OFFER_UNAVAILABLE = "account_offer_unavailable"
+    ACCOUNT_ORDER = "account_order"
+    ALREADY_PAID = "already_paid"
+    BUY_LINK_DISABLED = "buy_link_disabled"
+    BUY_LINK_NOT_FOUND = "buy_link_not_found"
+    CARD_PAYMENTS_UNAVAILABLE = "card_payments_unavailable"
+    CART_EMPTY = "cart_empty"
+    CART_FULL = "cart_full"
+    CATEGORY_NOT_FOUND = "category_not_found"
+    CODE_CLASH = "code_clash"
+    CUSTOMER_ERASED = "customer_erased"
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    INVALID_SIGNATURE = "invalid_signature"
+    LOGIN_REQUIRED = "login_required"
+    MIXED_CURRENCIES = "mixed_currencies"
+    NOTHING_TO_NOTIFY = "nothing_to_notify"
+    NOTHING_TO_SHIP = "nothing_to_ship"
+    NOT_RECOVERABLE = "not_recoverable"
+    ORDER_NOT_FOUND = "order_not_found"
+    ORDER_NOT_PAYABLE = "order_not_payable"
+    OUT_OF_STOCK = "out_of_stock"
+    PAYMENT_METHOD_UNAVAILABLE = "payment_method_unavailable"
+    PAYMENT_NOT_MANUAL = "payment_not_manual"
+    PAYMENT_PROVIDER_UNAVAILABLE = "payment_provider_unavailable"
+    PAYMENT_SESSION_CLOSED = "payment_session_closed"
+    PAYMENT_SESSION_NOT_FOUND = "payment_session_not_found"
+    PRICES_HIDDEN = "prices_hidden"
+    PRODUCT_EXISTS = "product_exists"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    QUANTITY_LIMIT = "quantity_limit"
+    RECOVERY_LINK_INVALID = "recovery_link_invalid"
+    REFUND_AMOUNT_REQUIRED = "refund_amount_required"
+    REFUND_DECISION_REQUIRED = "refund_decision_required"
+    REFUND_FAILED = "refund_failed"
+    REFUND_NOT_POSSIBLE = "refund_not_possible"
+    REFUND_PROVIDER_UNAVAILABLE = "refund_provider_unavailable"
+    TOO_MANY_UNPAID_ORDERS = "too_many_unpaid_orders"
+    UNKNOWN_PRODUCT = "unknown_product"
+    UNKNOWN_PROVIDER = "unknown_provider"
+    UNKNOWN_STATE = "unknown_state"
+    UNPAID_LIMIT = "unpaid_limit"
+
 
 MAX_LINES = 100
 MAX_QUANTITY = 999
@@ -574,3 +626,128 @@ class ProductInputSchema(_Strict):
 class ProductUpdateSchema(ProductInputSchema):
     class Meta:
         exclude = ("sku",)
+
+
+# --- RPC_ERRORS: written by `python -m ops.error_catalogue`; do not edit by hand ---
+RPC_ERRORS: dict[str, tuple[str, ...]] = {
+    "add_cart_line": ("cart_full", "order_not_found", "unknown_product", "validation_failed",),
+    "add_note": ("order_not_found", "validation_failed",),
+    "change_order": (
+        "illegal_transition",
+        "nothing_to_notify",
+        "nothing_to_ship",
+        "order_not_found",
+        "payment_not_manual",
+        "refund_amount_required",
+        "refund_decision_required",
+        "refund_not_possible",
+        "refund_provider_unavailable",
+        "unknown_state",
+        "validation_failed",
+    ),
+    "close_account_offer": ("order_not_found",),
+    "correct_order_email": (
+        "account_order",
+        "customer_erased",
+        "order_not_found",
+        "validation_failed",
+    ),
+    "create_buy_link": (
+        "code_clash",
+        "mixed_currencies",
+        "prices_hidden",
+        "unknown_product",
+        "validation_failed",
+    ),
+    "create_manual_order": (
+        "cart_empty",
+        "illegal_transition",
+        "login_required",
+        "mixed_currencies",
+        "order_not_found",
+        "out_of_stock",
+        "payment_method_unavailable",
+        "prices_hidden",
+        "quantity_limit",
+        "recovery_link_invalid",
+        "too_many_unpaid_orders",
+        "unknown_product",
+        "unknown_state",
+        "unpaid_limit",
+        "validation_failed",
+    ),
+    "create_product": ("product_exists", "validation_failed",),
+    "export_orders_of": ("order_not_found",),
+    "export_page": ("validation_failed",),
+    "get_admin_order": ("order_not_found",),
+    "get_cart": ("order_not_found",),
+    "get_category_prices": ("category_not_found", "order_not_found",),
+    "get_category_pricing": ("category_not_found", "order_not_found",),
+    "get_checkout_limits": (),
+    "get_customer_order": ("order_not_found",),
+    "get_guest_order": ("order_not_found",),
+    "get_hold_windows": (),
+    "get_order": ("order_not_found",),
+    "get_recovery_cart": ("recovery_link_invalid",),
+    "list_admin_orders": ("validation_failed",),
+    "list_all_products": (),
+    "list_buy_links": (),
+    "list_customer_orders": ("order_not_found", "validation_failed",),
+    "list_products": (),
+    "merge_cart": ("cart_full", "order_not_found", "validation_failed",),
+    "open_account_offer": (
+        "account_offer_expired",
+        "account_offer_unavailable",
+        "order_not_found",
+    ),
+    "open_buy_link": ("buy_link_disabled", "buy_link_not_found",),
+    "order_stats": ("validation_failed",),
+    "place_order": (
+        "cart_empty",
+        "idempotency_in_progress",
+        "idempotency_key_reused",
+        "login_required",
+        "mixed_currencies",
+        "order_not_found",
+        "out_of_stock",
+        "payment_method_unavailable",
+        "prices_hidden",
+        "quantity_limit",
+        "recovery_link_invalid",
+        "too_many_unpaid_orders",
+        "unknown_product",
+        "unpaid_limit",
+        "validation_failed",
+    ),
+    "receive_payment_event": ("illegal_transition", "unknown_provider", "unknown_state",),
+    "recent_orders_of": ("order_not_found",),
+    "recovery_url": ("not_recoverable", "order_not_found",),
+    "refund_order": (
+        "order_not_found",
+        "refund_not_possible",
+        "refund_provider_unavailable",
+        "validation_failed",
+    ),
+    "remove_cart_line": ("order_not_found",),
+    "replace_cart": ("order_not_found", "unknown_product", "validation_failed",),
+    "set_category_prices": (
+        "category_not_found",
+        "order_not_found",
+        "unknown_product",
+        "validation_failed",
+    ),
+    "set_category_pricing": ("category_not_found", "order_not_found", "validation_failed",),
+    "set_checkout_limits": ("validation_failed",),
+    "set_hold_windows": ("validation_failed",),
+    "start_payment": (
+        "already_paid",
+        "card_payments_unavailable",
+        "order_not_found",
+        "order_not_payable",
+    ),
+    "test_payment_outcome": ("payment_session_closed", "payment_session_not_found",),
+    "test_payment_page": ("payment_session_not_found",),
+    "update_buy_link": ("buy_link_not_found", "order_not_found", "validation_failed",),
+    "update_product": ("product_not_found", "validation_failed",),
+}
+# --- end of RPC_ERRORS ---

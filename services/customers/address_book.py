@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from messaging.contracts.customers import AddressInputSchema, AddressSchemaOut
+from messaging.contracts.customers import AddressInputSchema, AddressSchemaOut, CustomersError
 from messaging.database import Database
 from messaging.errors import ServiceError, load_or_raise
 from services.customers import domain
@@ -42,7 +42,7 @@ def add_address(db: Database, account_id: str, request: dict[str, Any]) -> dict[
         customer = _own_record(session, account_id, lock=True)
         addresses = _addresses(session, customer.id)
         if len(addresses) >= domain.MAX_ADDRESSES:
-            raise ServiceError("too_many_addresses",
+            raise ServiceError(CustomersError.TOO_MANY_ADDRESSES,
                                f"An address book holds {domain.MAX_ADDRESSES} addresses; "
                                "delete one first.", 422)
         address = Address(customer_id=customer.id, default_shipping=False,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 
 from messaging.database import Database
 from messaging.envelope import utcnow
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from services.customers import domain
 from services.customers.models import (
     Customer,
@@ -85,7 +85,7 @@ def list_customers(db: Database, query: dict[str, Any]) -> dict[str, Any]:
                 bound = tuple_(literal(_cursor_value(column, value)),
                                literal(uuid.UUID(last_id)))
             except ValueError:
-                raise ServiceError("validation_failed", "The cursor is not valid.", 422,
+                raise ServiceError(VALIDATION_FAILED, "The cursor is not valid.", 422,
                                    errors={"cursor": ["Not a cursor of this list."]}
                                    ) from None
             statement = statement.where(after < bound if descending else after > bound)

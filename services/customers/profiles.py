@@ -20,6 +20,7 @@ from messaging.contracts import (
 from messaging.contracts.customers import (
     AddressSchemaOut,
     CustomerSchema,
+    CustomersError,
     CustomerUpdateSchema,
     ProfileUpdateSchema,
 )
@@ -56,7 +57,7 @@ def get_customer_by_email(db: Database, email: str) -> dict[str, Any]:
             select(Customer).where(Customer.email == domain.normalise_email(email))
         ).first()
         if customer is None:
-            raise ServiceError("customer_not_found", "No such customer.", 404)
+            raise ServiceError(CustomersError.CUSTOMER_NOT_FOUND, "No such customer.", 404)
         return CustomerSchema().dump(customer)
 
 
@@ -90,12 +91,12 @@ def update_customer(db: Database, customer_id: str, request: dict[str, Any], act
         with db.transaction() as session:
             customer = _customer(session, customer_id, lock=True)
             if customer.erased_at is not None:
-                raise ServiceError("customer_erased",
+                raise ServiceError(CustomersError.CUSTOMER_ERASED,
                                    "This customer's data was erased.", 409)
             if "email" in data and data["email"] != customer.email:
                 if customer.account_id is not None:
                     raise ServiceError(
-                        "email_belongs_to_account",
+                        CustomersError.EMAIL_BELONGS_TO_ACCOUNT,
                         "This customer has an account: they change their email "
                         "themselves, with confirmation.", 409)
                 if records._by_email(session, data["email"]) is not None:
@@ -123,7 +124,7 @@ def delete_customer(db: Database, customer_id: str, actor: str) -> None:
         if session.scalar(select(func.count()).select_from(CustomerOrder)
                           .where(CustomerOrder.customer_id == customer.id)):
             raise ServiceError(
-                "customer_has_orders",
+                CustomersError.CUSTOMER_HAS_ORDERS,
                 "This customer has orders, which the store must keep: erase their "
                 "personal data instead (POST /admin/customers/{id}/erase).", 409)
         records._forget(session, customer, deleted=True)

@@ -27,6 +27,7 @@ from messaging.contracts.customers import (
     CustomerFilterSchema,
     CustomerListQuerySchema,
     CustomerSchema,
+    CustomersError,
     ProfileSchema,
 )
 from messaging.envelope import Envelope, utcnow
@@ -118,12 +119,12 @@ def _occurred(envelope: Envelope) -> datetime:
 def _customer(session: Any, customer_id: str, lock: bool = False) -> Customer:
     customer = session.get(Customer, _uuid(customer_id), with_for_update=lock)
     if customer is None:
-        raise ServiceError("customer_not_found", "No such customer.", 404)
+        raise ServiceError(CustomersError.CUSTOMER_NOT_FOUND, "No such customer.", 404)
     return customer
 
 
 def _customer_exists() -> ServiceError:
-    return ServiceError("customer_exists", "A customer with this email exists.", 409)
+    return ServiceError(CustomersError.CUSTOMER_EXISTS, "A customer with this email exists.", 409)
 
 
 def _announce_categories(session: Any, customer_ids: Any, only_members: bool = False) -> None:
@@ -151,14 +152,14 @@ def _announce_categories(session: Any, customer_ids: Any, only_members: bool = F
 
 
 def _category(session: Any, category_id: str) -> Category:
-    category = session.get(Category, _uuid(category_id, "category_not_found"))
+    category = session.get(Category, _uuid(category_id, CustomersError.CATEGORY_NOT_FOUND))
     if category is None:
-        raise ServiceError("category_not_found", "No such category.", 404)
+        raise ServiceError(CustomersError.CATEGORY_NOT_FOUND, "No such category.", 404)
     return category
 
 
 def _category_exists() -> ServiceError:
-    return ServiceError("category_exists", "A category with this name exists.", 409)
+    return ServiceError(CustomersError.CATEGORY_EXISTS, "A category with this name exists.", 409)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -233,7 +234,7 @@ def _own_record(session: Any, account_id: str, lock: bool = False) -> Customer:
     query = select(Customer).where(Customer.account_id == _uuid(account_id))
     customer = session.scalars(query.with_for_update() if lock else query).first()
     if customer is None:
-        raise ServiceError("verify_email_first",
+        raise ServiceError(CustomersError.VERIFY_EMAIL_FIRST,
                            "Confirm your email address to use your address book.", 403)
     return customer
 
@@ -244,13 +245,14 @@ def _addresses(session: Any, customer_id: uuid.UUID) -> list[Address]:
 
 
 def _own_address(session: Any, customer_id: uuid.UUID, address_id: str) -> Address:
-    address = session.get(Address, _uuid(address_id, "address_not_found"))
+    address = session.get(Address, _uuid(address_id, CustomersError.ADDRESS_NOT_FOUND))
     if address is None or address.customer_id != customer_id:
-        raise ServiceError("address_not_found", "No such address.", 404)  # never "not yours"
+        raise ServiceError(CustomersError.ADDRESS_NOT_FOUND,
+                           "No such address.", 404)  # never "not yours"
     return address
 
 
-def _uuid(value: Any, code: str = "customer_not_found") -> uuid.UUID:
+def _uuid(value: Any, code: str = CustomersError.CUSTOMER_NOT_FOUND) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from messaging.contracts import (
     ACCOUNT_EMAIL_VERIFIED,
 )
+from messaging.contracts.identity import IdentityError
 from messaging.database import locked_row
 from messaging.envelope import utcnow
-from messaging.errors import ServiceError
+from messaging.errors import VALIDATION_FAILED, ServiceError
 from messaging.keys import hash_token, new_token
 from messaging.outbox import emit
 from services.identity import domain
@@ -33,9 +34,11 @@ log = logging.getLogger(__name__)
 
 
 STOREFRONT, ADMIN = "storefront", "admin"
-INVALID_CREDENTIALS = ServiceError("invalid_credentials", "The email or password is wrong.", 401)
-INVALID_LINK = ServiceError("invalid_token", "This link is invalid, used or expired.", 400)
-INVALID_REFRESH = ServiceError("invalid_refresh_token", "Log in again.", 401)
+INVALID_CREDENTIALS = ServiceError(IdentityError.INVALID_CREDENTIALS,
+                                   "The email or password is wrong.", 401)
+INVALID_LINK = ServiceError(IdentityError.INVALID_TOKEN,
+                            "This link is invalid, used or expired.", 400)
+INVALID_REFRESH = ServiceError(IdentityError.INVALID_REFRESH_TOKEN, "Log in again.", 401)
 
 
 def _settings_row(session: Session, lock: bool = False) -> StoreSettings:
@@ -53,7 +56,7 @@ def _check_password(password: str, email: str, settings: dict[str, Any],
     problems = domain.password_problems(password, email, settings["password_min_length"],
                                         settings.get("password_min_classes", 0))
     if problems:
-        raise ServiceError("validation_failed", "Choose a stronger password.", 422,
+        raise ServiceError(VALIDATION_FAILED, "Choose a stronger password.", 422,
                            errors={field: problems})
 
 
@@ -104,7 +107,7 @@ def _usable_token(session: Session, purpose: str, token: str, lock: bool = True)
 
 
 def _email_taken() -> ServiceError:
-    return ServiceError("email_taken", "Another account uses this email.", 409)
+    return ServiceError(IdentityError.EMAIL_TAKEN, "Another account uses this email.", 409)
 
 
 def _ensure_email_free(session: Session, email: str) -> None:
@@ -114,7 +117,8 @@ def _ensure_email_free(session: Session, email: str) -> None:
 
 def _ensure_no_account(session: Session, email: str) -> None:
     if session.scalar(select(Account.id).where(Account.email == email)):
-        raise ServiceError("account_exists", "This email already has an account: log in.", 409)
+        raise ServiceError(IdentityError.ACCOUNT_EXISTS,
+                           "This email already has an account: log in.", 409)
 
 
 def _throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:
@@ -147,7 +151,7 @@ def _take_attempt(session: Session, keys: list[str]) -> None:
     locked = [row.locked_until for _, row in rows if row.locked_until and row.locked_until > now]
     if locked:
         wait = max(1, int((max(locked) - now).total_seconds() + 0.999))
-        raise ServiceError("too_many_attempts",
+        raise ServiceError(IdentityError.TOO_MANY_ATTEMPTS,
                            "Too many failed logins. Wait, or reset your password.", 429,
                            extra={"retry_after": wait})
     for policy, row in rows:
@@ -203,7 +207,7 @@ def _revoke_sessions(session: Session, ended: EndedSessions, subject_id: uuid.UU
     return families
 
 
-def _uuid(value: Any, code: str = "account_not_found") -> uuid.UUID:
+def _uuid(value: Any, code: str = IdentityError.ACCOUNT_NOT_FOUND) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:

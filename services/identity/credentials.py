@@ -11,9 +11,9 @@ from messaging.contracts import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
 )
-from messaging.contracts.identity import ChangePasswordSchema, ResetPasswordSchema
+from messaging.contracts.identity import ChangePasswordSchema, IdentityError, ResetPasswordSchema
 from messaging.envelope import utcnow
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from messaging.keys import new_token, seal
 from messaging.outbox import emit
 from services.identity import (
@@ -105,10 +105,10 @@ def _confirm_password(parts: IdentityParts, account_id: str, password: str, fiel
     with parts.db.transaction() as session:
         account = session.get(Account, _uuid(account_id))
         if account is None:
-            raise ServiceError("account_not_found", "No such account.", 404)
+            raise ServiceError(IdentityError.ACCOUNT_NOT_FOUND, "No such account.", 404)
         current_hash, email = account.password_hash, account.email
     # Verified outside any transaction: hashing takes tens of milliseconds.
     if not parts.passwords.verify(current_hash, password):
-        raise ServiceError("validation_failed", "The password is wrong.", 422,
+        raise ServiceError(VALIDATION_FAILED, "The password is wrong.", 422,
                            errors={field: ["Wrong password."]})
     return email

@@ -18,6 +18,7 @@ from nameko.extensions import DependencyProvider
 
 from messaging import revocations
 from messaging.config import from_environment
+from messaging.contracts.identity import IdentityError
 from messaging.database import Database
 from messaging.errors import ServiceError
 from messaging.keys import TOKEN_ISSUER, public_jwk, published_jwks, signing_key
@@ -59,7 +60,8 @@ class Passwords:
 
     def _in_a_slot(self, work: Any, *args: Any) -> Any:
         if not self.slots.acquire(timeout=self.wait_seconds):
-            raise ServiceError("busy", "Too many logins at this moment; try again shortly.",
+            raise ServiceError(IdentityError.BUSY,
+                               "Too many logins at this moment; try again shortly.",
                                503, extra={"retry_after": 2})
         try:
             return tpool.execute(work, *args)

@@ -14,7 +14,7 @@ from messaging.contracts import (
 )
 from messaging.contracts.identity import AccountSchema, EmailChangeSchema
 from messaging.envelope import utcnow
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from messaging.keys import seal
 from messaging.outbox import emit
 from services.identity import (
@@ -50,7 +50,7 @@ def request_email_change(parts: IdentityParts, account_id: str, request: dict[st
     data = load_or_raise(EmailChangeSchema(), request)
     current_email = credentials._confirm_password(parts, account_id, data["password"], "password")
     if data["new_email"] == current_email:
-        raise ServiceError("validation_failed", "That is already your email.", 422,
+        raise ServiceError(VALIDATION_FAILED, "That is already your email.", 422,
                            errors={"new_email": ["Same as the current email."]})
     with parts.db.transaction() as session:
         _take_attempt(session, [f"email-change:account:{_uuid(account_id)}",

@@ -19,6 +19,7 @@ from messaging.contracts import (
 )
 from messaging.contracts.identity import (
     AccountSchema,
+    IdentityError,
     InviteSchema,
     RegisterSchema,
     ResetPasswordSchema,
@@ -116,7 +117,8 @@ def create_account_from_order(parts: IdentityParts, request: dict[str, Any],
             return sessions._start_session(parts, session, account.id, STOREFRONT, client,
                                        status=account.status)
     except IntegrityError:
-        raise ServiceError("account_exists", "This email already has an account: log in.",
+        raise ServiceError(IdentityError.ACCOUNT_EXISTS,
+                           "This email already has an account: log in.",
                            409) from None
 
 
@@ -162,7 +164,7 @@ def get_account(parts: IdentityParts, account_id: str) -> dict[str, Any]:
     with parts.db.transaction() as session:
         account = session.get(Account, _uuid(account_id))
         if account is None or account.status == domain.ERASED:
-            raise ServiceError("account_not_found", "No such account.", 404)
+            raise ServiceError(IdentityError.ACCOUNT_NOT_FOUND, "No such account.", 404)
         return AccountSchema().dump(account)
 
 
@@ -192,14 +194,15 @@ def invite_account(parts: IdentityParts, request: dict[str, Any], actor: str) ->
     through the emailed link (valid 7 days)."""
     data = load_or_raise(InviteSchema(), request)
     if is_erased_email(data["email"]):  # an erased person's placeholder, never a mailbox
-        raise ServiceError("customer_erased", "This customer's data was erased.", 410)
+        raise ServiceError(IdentityError.CUSTOMER_ERASED, "This customer's data was erased.", 410)
     settings = store_settings.get_store_settings(parts)
     try:
         with parts.db.transaction() as session:
             account = session.scalars(
                 select(Account).where(Account.email == data["email"])).first()
             if account is not None and account.status != domain.INVITED:
-                raise ServiceError("account_exists", "This email already has an account.",
+                raise ServiceError(IdentityError.ACCOUNT_EXISTS,
+                                   "This email already has an account.",
                                    409, extra={"account_id": str(account.id)})
             if account is None:
                 account = Account(email=data["email"], password_hash=None,
@@ -215,7 +218,7 @@ def invite_account(parts: IdentityParts, request: dict[str, Any], actor: str) ->
                                             "expires_at": row.expires_at, "actor": actor})
             return AccountSchema().dump(account)
     except IntegrityError:
-        raise ServiceError("account_exists", "This email already has an account.",
+        raise ServiceError(IdentityError.ACCOUNT_EXISTS, "This email already has an account.",
                            409) from None
 
 
@@ -242,15 +245,15 @@ def change_account_status(parts: IdentityParts, account_id: str, action: str, ac
                           ) -> dict[str, Any]:
     """approve (pending → active), disable (ends every session), enable."""
     if action not in domain.STATUS_ACTIONS:
-        raise ServiceError("unknown_action", f"Unknown action {action!r}.", 422)
+        raise ServiceError(IdentityError.UNKNOWN_ACTION, f"Unknown action {action!r}.", 422)
     with parts.db.transaction() as session:
         account = session.get(Account, _uuid(account_id), with_for_update=True)
         if account is None:
-            raise ServiceError("account_not_found", "No such account.", 404)
+            raise ServiceError(IdentityError.ACCOUNT_NOT_FOUND, "No such account.", 404)
         try:
             new_status = domain.status_after(action, account.status)
         except ValueError as exc:
-            raise ServiceError("illegal_transition", str(exc), 409,
+            raise ServiceError(IdentityError.ILLEGAL_TRANSITION, str(exc), 409,
                                extra={"current_status": account.status}) from None
         if new_status is not None:
             account.status = new_status

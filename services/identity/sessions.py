@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from messaging.contracts.identity import LoginSchema, SessionSchema
+from messaging.contracts.identity import IdentityError, LoginSchema, SessionSchema
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import hash_token, new_token
@@ -52,7 +52,7 @@ def login(parts: IdentityParts, request: dict[str, Any], client: dict[str, Any] 
     account, password, keys = _authenticate(parts, Account, "customer", request, client)
     password_hash = account.password_hash
     if account.status == domain.DISABLED:
-        raise ServiceError("account_disabled", "This account has been disabled.", 403)
+        raise ServiceError(IdentityError.ACCOUNT_DISABLED, "This account has been disabled.", 403)
     if account.status not in domain.CAN_LOG_IN:
         raise INVALID_CREDENTIALS
     new_hash = None
@@ -73,7 +73,8 @@ def staff_login(parts: IdentityParts, request: dict[str, Any], client: dict[str,
                 ) -> dict[str, Any]:
     staff, _, keys = _authenticate(parts, StaffUser, "staff", request, client)
     if staff.status != "active":
-        raise ServiceError("account_disabled", "This staff account has been disabled.", 403)
+        raise ServiceError(IdentityError.ACCOUNT_DISABLED,
+                           "This staff account has been disabled.", 403)
     with parts.db.transaction() as session:
         _clear_failures(session, keys[:1])
         _give_back_attempt(session, keys[1:])
@@ -145,9 +146,9 @@ def list_sessions(parts: IdentityParts, subject_id: str, current_session: str | 
 def revoke_session(parts: IdentityParts, subject_id: str, session_id: str) -> None:
     with parts.db.transaction() as session:
         ended = _revoke_sessions(session, parts.ended, _uuid(subject_id), None, keep=None,
-                                 only=_uuid(session_id, "session_not_found"))
+                                 only=_uuid(session_id, IdentityError.SESSION_NOT_FOUND))
     if not ended:
-        raise ServiceError("session_not_found", "No such session.", 404)
+        raise ServiceError(IdentityError.SESSION_NOT_FOUND, "No such session.", 404)
 
 
 def revoke_other_sessions(parts: IdentityParts, subject_id: str, current_session: str | None

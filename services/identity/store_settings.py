@@ -9,7 +9,11 @@ from typing import Any
 from messaging.contracts import (
     STORE_SETTINGS_CHANGED,
 )
-from messaging.contracts.identity import StoreSettingsSchema, StoreSettingsUpdateSchema
+from messaging.contracts.identity import (
+    IdentityError,
+    StoreSettingsSchema,
+    StoreSettingsUpdateSchema,
+)
 from messaging.errors import ServiceError, load_or_raise
 from messaging.outbox import emit
 from services.identity import (
@@ -39,7 +43,8 @@ def update_store_settings(parts: IdentityParts, changes: dict[str, Any], actor: 
         current = StoreSettingsSchema().dump(row)
         problem = domain.settings_problem({**current, **data})
         if problem:
-            raise ServiceError("settings_conflict", "These settings cannot hold together.",
+            raise ServiceError(IdentityError.SETTINGS_CONFLICT,
+                               "These settings cannot hold together.",
                                422, errors=problem)
         diff = domain.diff_settings(current, data)
         if diff:

@@ -10,7 +10,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from messaging.contracts import erased_email, is_erased_email, load_payload
-from messaging.contracts.notifications import DeliveryQuerySchema, DeliverySchema
+from messaging.contracts.notifications import (
+    DeliveryQuerySchema,
+    DeliverySchema,
+    NotificationsError,
+)
 from messaging.database import Database
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -55,9 +59,9 @@ def resend(db: Database, mail: MailerProvider, delivery_id: str, actor: str
     with db.transaction() as session:
         original = session.get(Delivery, _delivery_uuid(delivery_id))
         if original is None:
-            raise ServiceError("delivery_not_found", "No such email.", 404)
+            raise ServiceError(NotificationsError.DELIVERY_NOT_FOUND, "No such email.", 404)
         if is_erased_email(original.recipient):
-            raise ServiceError("recipient_erased",
+            raise ServiceError(NotificationsError.RECIPIENT_ERASED,
                                "The recipient's data was erased: nothing to resend.", 409)
         copy = Delivery(
             # a new send, not the event again: an id of its own (fits the column)
@@ -113,4 +117,4 @@ def _delivery_uuid(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise ServiceError("delivery_not_found", "No such email.", 404) from None
+        raise ServiceError(NotificationsError.DELIVERY_NOT_FOUND, "No such email.", 404) from None

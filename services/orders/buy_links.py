@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from messaging.contracts.orders import BuyLinkInputSchema, BuyLinkUpdateSchema
+from messaging.contracts.orders import BuyLinkInputSchema, BuyLinkUpdateSchema, OrdersError
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -27,7 +27,7 @@ from services.orders.wire import (
 log = logging.getLogger(__name__)
 
 
-LINK_NOT_FOUND = ("buy_link_not_found", "No such buy link.")
+LINK_NOT_FOUND = (OrdersError.BUY_LINK_NOT_FOUND, "No such buy link.")
 
 
 def _new_link_code() -> str:
@@ -79,7 +79,7 @@ def create_buy_link(db: Database, storefront: StorefrontLinks, request: dict[str
             except IntegrityError:
                 continue
         else:
-            raise ServiceError("code_clash", "Could not pick a free link code.", 503)
+            raise ServiceError(OrdersError.CODE_CLASH, "Could not pick a free link code.", 503)
         log.info("buy link created", extra={"code": link.code, "actor": actor})
         return _link_views(session, [link], storefront)[0]
 
@@ -113,9 +113,9 @@ def open_buy_link(db: Database, code: str, customer_id: str | None = None) -> di
     with db.transaction() as session:
         link = session.scalar(select(BuyLink).where(BuyLink.code == str(code).lower()))
         if link is None:
-            raise ServiceError("buy_link_not_found", "No such link.", 404)
+            raise ServiceError(OrdersError.BUY_LINK_NOT_FOUND, "No such link.", 404)
         if not link.active:
-            raise ServiceError("buy_link_disabled",
+            raise ServiceError(OrdersError.BUY_LINK_DISABLED,
                                "The store has switched this link off.", 410)
         cart = carts.priced(session, [domain.WantedLine(line["sku"], line["quantity"])
                                  for line in link.lines], customer_id)

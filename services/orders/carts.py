@@ -13,11 +13,12 @@ from messaging.contracts.orders import (
     MAX_QUANTITY,
     CartReplaceSchema,
     LineRequestSchema,
+    OrdersError,
     SavedCartSchema,
 )
 from messaging.database import Database, locked_row
 from messaging.envelope import utcnow
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from services.orders import domain, pricing
 from services.orders.models import Cart, CartLine, Product
 
@@ -38,7 +39,7 @@ def known_products(session: Any, skus: Any) -> dict[str, Product]:
     found = products(session, skus)
     unknown = sorted(set(skus) - set(found))
     if unknown:
-        raise ServiceError("unknown_product", "Some products do not exist.", 422,
+        raise ServiceError(OrdersError.UNKNOWN_PRODUCT, "Some products do not exist.", 422,
                            errors={"lines": {sku: ["unknown product"] for sku in unknown}})
     return found
 
@@ -48,7 +49,7 @@ def cart_quantities(lines: list[dict[str, Any]]) -> dict[str, int]:
     too_many = {sku: [f"at most {MAX_QUANTITY} in all"]
                 for sku, quantity in quantities.items() if quantity > MAX_QUANTITY}
     if too_many:
-        raise ServiceError("validation_failed", "Too many units in one line.", 422,
+        raise ServiceError(VALIDATION_FAILED, "Too many units in one line.", 422,
                            errors={"lines": too_many})
     return quantities
 
@@ -108,12 +109,12 @@ def add_cart_line(db: Database, customer_id: str, request: dict[str, Any]) -> di
         current = next((c for c in cart.lines if c.sku == line["sku"]), None)
         quantity = line["quantity"] + (current.quantity if current else 0)
         if quantity > MAX_QUANTITY:
-            raise ServiceError("validation_failed", "Too many units in one line.", 422,
+            raise ServiceError(VALIDATION_FAILED, "Too many units in one line.", 422,
                                errors={"quantity": [f"at most {MAX_QUANTITY} in all"]})
         if current is None:
             product = known_products(session, [line["sku"]])[line["sku"]]
             if len(cart.lines) >= MAX_CART_LINES:
-                raise ServiceError("cart_full", "The cart has as many lines as it can.",
+                raise ServiceError(OrdersError.CART_FULL, "The cart has as many lines as it can.",
                                    422)
             terms = pricing.terms_for(session, customer_id, [line["sku"]])
             cart.lines.append(CartLine(
@@ -150,7 +151,8 @@ def merge_cart(db: Database, customer_id: str, request: dict[str, Any]) -> dict[
             {sku: line.quantity for sku, line in saved.items()}, guest, found,
             MAX_QUANTITY)
         if len(merged) > MAX_CART_LINES:
-            raise ServiceError("cart_full", "The carts together have too many lines.", 422)
+            raise ServiceError(OrdersError.CART_FULL,
+                               "The carts together have too many lines.", 422)
         terms = pricing.terms_for(session, customer_id, merged)
         for sku, quantity in merged.items():
             if sku in saved:

@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from messaging.contracts.orders import ProductInputSchema, ProductSchema, ProductUpdateSchema
+from messaging.contracts.orders import (
+    OrdersError,
+    ProductInputSchema,
+    ProductSchema,
+    ProductUpdateSchema,
+)
 from messaging.database import Database
 from messaging.errors import ServiceError, load_or_raise
 from services.orders import pricing
@@ -50,7 +55,7 @@ def create_product(db: Database, request: dict[str, Any]) -> dict[str, Any]:
             session.flush()
             return ProductSchema().dump(product)
     except IntegrityError:
-        raise ServiceError("product_exists", "A product with this SKU exists.",
+        raise ServiceError(OrdersError.PRODUCT_EXISTS, "A product with this SKU exists.",
                            409) from None
 
 
@@ -61,7 +66,7 @@ def update_product(db: Database, sku: str, request: dict[str, Any]) -> dict[str,
     with db.transaction() as session:
         product = session.get(Product, str(sku)[:64], with_for_update=True)
         if product is None:
-            raise ServiceError("product_not_found", "No such product.", 404)
+            raise ServiceError(OrdersError.PRODUCT_NOT_FOUND, "No such product.", 404)
         for field, value in data.items():
             setattr(product, field, value)
         session.flush()

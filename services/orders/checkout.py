@@ -12,10 +12,10 @@ from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from messaging.contracts import ORDER_PLACED
-from messaging.contracts.orders import OrderSchema
+from messaging.contracts.orders import OrderSchema, OrdersError
 from messaging.database import Database
 from messaging.envelope import utcnow
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from messaging.keys import hash_token, new_token, seal
 from messaging.logs import mask_email
 from messaging.outbox import emit
@@ -81,7 +81,7 @@ def claim_key(db: Database, key: str, fingerprint: str) -> dict[str, Any] | None
                 return None
             if claim.fingerprint != fingerprint:
                 raise ServiceError(
-                    "idempotency_key_reused",
+                    OrdersError.IDEMPOTENCY_KEY_REUSED,
                     "This Idempotency-Key was used for a different request.", 422)
             if claim.order_id is not None:
                 order = session.get(Order, claim.order_id)
@@ -104,18 +104,18 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
             Order.recovery_token_hash == hash_token(data["recovery_token"]),
             Order.status.in_(domain.RECOVERABLE)))
         if recovered_from is None:
-            raise ServiceError("recovery_link_invalid",
+            raise ServiceError(OrdersError.RECOVERY_LINK_INVALID,
                                "This recovery link is not valid (any more).", 422,
                                errors={"recovery_token": ["unknown or expired"]})
     cart = None
     if data.get("cart") == "saved":
         if data["customer_id"] is None:
-            raise ServiceError("login_required", "Log in to check out a saved cart.", 401)
+            raise ServiceError(OrdersError.LOGIN_REQUIRED, "Log in to check out a saved cart.", 401)
         # Locked until commit: a second checkout of the same cart waits, then finds it
         # empty; a checkout that fails rolls back and leaves the cart as it was.
         cart = carts.locked_cart(session, data["customer_id"])
         if not cart.lines:
-            raise ServiceError("cart_empty", "The saved cart is empty.", 422)
+            raise ServiceError(OrdersError.CART_EMPTY, "The saved cart is empty.", 422)
         data = {**data, "lines": [{"sku": line.sku, "quantity": line.quantity,
                                    "price_seen": line.price_seen}
                                   for line in cart.lines]}
@@ -125,10 +125,10 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
         buy_link_id = session.scalar(select(BuyLink.id).where(
             BuyLink.code == data["buy_link"].strip().lower()))
         if buy_link_id is None:
-            raise ServiceError("validation_failed", "No such buy link.", 422,
+            raise ServiceError(VALIDATION_FAILED, "No such buy link.", 422,
                                errors={"buy_link": ["unknown link"]})
     if data["payment_method"] in domain.PROVIDER_PAYMENT_METHODS and provider is None:
-        raise ServiceError("payment_method_unavailable", "This store takes no card "
+        raise ServiceError(OrdersError.PAYMENT_METHOD_UNAVAILABLE, "This store takes no card "
                            "payments (no payment provider is configured).", 422,
                            errors={"payment_method": ["card payments are not set up"]})
     quantities = domain.merge_lines(data["lines"])
@@ -146,7 +146,7 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
     priced = domain.price_lines(quantities, products, data["locale"], terms)
     shipping = domain.needs_shipping(priced)
     if shipping and not data["shipping_address"]:
-        raise ServiceError("validation_failed", "A shipping address is required.", 422,
+        raise ServiceError(VALIDATION_FAILED, "A shipping address is required.", 422,
                            errors={"shipping_address": ["required for physical products"]})
     _hold_stock(session, priced, products)
 
@@ -265,7 +265,7 @@ def _hold_stock(session: Any, priced: list[domain.PricedLine],
             .execution_options(synchronize_session=False)
         ).rowcount
         if taken != 1:
-            raise ServiceError("out_of_stock", f"Not enough stock for {line.sku}.", 409,
+            raise ServiceError(OrdersError.OUT_OF_STOCK, f"Not enough stock for {line.sku}.", 409,
                                errors={"lines": {line.sku: ["not enough stock"]}})
 
 def _next_order_number(session: Any) -> int:
@@ -285,6 +285,6 @@ def _next_order_number(session: Any) -> int:
 
 
 def _in_progress() -> ServiceError:
-    return ServiceError("idempotency_in_progress",
+    return ServiceError(OrdersError.IDEMPOTENCY_IN_PROGRESS,
                         "A request with this Idempotency-Key is still being processed.", 409,
                         extra={"retry_after": 1})

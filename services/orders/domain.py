@@ -23,6 +23,7 @@ from messaging.contracts.orders import (  # noqa: F401 (the API's values; the ru
     HISTORY_NOTES,
     MAX_DISCOUNT_PERCENT,
     PRICE_DISPLAYS,
+    OrdersError,
 )
 from messaging.errors import ServiceError
 
@@ -52,19 +53,19 @@ def checkout_limit_problems(quantities: Mapping[str, int], held_unpaid: Mapping[
     too_many = {sku: [f"at most {per_product} per order"]
                 for sku, quantity in quantities.items() if quantity > per_product}
     if too_many:
-        return "quantity_limit", {"lines": too_many}
+        return OrdersError.QUANTITY_LIMIT, {"lines": too_many}
     if sum(quantities.values()) > limits["max_units_per_order"]:
-        return "quantity_limit", {"lines": [
+        return OrdersError.QUANTITY_LIMIT, {"lines": [
             f"at most {limits['max_units_per_order']} units in one order"]}
     if unpaid_orders >= limits["max_unpaid_orders_per_email"]:
-        return "too_many_unpaid_orders", {"email": [
+        return OrdersError.TOO_MANY_UNPAID_ORDERS, {"email": [
             f"{unpaid_orders} unpaid orders already hold stock: pay or cancel one first"]}
     held = {sku: [f"your unpaid orders already hold {held_unpaid[sku]}; at most "
                   f"{per_product} in all"]
             for sku, quantity in quantities.items()
             if held_unpaid.get(sku, 0) + quantity > per_product}
     if held:
-        return "unpaid_limit", {"lines": held}
+        return OrdersError.UNPAID_LIMIT, {"lines": held}
     return None
 
 # Order status: pending_payment → paid → completed; canceled before completed; abandoned
@@ -109,13 +110,13 @@ def check_transition(machine: str, current: str, target: str) -> bool:
     """
     table = MACHINES[machine]
     if target not in table:
-        raise ServiceError("unknown_state", f"{target!r} is not a {machine}", 422)
+        raise ServiceError(OrdersError.UNKNOWN_STATE, f"{target!r} is not a {machine}", 422)
     if current == target:
         return False
     if target not in table[current]:
         allowed = sorted(table[current])
         raise ServiceError(
-            "illegal_transition",
+            OrdersError.ILLEGAL_TRANSITION,
             f"{machine} cannot go from {current} to {target}",
             409,
             extra={"from": current, "to": target, "allowed": allowed},
@@ -238,18 +239,20 @@ def price_lines(quantities: Mapping[str, int], products: Mapping[str, Any],
             continue
         price = customer_price(sku, product.price, terms)
         if price.price is None:
-            raise ServiceError("prices_hidden", "This store shows you no prices: contact it "
+            raise ServiceError(OrdersError.PRICES_HIDDEN,
+                               "This store shows you no prices: contact it "
                                "to order.", 403)
         priced.append(PricedLine(sku, title_in(product, locale), quantity, price.price,
                                  product.digital,
                                  product.price if price.price != product.price else None,
                                  price.source))
     if errors:
-        raise ServiceError("unknown_product", "Some products are not for sale.", 422,
+        raise ServiceError(OrdersError.UNKNOWN_PRODUCT, "Some products are not for sale.", 422,
                            errors={"lines": errors})
     currencies = {products[line.sku].currency for line in priced}
     if len(currencies) > 1:
-        raise ServiceError("mixed_currencies", "Products in one order must share a currency.",
+        raise ServiceError(OrdersError.MIXED_CURRENCIES,
+                           "Products in one order must share a currency.",
                            422)
     return priced
 
@@ -530,7 +533,7 @@ def daily_series(rows: Iterable[Mapping[str, Any]], first: date,
     return series
 
 
-def id_or_404(value: Any, missing: tuple[str, str] = ("order_not_found", "No such order.")
+def id_or_404(value: Any, missing: tuple[str, str] = (OrdersError.ORDER_NOT_FOUND, "No such order.")
               ) -> uuid.UUID:
     """An id from a URL; not a UUID at all is the same 404 as an id that is not there."""
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from messaging.contracts.orders import CheckoutLimitsSchema, HoldWindowsSchema
+from messaging.contracts.orders import CheckoutLimitsSchema, HoldWindowsSchema, OrdersError
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -108,10 +108,10 @@ def recovery_url(db: Database, storefront: StorefrontLinks, order_id: str) -> di
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id), with_for_update=True)
         if order is None:
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         if order.status not in domain.RECOVERABLE:
             raise ServiceError(
-                "not_recoverable", f"A {order.status} order has nothing to recover.", 409,
+                OrdersError.NOT_RECOVERABLE, f"A {order.status} order has nothing to recover.", 409,
                 extra={"allowed": sorted(domain.RECOVERABLE)})
         token = unseal(recovery_token(order))
         return {"order_id": str(order.id), "number": f"#{order.number}",
@@ -125,7 +125,7 @@ def get_recovery_cart(db: Database, token: str, customer_id: str | None = None) 
         order = session.scalars(select(Order).where(
             Order.recovery_token_hash == hash_token(token))).first() if token else None
         if order is None or order.status not in domain.RECOVERABLE:
-            raise ServiceError("recovery_link_invalid",
+            raise ServiceError(OrdersError.RECOVERY_LINK_INVALID,
                                "This link is not valid (any more).", 404)
         cart = carts.priced(session, [
             domain.WantedLine(line.sku, line.quantity, line.unit_price, line.title)

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from messaging.contracts.orders import AdminOrderQuerySchema
+from messaging.contracts.orders import AdminOrderQuerySchema, OrdersError
 from messaging.database import Database
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from messaging.keys import token_matches
 from messaging.paging import after_marker, page_marker
 from services.orders import domain
@@ -43,7 +43,7 @@ def get_order(db: Database, order_id: str) -> dict[str, Any]:
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id))
         if order is None:
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         return ORDER.dump(order)
 
 
@@ -53,7 +53,7 @@ def get_guest_order(db: Database, order_id: str, token: str) -> dict[str, Any]:
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id))
         if order is None or not token_matches(str(token), order.access_token_hash):
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         return ORDER.dump(order)
 
 
@@ -89,7 +89,8 @@ def get_customer_order(db: Database, customer_id: str, order_id: str) -> dict[st
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id))
         if order is None or order.customer_id != domain.id_or_404(customer_id):
-            raise ServiceError("order_not_found", "No such order.", 404)  # not "forbidden"
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND,
+                               "No such order.", 404)  # not "forbidden"
         return ORDER.dump(order)
 
 
@@ -97,7 +98,7 @@ def get_admin_order(db: Database, order_id: str) -> dict[str, Any]:
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id))
         if order is None:
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         return ADMIN_ORDER.dump(order)
 
 
@@ -157,10 +158,10 @@ def order_stats(db: Database, first_day: str, last_day: str, currency: str) -> d
     try:
         first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
     except (TypeError, ValueError):
-        raise ServiceError("validation_failed", "Dates must look like 2026-01-31.",
+        raise ServiceError(VALIDATION_FAILED, "Dates must look like 2026-01-31.",
                            422) from None
     if last < first or (last - first).days >= domain.STATS_MAX_DAYS:
-        raise ServiceError("validation_failed",
+        raise ServiceError(VALIDATION_FAILED,
                            f"The range must run forwards and span at most "
                            f"{domain.STATS_MAX_DAYS} days.", 422)
     start = datetime.combine(first, datetime.min.time(), UTC)
@@ -193,7 +194,7 @@ def export_page(db: Database, placed_from: str, placed_to: str, after: str | Non
     try:
         start, end = datetime.fromisoformat(placed_from), datetime.fromisoformat(placed_to)
     except ValueError:
-        raise ServiceError("validation_failed", "Not a valid date range.", 422) from None
+        raise ServiceError(VALIDATION_FAILED, "Not a valid date range.", 422) from None
     statement = select(Order).where(Order.placed_at >= start, Order.placed_at < end)
     if status:
         statement = statement.where(Order.status == status)

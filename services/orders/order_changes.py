@@ -13,7 +13,7 @@ from messaging.contracts import (
     ORDER_EMAIL_CORRECTED,
     is_erased_email,
 )
-from messaging.contracts.orders import ManualOrderSchema, NoteSchema, OrderEmailSchema
+from messaging.contracts.orders import ManualOrderSchema, NoteSchema, OrderEmailSchema, OrdersError
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
@@ -45,15 +45,15 @@ def change_order(db: Database, provider: PaymentProvider | None, order_id: str, 
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id), with_for_update=True)
         if order is None:
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         if field == "payment_status" and order.payment_method not in \
                 domain.MANUAL_PAYMENT_METHODS:
-            raise ServiceError("payment_not_manual",
+            raise ServiceError(OrdersError.PAYMENT_NOT_MANUAL,
                                f"{order.payment_method} payments are not changed by hand.",
                                409)
         if field == "payment_status" and data[field] in domain.SET_BY_REFUND:
             if data[field] == "partially_refunded":
-                raise ServiceError("refund_amount_required", "A partial refund has an "
+                raise ServiceError(OrdersError.REFUND_AMOUNT_REQUIRED, "A partial refund has an "
                                    "amount: use POST /admin/orders/{id}/refund.", 422)
             # "Refunded" by hand: everything left, recorded as a refund (its amount kept).
             if order.payment_status != "refunded":
@@ -62,10 +62,10 @@ def change_order(db: Database, provider: PaymentProvider | None, order_id: str, 
             session.flush()
             return ADMIN_ORDER.dump(order)
         if field == "fulfillment_status" and domain.is_digital_only(order.lines):
-            raise ServiceError("nothing_to_ship", "This order is digital only.", 409)
+            raise ServiceError(OrdersError.NOTHING_TO_SHIP, "This order is digital only.", 409)
         if data["notify_customer"] and (field, data[field]) not in CUSTOMER_EMAILED_CHANGES:
             raise ServiceError(
-                "nothing_to_notify", "No email tells a customer about this change.", 422,
+                OrdersError.NOTHING_TO_NOTIFY, "No email tells a customer about this change.", 422,
                 errors={"notify_customer": [
                     "Only these changes are emailed: " + ", ".join(
                         f"{f} {s}" for f, s in sorted(CUSTOMER_EMAILED_CHANGES))]})
@@ -75,7 +75,7 @@ def change_order(db: Database, provider: PaymentProvider | None, order_id: str, 
             missing = domain.refund_decision_problem(order, data.get("payment"),
                                                      data["comment"])
             if missing:
-                raise ServiceError("refund_decision_required",
+                raise ServiceError(OrdersError.REFUND_DECISION_REQUIRED,
                                    "Canceling a paid order: refund it or keep it.", 422,
                                    errors=missing)
         refund = (field, data[field]) == ("status", "canceled") and \
@@ -104,12 +104,13 @@ def correct_order_email(db: Database, order_id: str, request: dict[str, Any], ac
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id), with_for_update=True)
         if order is None:
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         if order.customer_id is not None:
-            raise ServiceError("account_order", "An account's orders follow the account's "
+            raise ServiceError(OrdersError.ACCOUNT_ORDER,
+                               "An account's orders follow the account's "
                                "email: the customer changes it.", 409)
         if is_erased_email(order.email):
-            raise ServiceError("customer_erased", "This customer's data was erased.", 409)
+            raise ServiceError(OrdersError.CUSTOMER_ERASED, "This customer's data was erased.", 409)
         old_email = order.email
         if data["email"] != old_email:
             order.email = data["email"]
@@ -128,7 +129,7 @@ def add_note(db: Database, order_id: str, request: dict[str, Any], actor: str) -
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id), with_for_update=True)
         if order is None:
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         order.history.append(OrderHistory(at=utcnow(), actor=actor, field="note",
                                           comment=data["comment"], notify_customer=False))
         session.flush()
@@ -173,13 +174,13 @@ def open_account_offer(db: Database, order_id: str, token: str) -> dict[str, Any
     with db.transaction() as session:
         order = session.get(Order, domain.id_or_404(order_id))
         if order is None or not token_matches(str(token), order.access_token_hash):
-            raise ServiceError("order_not_found", "No such order.", 404)
+            raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
         if order.account_offer_expires_at is None:
-            raise ServiceError("account_offer_unavailable",
+            raise ServiceError(OrdersError.ACCOUNT_OFFER_UNAVAILABLE,
                                "This order did not offer an account: register instead.", 403)
         if order.account_offer_used_at is not None \
                 or order.account_offer_expires_at <= utcnow():
-            raise ServiceError("account_offer_expired",
+            raise ServiceError(OrdersError.ACCOUNT_OFFER_EXPIRED,
                                "This account offer was taken or has expired: register or "
                                "log in instead.", 410)
         return ORDER.dump(order)

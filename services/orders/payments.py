@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from messaging.contracts.orders import OrdersError
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError
 from messaging.keys import token_matches
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def _not_found() -> ServiceError:
-    return ServiceError("order_not_found", "No such order.", 404)
+    return ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
 
 
 def order_for_payer(session: Session, order_id: uuid.UUID, customer_id: str | None,
@@ -57,9 +58,9 @@ def start_payment(session: Session, provider: PaymentProvider, order: Order,
     """The page the shopper pays the order on: the open session if there is one (so a second
     click, tab or retry never opens a second payment), else a new one at the provider."""
     if order.payment_status != "pending" and order.payment_status != "voided":
-        raise ServiceError("already_paid", "This order is paid already.", 409)
+        raise ServiceError(OrdersError.ALREADY_PAID, "This order is paid already.", 409)
     if order.status != "pending_payment":
-        raise ServiceError("order_not_payable",
+        raise ServiceError(OrdersError.ORDER_NOT_PAYABLE,
                            f"This order is {order.status}: it can no longer be paid.", 409)
     now = utcnow()
     open_session = session.scalar(
@@ -190,7 +191,7 @@ def refund_order(session: Session, provider: PaymentProvider | None, order: Orde
     by hand for a manual method. Returns the amount refunded."""
     amount, problem = domain.refund_problem(order, amount)
     if problem:
-        raise ServiceError("refund_not_possible", f"Cannot refund: {problem}.",
+        raise ServiceError(OrdersError.REFUND_NOT_POSSIBLE, f"Cannot refund: {problem}.",
                            409 if order.payment_status not in domain.REFUNDABLE_PAYMENT
                            else 422, errors={"amount": [problem]})
     provider_name, refund_id = None, None
@@ -198,7 +199,7 @@ def refund_order(session: Session, provider: PaymentProvider | None, order: Orde
         paid_with = session.scalar(select(PaymentSession.provider).where(
             PaymentSession.order_id == order.id, PaymentSession.status == "paid").limit(1))
         if provider is None or (paid_with is not None and paid_with != provider.name):
-            raise ServiceError("refund_provider_unavailable",
+            raise ServiceError(OrdersError.REFUND_PROVIDER_UNAVAILABLE,
                                f"This order was paid at {paid_with or 'a provider'}, which is "
                                "no longer configured: refund it there.", 409)
         # The same refund asked twice (a retried request) is the same refund at the provider.
@@ -228,5 +229,5 @@ def test_page(session: Session, session_id: str) -> tuple[PaymentSession, Order]
     pay_session = session.scalar(select(PaymentSession).where(
         PaymentSession.provider == "test", PaymentSession.provider_session_id == session_id))
     if pay_session is None:
-        raise ServiceError("payment_session_not_found", "No such payment page.", 404)
+        raise ServiceError(OrdersError.PAYMENT_SESSION_NOT_FOUND, "No such payment page.", 404)
     return pay_session, session.get(Order, pay_session.order_id)

@@ -16,17 +16,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from messaging.contracts import load_payload
-from messaging.contracts.orders import CategoryPriceListSchema, CategoryPricingSchema
+from messaging.contracts.orders import CategoryPriceListSchema, CategoryPricingSchema, OrdersError
 from messaging.database import Database
 from messaging.envelope import Envelope, utcnow
-from messaging.errors import ServiceError, load_or_raise
+from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from services.orders import domain
 from services.orders.models import CategoryPrice, CategoryPricing, CustomerMembership, Product
 
 log = logging.getLogger(__name__)
 
 MAX_PRICE_LIST = 10_000  # SKUs in one category's list
-CATEGORY_NOT_FOUND = ("category_not_found", "No such category.")
+CATEGORY_NOT_FOUND = (OrdersError.CATEGORY_NOT_FOUND, "No such category.")
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -114,13 +114,13 @@ def replace_prices(session: Session, category_id: uuid.UUID, entries: list[dict[
     skus = [entry["sku"] for entry in entries]
     duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
     if duplicates:
-        raise ServiceError("validation_failed", "Each SKU once.", 422,
+        raise ServiceError(VALIDATION_FAILED, "Each SKU once.", 422,
                            errors={"prices": [f"{sku} appears more than once"
                                               for sku in duplicates[:20]]})
     known = set(session.scalars(select(Product.sku).where(Product.sku.in_(skus))))
     unknown = [sku for sku in skus if sku not in known]
     if unknown:
-        raise ServiceError("unknown_product", "Some SKUs are not in the catalogue.", 422,
+        raise ServiceError(OrdersError.UNKNOWN_PRODUCT, "Some SKUs are not in the catalogue.", 422,
                            errors={"prices": [f"{sku}: unknown SKU" for sku in unknown[:20]]})
     session.execute(delete(CategoryPrice).where(CategoryPrice.category_id == category_id))
     session.add_all(CategoryPrice(category_id=category_id, sku=entry["sku"],

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import stripe
 
+from messaging.contracts.orders import OrdersError
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError
 from messaging.keys import derived_secret
@@ -79,7 +80,8 @@ class PaymentProvider(Protocol):
 
 
 def _invalid_signature() -> ServiceError:
-    return ServiceError("invalid_signature", "The webhook signature is missing or wrong.", 400)
+    return ServiceError(OrdersError.INVALID_SIGNATURE,
+                        "The webhook signature is missing or wrong.", 400)
 
 
 def sign_payload(body: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -189,7 +191,7 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise _provider_error(exc) from None
         if refund.status == "failed":
-            raise ServiceError("refund_failed", "The provider refused the refund.", 502)
+            raise ServiceError(OrdersError.REFUND_FAILED, "The provider refused the refund.", 502)
         return refund.id
 
 
@@ -215,7 +217,7 @@ def stripe_event(event: dict[str, Any]) -> PaymentEvent:
 def _provider_error(exc: stripe.StripeError) -> ServiceError:
     # The provider's message can name the account or the key: logged by the caller's
     # error handler at INFO as a code, never answered to the shopper verbatim.
-    return ServiceError("payment_provider_unavailable",
+    return ServiceError(OrdersError.PAYMENT_PROVIDER_UNAVAILABLE,
                         "The payment provider did not answer; try again.", 503,
                         extra={"provider_error": type(exc).__name__})
 

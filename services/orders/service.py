@@ -19,7 +19,7 @@ from messaging.contracts import (
     CUSTOMER_ERASED,
     EMAIL_CHANGED,
 )
-from messaging.contracts.orders import RefundRequestSchema
+from messaging.contracts.orders import OrdersError, RefundRequestSchema
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints
@@ -163,11 +163,11 @@ class OrdersService(HealthEndpoints):
             if just_placed:
                 order = session.get(Order, _uuid(order_id), with_for_update=True)
                 if order is None:
-                    raise ServiceError("order_not_found", "No such order.", 404)
+                    raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
             else:
                 order = payments.order_for_payer(session, _uuid(order_id), customer_id, token)
             if self.payments is None:
-                raise ServiceError("card_payments_unavailable",
+                raise ServiceError(OrdersError.CARD_PAYMENTS_UNAVAILABLE,
                                    "This store takes no card payments.", 409)
             return START_PAYMENT.dump(payments.start_payment(session, self.payments, order,
                                                              self.config.links))
@@ -177,7 +177,7 @@ class OrdersService(HealthEndpoints):
                               ) -> dict[str, Any]:
         """A provider's webhook: 400 unless its signature is right, then handled once."""
         if self.payments is None or provider != self.payments.name:
-            raise ServiceError("unknown_provider", f"No {provider} payments here.", 404)
+            raise ServiceError(OrdersError.UNKNOWN_PROVIDER, f"No {provider} payments here.", 404)
         event = self.payments.parse_event(body.encode("utf-8"), signature)
         with self.db.transaction() as session:
             return payments.receive_event(session, self.payments, event)
@@ -189,7 +189,7 @@ class OrdersService(HealthEndpoints):
         with self.db.transaction() as session:
             order = session.get(Order, _uuid(order_id), with_for_update=True)
             if order is None:
-                raise ServiceError("order_not_found", "No such order.", 404)
+                raise ServiceError(OrdersError.ORDER_NOT_FOUND, "No such order.", 404)
             payments.refund_order(session, self.payments, order, data["amount"],
                                   data["comment"], data["notify_customer"], actor)
             session.flush()
@@ -199,7 +199,7 @@ class OrdersService(HealthEndpoints):
     def test_payment_page(self, session_id: str) -> dict[str, Any]:
         """What the test provider's page shows (404 unless the test provider is on)."""
         if self.payments is None or self.payments.name != "test":
-            raise ServiceError("payment_session_not_found", "No such payment page.", 404)
+            raise ServiceError(OrdersError.PAYMENT_SESSION_NOT_FOUND, "No such payment page.", 404)
         with self.db.transaction() as session:
             pay_session, order = payments.test_page(session, session_id)
             return {"number": f"#{order.number}", "amount": pay_session.amount,
@@ -213,11 +213,12 @@ class OrdersService(HealthEndpoints):
         would: Pay (payment.succeeded) or Decline (payment.declined)."""
         if self.payments is None or self.payments.name != "test" \
                 or outcome not in ("pay", "decline"):
-            raise ServiceError("payment_session_not_found", "No such payment page.", 404)
+            raise ServiceError(OrdersError.PAYMENT_SESSION_NOT_FOUND, "No such payment page.", 404)
         with self.db.transaction() as session:
             pay_session, order = payments.test_page(session, session_id)
             if pay_session.status != "open" or pay_session.expires_at <= utcnow():
-                raise ServiceError("payment_session_closed", "This payment page is closed.",
+                raise ServiceError(OrdersError.PAYMENT_SESSION_CLOSED,
+                                   "This payment page is closed.",
                                    409)
             data = {"session": session_id, "payment": f"pay_test_{pay_session.id.hex[:20]}",
                     "amount": pay_session.amount, "currency": pay_session.currency}
