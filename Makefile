@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run prepare test test-browser test-faults test-unit bench lint clean help
+.PHONY: setup run prepare test test-browser test-faults test-unit test-service bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,8 +56,12 @@ test-faults: setup  ## the fault suite whole, with the SMTP server down for a mi
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
 	pytest -m "" tests/faults -s
 
-test-unit: setup  ## only the tests that need no broker or database
-	pytest -m "not e2e" messaging/tests/test_unit*.py services/*/tests/test_domain*.py gateway/tests
+test-unit: setup  ## only the tests that need no broker or database (seconds)
+	pytest -m "not e2e and not service and not slow"
+
+test-service: setup  ## each service in-process on PostgreSQL and RabbitMQ: its rules, no system (~1 min)
+	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"
+	pytest -m "service and not slow"
 
 bench: setup  ## benchmarks (PostgreSQL, RabbitMQ, wrk): figures with the command that made them
 	@clientela check --postgres "$$TEST_POSTGRES_URL" --redis "$$TEST_REDIS_URL"

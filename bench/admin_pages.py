@@ -21,8 +21,8 @@ from playwright.sync_api import Page, sync_playwright
 from bench.common import Figure, report, running_system
 from bench.orders import seed as seed_orders
 from bench.seed_customers import seed as seed_customers
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
+from harness.system import OWNER_EMAIL, OWNER_PASSWORD
 
 IDLE = "() => { const d = Alpine.$data(document.body); return !d.customers.loading "\
        "&& !d.orders.loading; }"

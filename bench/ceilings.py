@@ -16,7 +16,7 @@ import requests
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from bench.common import Figure, load, report, running_system
-from tests.support.infra import amqp_uri_for, rabbit_vhost
+from harness.infra import amqp_uri_for, rabbit_vhost
 
 
 def broker_figures(messages: int) -> list[Figure]:

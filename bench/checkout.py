@@ -31,7 +31,7 @@ from bench.common import (
     report,
     running_system,
 )
-from tests.support.system import System, replicas
+from harness.system import System, replicas
 
 ADDRESS = {"first_name": "Bench", "last_name": "Mark", "line1": "Calle 1", "city": "Madrid",
            "postal_code": "28001", "country": "ES"}

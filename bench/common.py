@@ -17,9 +17,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
-from tests.support.smtp import SmtpSink
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost
+from harness.smtp import SmtpSink
+from harness.system import OWNER_EMAIL, OWNER_PASSWORD, System
 
 SERVICES = ("identity", "customers", "orders", "notifications")
 # The peak RSS (MiB) of one process of each part during the last running_system: report()

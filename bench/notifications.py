@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with running_system() as system:
-        from tests.support.smtp import SmtpSink  # the system's sink is the one running
+        from harness.smtp import SmtpSink  # the system's sink is the one running
 
         sink: SmtpSink = system.smtp  # type: ignore[attr-defined]
         exchange = Exchange("orders.events", type="topic", durable=True)

@@ -19,7 +19,7 @@ from contextlib import nullcontext
 
 from bench.checkout import _paused, checkout_call, drain, seed_products
 from bench.common import Figure, load, report, running_system
-from tests.support.system import replicas
+from harness.system import replicas
 
 SETUPS = [(1, 2), (2, 2), (1, 4), (2, 4)]  # (orders processes, gateway workers)
 

@@ -9,10 +9,10 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
-from tests.support.smtp import SmtpSink
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
-from tests.support.tcp_proxy import TcpProxy
+from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost
+from harness.smtp import SmtpSink
+from harness.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from harness.tcp_proxy import TcpProxy
 
 SERVICES = ("identity", "customers", "orders", "notifications")
 

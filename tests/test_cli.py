@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.infra import free_port
+from harness.infra import free_port
 
 CLIENTELA = str(Path(sys.executable).parent / "clientela")
 

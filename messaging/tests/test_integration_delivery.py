@@ -16,13 +16,13 @@ from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import Column, MetaData, String, Table, create_engine, func, insert, select
 
+from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost, wait_for
 from messaging import contracts, deadletters
 from messaging.consumer import ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_QUEUE_HEADER, consume_event
 from messaging.database import Database
 from messaging.envelope import Envelope
 from messaging.outbox import add_messaging_tables, emit
 from messaging.topology import declare
-from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost, wait_for
 
 EVENT = "thing_happened"
 

@@ -8,23 +8,17 @@ review; they are not compared with anything.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
-from tests.support.infra import amqp_uri_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import REPO, System
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
+from harness.infra import amqp_uri_for
+from harness.smtp import SmtpSink
+from harness.system import REPO, System
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-# Without the background-networking flags chromium keeps dialling Google's hosts, which a
-# closed network refuses; --no-sandbox because CI runs as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 OUTPUT = Path(os.environ.get("TEST_OUTPUT_DIR", REPO / "test-output")) / "screenshots"
 
 

@@ -19,10 +19,10 @@ import requests
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
 from tests.browser.conftest import screenshot
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
 
 pytestmark = pytest.mark.e2e
 

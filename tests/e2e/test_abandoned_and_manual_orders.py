@@ -13,10 +13,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System, replicas
 from tests.conftest import start_system
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System, replicas
 
 ADDRESS = {"first_name": "Rosa", "last_name": "Pino", "line1": "Calle Mayor 2",
            "city": "Toledo", "country": "ES"}

@@ -19,9 +19,9 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import BIN, OWNER_EMAIL, OWNER_PASSWORD, REPO, System
 
 ADDRESS = {"first_name": "Eva", "last_name": "Ruiz", "line1": "Rambla 3", "city": "Barcelona",
            "country": "ES"}

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 PASSWORD = "address book passphrase"
 HOME = {"first_name": "Lucía", "last_name": "Sanz", "line1": "Calle Luna 5", "city": "Sevilla",

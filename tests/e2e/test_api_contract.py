@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
+from harness.system import OWNER_EMAIL, OWNER_PASSWORD, System
 
 PASSWORD = "contract test passphrase"
 # Per operation and mode: enough to find shape bugs, quick enough for make test; raise it

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 PASSWORD = "cart keeper passphrase"
 ADDRESS = {"first_name": "Iker", "last_name": "Mora", "line1": "Calle Río 3",

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import requests
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 from tests.e2e.test_accounts import bearer, registered_account, set_accounts
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
 
 EBOOK, TSHIRT = "EBOOK-RECIPES", "TSHIRT-RED-M"  # 9,00 and 19,90 in the catalogue
 ADDRESS = {"first_name": "Marta", "last_name": "Sanz", "line1": "Calle Prado 4",

@@ -16,9 +16,9 @@ import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import create_engine, text
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 ADDRESS = {"first_name": "Ana", "last_name": "García", "line1": "Calle Mayor 1",
            "city": "Madrid", "postal_code": "28013", "country": "es"}

@@ -13,9 +13,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, inspect, text
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 PASSWORD = "una clave bastante larga 7"
 ADDRESS = {"first_name": "Nora", "last_name": "Vidal", "line1": "Calle Luna 5",

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 
 def order(system: System, email: str, country: str, sku: str, quantity: int = 1,

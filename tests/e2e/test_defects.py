@@ -9,6 +9,9 @@ from typing import Any
 
 import requests
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 from tests.e2e.test_accounts import (
     ADDRESS,
     GOOD_PASSWORD,
@@ -19,9 +22,6 @@ from tests.e2e.test_accounts import (
     registered_account,
     set_accounts,
 )
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
 
 
 def guest_checkout(system: System, email: str, **extra: Any) -> dict[str, Any]:

@@ -13,11 +13,11 @@ import pytest
 import requests
 from kombu import Connection, Exchange
 
+from harness.infra import amqp_uri_for, wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
+from harness.tcp_proxy import TcpProxy
 from tests.conftest import start_system
-from tests.support.infra import amqp_uri_for, wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
-from tests.support.tcp_proxy import TcpProxy
 
 ADDRESS = {"first_name": "Luis", "last_name": "Pérez", "line1": "Gran Vía 2", "city": "Bilbao",
            "country": "ES"}

@@ -15,12 +15,12 @@ import dkim
 import pytest
 import requests
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 from services.notifications.dependencies import new_dkim_key
 from tests.conftest import start_system
 from tests.e2e.test_accounts import ADDRESS, new_email
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
 
 KEY, RECORD = new_dkim_key("s2026", "shop.test")
 

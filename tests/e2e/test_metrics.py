@@ -8,9 +8,9 @@ import uuid
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

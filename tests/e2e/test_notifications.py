@@ -8,9 +8,9 @@ from typing import Any
 
 import requests
 
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 
 ADDRESS = {"first_name": "Rosa", "last_name": "Gil", "line1": "Calle 3", "city": "Vigo",
            "country": "ES"}

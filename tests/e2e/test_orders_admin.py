@@ -10,7 +10,7 @@ import jwt
 import requests
 from pypdf import PdfReader
 
-from tests.support.system import System
+from harness.system import System
 
 ADDRESS = {"first_name": "Olga", "last_name": "Ruiz", "line1": "Plaza 2", "city": "León",
            "country": "ES"}

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import System
 from services.orders.providers import sign_payload
 from tests.e2e.test_accounts import (
     ADDRESS,
@@ -24,9 +27,6 @@ from tests.e2e.test_accounts import (
     registered_account,
     set_accounts,
 )
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
 
 BILLING = {"first_name": "Ana", "last_name": "Gil", "company": "Gil Suministros SL",
            "tax_id": "B12345678", "line1": "Calle Mayor 1", "city": "Madrid",

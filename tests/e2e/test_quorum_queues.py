@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from harness.infra import queue_types
+from harness.smtp import SmtpSink
+from harness.system import System
 from tests.conftest import start_system
-from tests.support.infra import queue_types
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.fake_stripe import FakeStripe, stripe_event
+from harness.smtp import SmtpSink
+from harness.system import System
 from services.orders.providers import sign_payload
 from tests.conftest import start_system
 from tests.e2e.test_accounts import new_email
 from tests.e2e.test_payments import admin_order, checkout, order_token, start_payment
-from tests.support.fake_stripe import FakeStripe, stripe_event
-from tests.support.smtp import SmtpSink
-from tests.support.system import System
 
 WEBHOOK_SECRET = "whsec_e2e_local"
 

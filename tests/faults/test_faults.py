@@ -29,14 +29,14 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from harness.infra import amqp_uri_for, free_port, wait_for
+from harness.smtp import SmtpSink
+from harness.system import BIN, REPO, System
+from harness.tcp_proxy import TcpProxy
 from messaging import deadletters
 from services.orders.providers import sign_payload
 from tests.conftest import start_system
 from tests.e2e.test_payments import webhook_secret
-from tests.support.infra import amqp_uri_for, free_port, wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import BIN, REPO, System
-from tests.support.tcp_proxy import TcpProxy
 
 ADDRESS = {"first_name": "Eva", "last_name": "Ruiz", "line1": "Calle Sol 7", "city": "Cádiz",
            "country": "ES"}

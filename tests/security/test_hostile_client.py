@@ -17,6 +17,9 @@ from typing import Any
 import requests
 from sqlalchemy import create_engine, text
 
+from harness.infra import wait_for
+from harness.smtp import SmtpSink
+from harness.system import OWNER_EMAIL, OWNER_PASSWORD, System
 from tests.e2e.test_accounts import (
     ADDRESS,
     GOOD_PASSWORD,
@@ -26,9 +29,6 @@ from tests.e2e.test_accounts import (
     registered_account,
     set_accounts,
 )
-from tests.support.infra import wait_for
-from tests.support.smtp import SmtpSink
-from tests.support.system import OWNER_EMAIL, OWNER_PASSWORD, System
 
 WRONG_GUESS = "wrong guess number x"
 

@@ -19,11 +19,11 @@ from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, text
 
 from gateway.auth import TokenVerifier
+from harness.containers import service_container
 from messaging.errors import ServiceError
 from messaging.keys import rotate_signing_key, unseal
 from services.identity.dependencies import TokenIssuer
 from services.identity.service import IdentityService
-from tests.support.containers import service_container
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 

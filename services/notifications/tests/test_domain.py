@@ -138,7 +138,7 @@ def dkim_key() -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def smtp_server() -> Any:
-    from tests.support.smtp import SmtpSink
+    from harness.smtp import SmtpSink
 
     sink = SmtpSink().start()
     yield sink

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.fake_stripe import FakeStripe, stripe_event
 from messaging.errors import ServiceError
 from services.orders.providers import PaymentRequest, StripeProvider, sign_payload
-from tests.support.fake_stripe import FakeStripe, stripe_event
 
 WEBHOOK_SECRET = "whsec_test_local"
 

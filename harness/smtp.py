@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from tests.support.infra import free_port, wait_for
+from harness.infra import free_port, wait_for
 
 
 @dataclass

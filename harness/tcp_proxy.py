@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from tests.support.infra import free_port
+from harness.infra import free_port
 
 
 class TcpProxy:

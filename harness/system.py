@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support.infra import free_port, wait_for
+from harness.infra import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

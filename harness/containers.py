@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from nameko.containers import ServiceContainer
 
+from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost
 from messaging.keys import ensure_local_keys
 from messaging.migrations import upgrade
 from messaging.topology import declare
-from tests.support.infra import amqp_uri_for, postgres_databases, rabbit_vhost
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.support.infra import free_port
+from harness.infra import free_port
 
 
 def _session(params: dict[str, str], now: int) -> dict[str, Any]:

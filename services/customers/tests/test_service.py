@@ -1,0 +1,106 @@
+"""The customers service in-process, on a real migrated PostgreSQL database: its ledger (the
+order events it folds into customer records and figures) and the address kept from checkout,
+events handed to its handlers directly."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nameko.containers import ServiceContainer
+from nameko.testing.services import entrypoint_hook
+from sqlalchemy import create_engine, text
+
+from harness.containers import service_container
+from messaging.contracts import ACCOUNT_REGISTERED, ORDER_PLACED, PAYMENT_STATUS_CHANGED
+from messaging.envelope import Envelope
+from services.customers.service import CustomersService
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+ADDRESS = {"first_name": "Ana", "last_name": "Gil", "line1": "Calle Mayor 1",
+           "city": "Madrid", "country": "ES"}
+
+
+@pytest.fixture(scope="module")
+def customers(tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[ServiceContainer, str]]:
+    """One container and database for the module; each test has customers of its own."""
+    with pytest.MonkeyPatch.context() as monkeypatch, service_container(
+            CustomersService, SERVICE_DIR, "CUSTOMERS_DATABASE_URL", monkeypatch,
+            tmp_path_factory.mktemp("customers")) as running:
+        yield running
+
+
+def call(container: ServiceContainer, method: str, *args: Any) -> Any:
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+def rows(url: str, query: str, **params: Any) -> list[Any]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        result = list(connection.execute(text(query), params))
+    engine.dispose()
+    return result
+
+
+def order_placed(email: str, total: int = 1000, **extra: Any) -> Envelope:
+    return Envelope(event_type=ORDER_PLACED, source="orders", payload={
+        "order_id": str(uuid.uuid4()), "number": "#1001", "email": email, "locale": "es",
+        "currency": "EUR", "subtotal": total, "shipping_total": 0, "total": total,
+        "status": "pending_payment", "payment_status": "pending",
+        "placed_at": "2026-12-02T10:00:00+00:00", "shipping_address": ADDRESS,
+        "lines": [{"sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": total,
+                   "line_total": total}], **extra})
+
+
+def paid(order: Envelope) -> Envelope:
+    placed = order.payload
+    return Envelope(event_type=PAYMENT_STATUS_CHANGED, source="orders", payload={
+        "order_id": placed["order_id"], "number": placed["number"], "email": placed["email"],
+        "locale": "es", "currency": "EUR", "total": placed["total"], "from": "pending",
+        "to": "paid", "actor": "system", "notify_customer": False, "refunded_total": 0})
+
+
+def test_a_guests_orders_make_one_record_and_its_figures_once(
+        customers: tuple[ServiceContainer, str]) -> None:
+    container, url = customers
+    email = f"guest-{uuid.uuid4().hex[:8]}@example.com"
+    first = order_placed(email, 1000)
+    call(container, "handle_order_placed", first)
+    call(container, "handle_order_placed", first)  # redelivered: counted once
+    call(container, "handle_order_placed", order_placed(email.upper(), 500))  # same person
+    call(container, "handle_payment_status_changed", paid(first))
+    [record] = rows(url, "SELECT id, type, orders_count FROM customers WHERE email = :e",
+                    e=email)
+    assert (record.type, record.orders_count) == ("guest", 2)
+    [(spent,)] = rows(url, "SELECT amount FROM customer_spend WHERE customer_id = :c",
+                      c=record.id)
+    assert spent == 1000  # only what was paid
+    created = [json.loads(row.body)["payload"]["email"] for row in rows(
+        url, "SELECT body FROM outbox WHERE event_type = 'customer_created'")]
+    assert created.count(email) == 1
+
+
+def test_the_checkout_address_is_kept_once_for_an_account_that_asked(
+        customers: tuple[ServiceContainer, str]) -> None:
+    container, _ = customers
+    account_id = str(uuid.uuid4())
+    email = f"member-{uuid.uuid4().hex[:8]}@example.com"
+    call(container, "handle_account_registered", Envelope(
+        event_type=ACCOUNT_REGISTERED, source="identity", payload={
+            "account_id": account_id, "email": email, "locale": "es", "status": "active"}))
+    order = order_placed(email, customer_id=account_id, save_shipping_address=True)
+    call(container, "handle_order_placed", order)
+    call(container, "handle_order_placed", order)  # redelivered
+    call(container, "handle_order_placed", order_placed(  # the same address again
+        email, customer_id=account_id, save_shipping_address=True))
+    call(container, "handle_order_placed", order_placed(  # not asked to keep it
+        email, customer_id=account_id, shipping_address={**ADDRESS, "line1": "Otra 2"}))
+    [kept] = call(container, "list_addresses", account_id)
+    assert (kept["line1"], kept["default_shipping"], kept["default_billing"]) == (
+        "Calle Mayor 1", True, True)
