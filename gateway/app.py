@@ -55,6 +55,24 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies,  # type: ignore[method-assign]
                                 x_proto=config.trusted_proxies)
 
+    _install_request_hooks(app)
+    register_error_handlers(app)
+    init_limits(app, config)
+    if config.cors_origins:
+        CORS(app, resources={r"/api/*": {"origins": list(config.cors_origins)}},
+             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+             expose_headers=["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed",
+                             "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+             max_age=600)
+    metrics.install(app)
+    _register_blueprints(app)
+    return app
+
+
+def _install_request_hooks(app: Flask) -> None:
+    """A request id on every request and answer (X-Request-ID), the headers every answer
+    carries, and NUL characters refused in the URL."""
+
     @app.before_request
     def _request_id() -> None:
         supplied = request.headers.get("X-Request-ID", "")
@@ -75,15 +93,9 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         set_correlation_id(None)
         return response
 
-    register_error_handlers(app)
-    init_limits(app, config)
-    if config.cors_origins:
-        CORS(app, resources={r"/api/*": {"origins": list(config.cors_origins)}},
-             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-             expose_headers=["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed",
-                             "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
-             max_age=600)
-    metrics.install(app)
+
+def _register_blueprints(app: Flask) -> None:
+    """The health checks, the API docs, the API by audience, and the web pages."""
     app.register_blueprint(health)
     # Swagger UI, served from the package's own files (no CDN), reading /openapi.json.
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={
@@ -104,4 +116,3 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         from gateway.blueprints.bench import bench
 
         app.register_blueprint(bench, url_prefix="/_bench")
-    return app

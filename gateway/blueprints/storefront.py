@@ -95,23 +95,7 @@ def checkout() -> Any:
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(422, "validation_failed", "Idempotency-Key must be 1 to 200 characters.")
     locale = _guest_locale(body.pop("locale", None), settings["locale"])
-    save_address = body.pop("save_address", False)
-    for kind in ("shipping", "billing"):
-        address_id = body.pop(f"{kind}_address_id", None)
-        if address_id or (save_address and kind == "shipping"):
-            ensure_address_book_allowed(account is not None,
-                                        f"{kind}_address_id" if address_id else "save_address")
-        if address_id is None:
-            continue
-        if f"{kind}_address" in body:
-            raise Problem(422, "validation_failed", "Give an address or an address id, not both.",
-                          errors={f"{kind}_address_id": [f"Not with {kind}_address."]})
-        saved = rpc_call("customers", "get_address", account["id"], str(address_id))
-        body[f"{kind}_address"] = {k: v for k, v in saved.items()
-                                   if k not in ADDRESS_BOOK_ONLY}
-    if not isinstance(save_address, bool):
-        raise Problem(422, "validation_failed", "save_address must be true or false.",
-                      errors={"save_address": ["Not a valid boolean."]})
+    save_address = _addresses_from_book(body, account)
     offer_account, existing = decision.offer_account, None
     if offer_account and isinstance(body.get("email"), str):
         # A guest whose email has an account is invited to log in, not offered another; an
@@ -149,6 +133,30 @@ def checkout() -> Any:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+
+def _addresses_from_book(body: dict[str, Any], account: dict[str, Any] | None) -> bool:
+    """Fill the body's addresses given by id from the customer's address book; whether the
+    customer asked to keep the shipping address (the book is an account's: policy)."""
+    save_address = body.pop("save_address", False)
+    for kind in ("shipping", "billing"):
+        address_id = body.pop(f"{kind}_address_id", None)
+        if address_id or (save_address and kind == "shipping"):
+            ensure_address_book_allowed(account is not None,
+                                        f"{kind}_address_id" if address_id else "save_address")
+        if address_id is None:
+            continue
+        if f"{kind}_address" in body:
+            raise Problem(422, "validation_failed", "Give an address or an address id, not both.",
+                          errors={f"{kind}_address_id": [f"Not with {kind}_address."]})
+        saved = rpc_call("customers", "get_address", account["id"], str(address_id))
+        body[f"{kind}_address"] = {k: v for k, v in saved.items()
+                                   if k not in ADDRESS_BOOK_ONLY}
+    if not isinstance(save_address, bool):
+        raise Problem(422, "validation_failed", "save_address must be true or false.",
+                      errors={"save_address": ["Not a valid boolean."]})
+    return save_address
 
 
 def _guest_locale(chosen: Any, store_locale: str) -> str:

@@ -15,7 +15,7 @@ from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.links import StorefrontLinks
-from services.orders import carts, domain
+from services.orders import carts, domain, pricing_rules
 from services.orders.models import (
     BuyLink,
     Order,
@@ -66,7 +66,7 @@ def create_buy_link(db: Database, storefront: StorefrontLinks, request: dict[str
     quantities = carts.cart_quantities(data["lines"])
     with db.transaction() as session:
         # The merchant links to what is for sale now, in one currency.
-        domain.price_lines(quantities, carts.products(session, quantities))
+        pricing_rules.price_lines(quantities, carts.products(session, quantities))
         for _ in range(5):  # a clash of random codes is rare; try again, in a savepoint
             link = BuyLink(code=_new_link_code(), title=data["title"], created_by=actor,
                            lines=[{"sku": sku, "quantity": quantity}
@@ -117,6 +117,6 @@ def open_buy_link(db: Database, code: str, customer_id: str | None = None) -> di
         if not link.active:
             raise ServiceError(OrdersError.BUY_LINK_DISABLED,
                                "The store has switched this link off.", 410)
-        cart = carts.priced(session, [domain.WantedLine(line["sku"], line["quantity"])
+        cart = carts.priced(session, [pricing_rules.WantedLine(line["sku"], line["quantity"])
                                  for line in link.lines], customer_id)
         return {**cart, "code": link.code, "title": link.title}

@@ -19,7 +19,7 @@ from messaging.contracts.orders import (
 from messaging.database import Database, locked_row
 from messaging.envelope import utcnow
 from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
-from services.orders import domain, pricing
+from services.orders import domain, pricing, pricing_rules
 from services.orders.models import Cart, CartLine, Product
 
 MAX_CART_LINES = 100
@@ -45,7 +45,7 @@ def known_products(session: Any, skus: Any) -> dict[str, Product]:
 
 
 def cart_quantities(lines: list[dict[str, Any]]) -> dict[str, int]:
-    quantities = domain.merge_lines(lines)
+    quantities = pricing_rules.merge_lines(lines)
     too_many = {sku: [f"at most {MAX_QUANTITY} in all"]
                 for sku, quantity in quantities.items() if quantity > MAX_QUANTITY}
     if too_many:
@@ -61,15 +61,15 @@ def locked_cart(session: Any, customer_id: Any) -> Cart:
     return locked_row(session, Cart, customer, customer_id=customer, updated_at=utcnow())
 
 
-def priced(session: Any, wanted: list[domain.WantedLine], customer_id: Any = None
+def priced(session: Any, wanted: list[pricing_rules.WantedLine], customer_id: Any = None
             ) -> dict[str, Any]:
     skus = {w.sku for w in wanted}
-    return domain.price_cart(wanted, products(session, skus),
+    return pricing_rules.price_cart(wanted, products(session, skus),
                              pricing.terms_for(session, customer_id, skus))
 
 
 def cart_view(session: Any, cart: Cart | None) -> dict[str, Any]:
-    lines = [domain.WantedLine(line.sku, line.quantity, line.price_seen)
+    lines = [pricing_rules.WantedLine(line.sku, line.quantity, line.price_seen)
              for line in (cart.lines if cart else [])]
     return SAVED_CART.dump({**priced(session, lines, cart.customer_id if cart else None),
                             "updated_at": cart.updated_at if cart else None})
@@ -91,7 +91,7 @@ def replace_cart(db: Database, customer_id: str, request: dict[str, Any]) -> dic
         cart = locked_cart(session, customer_id)
         seen = {line.sku: line.price_seen for line in cart.lines}
         terms = pricing.terms_for(session, customer_id, quantities)
-        prices = {sku: domain.customer_price(sku, p.price, terms).price
+        prices = {sku: pricing_rules.customer_price(sku, p.price, terms).price
                   for sku, p in known_products(session, quantities).items()}
         cart.lines = [CartLine(sku=sku, quantity=quantity,
                                price_seen=seen.get(sku, prices.get(sku)), added_at=utcnow())
@@ -119,7 +119,7 @@ def add_cart_line(db: Database, customer_id: str, request: dict[str, Any]) -> di
             terms = pricing.terms_for(session, customer_id, [line["sku"]])
             cart.lines.append(CartLine(
                 sku=line["sku"], quantity=quantity, added_at=utcnow(),
-                price_seen=domain.customer_price(product.sku, product.price,
+                price_seen=pricing_rules.customer_price(product.sku, product.price,
                                                  terms).price))
         else:
             current.quantity = quantity
@@ -142,12 +142,12 @@ def merge_cart(db: Database, customer_id: str, request: dict[str, Any]) -> dict[
     """A guest's cart (kept by the storefront) into the saved one, at login: quantities
     added and capped at stock. Says what it had to change."""
     data = load_or_raise(CartReplaceSchema(), request)
-    guest = domain.merge_lines(data["lines"])
+    guest = pricing_rules.merge_lines(data["lines"])
     with db.transaction() as session:
         cart = locked_cart(session, customer_id)
         saved = {line.sku: line for line in cart.lines}
         found = products(session, set(guest) | set(saved))
-        merged, adjustments = domain.merge_carts(
+        merged, adjustments = pricing_rules.merge_carts(
             {sku: line.quantity for sku, line in saved.items()}, guest, found,
             MAX_QUANTITY)
         if len(merged) > MAX_CART_LINES:
@@ -160,7 +160,7 @@ def merge_cart(db: Database, customer_id: str, request: dict[str, Any]) -> dict[
             else:
                 cart.lines.append(CartLine(
                     sku=sku, quantity=quantity, added_at=utcnow(),
-                    price_seen=domain.customer_price(sku, found[sku].price,
+                    price_seen=pricing_rules.customer_price(sku, found[sku].price,
                                                      terms).price))
         cart.updated_at = utcnow()
         session.flush()

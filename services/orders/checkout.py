@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, text, update
@@ -19,7 +20,7 @@ from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from messaging.keys import hash_token, new_token, seal
 from messaging.logs import mask_email
 from messaging.outbox import emit
-from services.orders import carts, domain, pricing
+from services.orders import carts, domain, pricing, pricing_rules
 from services.orders.models import (
     BuyLink,
     CheckoutLimits,
@@ -98,115 +99,27 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
                  ) -> tuple[Order, str]:
     """A new order, stock held, with its first history row and ``order_placed``; returns
     it with its access token (the guest's key, sent by email)."""
-    recovered_from = None
-    if data.get("recovery_token"):
-        recovered_from = session.scalar(select(Order.id).where(
-            Order.recovery_token_hash == hash_token(data["recovery_token"]),
-            Order.status.in_(domain.RECOVERABLE)))
-        if recovered_from is None:
-            raise ServiceError(OrdersError.RECOVERY_LINK_INVALID,
-                               "This recovery link is not valid (any more).", 422,
-                               errors={"recovery_token": ["unknown or expired"]})
-    cart = None
-    if data.get("cart") == "saved":
-        if data["customer_id"] is None:
-            raise ServiceError(OrdersError.LOGIN_REQUIRED, "Log in to check out a saved cart.", 401)
-        # Locked until commit: a second checkout of the same cart waits, then finds it
-        # empty; a checkout that fails rolls back and leaves the cart as it was.
-        cart = carts.locked_cart(session, data["customer_id"])
-        if not cart.lines:
-            raise ServiceError(OrdersError.CART_EMPTY, "The saved cart is empty.", 422)
-        data = {**data, "lines": [{"sku": line.sku, "quantity": line.quantity,
-                                   "price_seen": line.price_seen}
-                                  for line in cart.lines]}
-    buy_link_id = None
-    if data.get("buy_link"):
-        # A link disabled while the shopper was checking out still gets the credit.
-        buy_link_id = session.scalar(select(BuyLink.id).where(
-            BuyLink.code == data["buy_link"].strip().lower()))
-        if buy_link_id is None:
-            raise ServiceError(VALIDATION_FAILED, "No such buy link.", 422,
-                               errors={"buy_link": ["unknown link"]})
+    recovered_from = _recovered_order(session, data)
+    cart, data = _saved_cart(session, data)
+    buy_link_id = _buy_link(session, data)
     if data["payment_method"] in domain.PROVIDER_PAYMENT_METHODS and provider is None:
         raise ServiceError(OrdersError.PAYMENT_METHOD_UNAVAILABLE, "This store takes no card "
                            "payments (no payment provider is configured).", 422,
                            errors={"payment_method": ["card payments are not set up"]})
-    quantities = domain.merge_lines(data["lines"])
-    if actor == "customer":  # the merchant's own manual orders are not limited
-        _check_checkout_limits(session, data["email"], quantities)
-    products = {
-        p.sku: p
-        for p in session.scalars(select(Product).where(Product.sku.in_(quantities)))
-    }
-    terms = pricing.terms_for(session, data["customer_id"], quantities)
-    if actor != "customer":
-        # A hidden-price member is told to contact the store; the merchant then takes
-        # the order, at the member's prices as if shown.
-        terms = [dataclasses.replace(t, hidden=False) for t in terms]
-    priced = domain.price_lines(quantities, products, data["locale"], terms)
-    shipping = domain.needs_shipping(priced)
-    if shipping and not data["shipping_address"]:
-        raise ServiceError(VALIDATION_FAILED, "A shipping address is required.", 422,
-                           errors={"shipping_address": ["required for physical products"]})
-    _hold_stock(session, priced, products)
-
-    subtotal = sum(line.line_total for line in priced)
-    now = utcnow()
+    priced, currency, shipping = _priced_and_held(session, data, actor)
     access_token, access_token_hash = new_token()
-    order = Order(
-        number=_next_order_number(session),
-        status="pending_payment",
-        payment_status="pending",
-        fulfillment_status="unfulfilled",
-        payment_method=data["payment_method"],
-        email=data["email"],
-        customer_id=data["customer_id"],
-        locale=data["locale"],
-        currency=products[priced[0].sku].currency,
-        subtotal=subtotal,
-        shipping_total=0,  # shipping rates are not modelled yet
-        total=subtotal,
-        shipping_address=data["shipping_address"] if shipping else None,
-        billing_address=data.get("billing_address") or (
-            data["shipping_address"] if shipping else None),
-        payment_instructions=data.get("payment_instructions")
-        if data["payment_method"] in domain.MANUAL_PAYMENT_METHODS else None,
-        idempotency_key=data["idempotency_key"],
-        request_fingerprint=fingerprint,
-        access_token_hash=access_token_hash,
-        access_token_sealed=seal(access_token),
-        channel="admin" if actor != "customer" else "storefront",
-        created_by=actor if actor != "customer" else None,
-        recovered_from=recovered_from,
-        buy_link_id=buy_link_id,
-        account_offer_expires_at=now + domain.ACCOUNT_OFFER_TTL
-        if data["offer_account"] and data["customer_id"] is None else None,
-        placed_at=now,
-        lines=[
-            OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
-                      unit_price=line.unit_price, line_total=line.line_total,
-                      digital=line.digital, list_price=line.list_price,
-                      price_source=line.price_source)
-            for line in priced
-        ],
-        history=[OrderHistory(at=now, actor=actor, field="status", from_value=None,
-                              to_value="pending_payment", notify_customer=True,
-                              code="placed" if actor == "customer" else "taken_by_staff",
-                              params={})],
-    )
-    # What the shopper was shown and no longer holds (a price list changed meanwhile): the
-    # order is at today's price, and its answer says so, line by line.
-    seen = {line["sku"]: line.get("price_seen") for line in data["lines"]}
-    order.previous_prices = {line.sku: seen[line.sku] for line in priced
-                             if seen.get(line.sku) not in (None, line.unit_price)}
+    order = _new_order(data, priced, currency, shipping, actor)
+    order.idempotency_key, order.request_fingerprint = data["idempotency_key"], fingerprint
+    order.access_token_hash, order.access_token_sealed = access_token_hash, seal(access_token)
+    order.number = _next_order_number(session)
+    order.recovered_from, order.buy_link_id = recovered_from, buy_link_id
     session.add(order)
     if cart is not None:
         cart.lines.clear()  # the order holds them now (same transaction)
-        cart.updated_at = now
+        cart.updated_at = order.placed_at
     session.flush()
-    payload = ORDER.dump(order)
     emit(session, ORDER_PLACED, {
-        **payload,
+        **ORDER.dump(order),
         "order_id": order.id,
         "placed_at": order.placed_at,
         "notify_customer": True,
@@ -218,6 +131,109 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
         "channel": order.channel, "payment_link": payment_link,
     })
     return order, access_token
+
+
+def _recovered_order(session: Any, data: dict[str, Any]) -> uuid.UUID | None:
+    """The abandoned or canceled order a recovery link's checkout recovers."""
+    if not data.get("recovery_token"):
+        return None
+    recovered_from = session.scalar(select(Order.id).where(
+        Order.recovery_token_hash == hash_token(data["recovery_token"]),
+        Order.status.in_(domain.RECOVERABLE)))
+    if recovered_from is None:
+        raise ServiceError(OrdersError.RECOVERY_LINK_INVALID,
+                           "This recovery link is not valid (any more).", 422,
+                           errors={"recovery_token": ["unknown or expired"]})
+    return recovered_from
+
+
+def _saved_cart(session: Any, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(the customer's saved cart, the request with its lines) for ``cart: saved``."""
+    if data.get("cart") != "saved":
+        return None, data
+    if data["customer_id"] is None:
+        raise ServiceError(OrdersError.LOGIN_REQUIRED, "Log in to check out a saved cart.",
+                           401)
+    # Locked until commit: a second checkout of the same cart waits, then finds it empty; a
+    # checkout that fails rolls back and leaves the cart as it was.
+    cart = carts.locked_cart(session, data["customer_id"])
+    if not cart.lines:
+        raise ServiceError(OrdersError.CART_EMPTY, "The saved cart is empty.", 422)
+    return cart, {**data, "lines": [{"sku": line.sku, "quantity": line.quantity,
+                                     "price_seen": line.price_seen} for line in cart.lines]}
+
+
+def _buy_link(session: Any, data: dict[str, Any]) -> uuid.UUID | None:
+    """The direct-buy link the order is credited to (a link disabled while the shopper was
+    checking out still gets the credit)."""
+    if not data.get("buy_link"):
+        return None
+    buy_link_id = session.scalar(select(BuyLink.id).where(
+        BuyLink.code == data["buy_link"].strip().lower()))
+    if buy_link_id is None:
+        raise ServiceError(VALIDATION_FAILED, "No such buy link.", 422,
+                           errors={"buy_link": ["unknown link"]})
+    return buy_link_id
+
+
+def _priced_and_held(session: Any, data: dict[str, Any], actor: str
+                     ) -> tuple[list[Any], str, bool]:
+    """(lines at the caller's prices, the currency, whether it ships), the stock held."""
+    quantities = pricing_rules.merge_lines(data["lines"])
+    if actor == "customer":  # the merchant's own manual orders are not limited
+        _check_checkout_limits(session, data["email"], quantities)
+    products = {p.sku: p for p in session.scalars(
+        select(Product).where(Product.sku.in_(quantities)))}
+    terms = pricing.terms_for(session, data["customer_id"], quantities)
+    if actor != "customer":
+        # A hidden-price member is told to contact the store; the merchant then takes the
+        # order, at the member's prices as if shown.
+        terms = [dataclasses.replace(t, hidden=False) for t in terms]
+    priced = pricing_rules.price_lines(quantities, products, data["locale"], terms)
+    shipping = pricing_rules.needs_shipping(priced)
+    if shipping and not data["shipping_address"]:
+        raise ServiceError(VALIDATION_FAILED, "A shipping address is required.", 422,
+                           errors={"shipping_address": ["required for physical products"]})
+    _hold_stock(session, priced, products)
+    return priced, products[priced[0].sku].currency, shipping
+
+
+def _new_order(data: dict[str, Any], priced: list[Any], currency: str, shipping: bool,
+               actor: str) -> Order:
+    """The order as placed: its lines, addresses, first history row, and the prices the
+    shopper was shown and no longer holds (a price list changed meanwhile: the order is at
+    today's price, and its answer says so, line by line)."""
+    subtotal = sum(line.line_total for line in priced)
+    now = utcnow()
+    staff = actor != "customer"
+    order = Order(
+        status="pending_payment", payment_status="pending", fulfillment_status="unfulfilled",
+        payment_method=data["payment_method"], email=data["email"],
+        customer_id=data["customer_id"], locale=data["locale"], currency=currency,
+        subtotal=subtotal, shipping_total=0,  # shipping rates are not modelled yet
+        total=subtotal,
+        shipping_address=data["shipping_address"] if shipping else None,
+        billing_address=data.get("billing_address") or (
+            data["shipping_address"] if shipping else None),
+        payment_instructions=data.get("payment_instructions")
+        if data["payment_method"] in domain.MANUAL_PAYMENT_METHODS else None,
+        channel="admin" if staff else "storefront", created_by=actor if staff else None,
+        account_offer_expires_at=now + domain.ACCOUNT_OFFER_TTL
+        if data["offer_account"] and data["customer_id"] is None else None,
+        placed_at=now,
+        lines=[OrderLine(sku=line.sku, title=line.title, quantity=line.quantity,
+                         unit_price=line.unit_price, line_total=line.line_total,
+                         digital=line.digital, list_price=line.list_price,
+                         price_source=line.price_source) for line in priced],
+        history=[OrderHistory(at=now, actor=actor, field="status", from_value=None,
+                              to_value="pending_payment", notify_customer=True,
+                              code="taken_by_staff" if staff else "placed", params={})],
+    )
+    seen = {line["sku"]: line.get("price_seen") for line in data["lines"]}
+    order.previous_prices = {line.sku: seen[line.sku] for line in priced
+                             if seen.get(line.sku) not in (None, line.unit_price)}
+    return order
+
 
 def _check_checkout_limits(session: Any, email: str,
                            quantities: dict[str, int]) -> None:
@@ -234,24 +250,24 @@ def _check_checkout_limits(session: Any, email: str,
     found = session.execute(select(CheckoutLimits, count_unpaid)
                             .where(CheckoutLimits.id == 1)).first()
     if found is None:
-        limits = dict(domain.DEFAULT_CHECKOUT_LIMITS)
+        limits = dict(pricing_rules.DEFAULT_CHECKOUT_LIMITS)
         unpaid_orders = session.scalar(select(count_unpaid))
     else:
-        limits = {name: getattr(found[0], name) for name in domain.DEFAULT_CHECKOUT_LIMITS}
+        limits = {name: getattr(found[0], name) for name in pricing_rules.DEFAULT_CHECKOUT_LIMITS}
         unpaid_orders = found[1]
     held = dict(session.execute(  # most shoppers have no unpaid order: no second query
         select(OrderLine.sku, func.sum(OrderLine.quantity))
         .join(Order, Order.id == OrderLine.order_id)
         .where(unpaid, OrderLine.sku.in_(quantities))
         .group_by(OrderLine.sku)).all()) if unpaid_orders else {}
-    problem = domain.checkout_limit_problems(quantities, held, unpaid_orders, limits)
+    problem = pricing_rules.checkout_limit_problems(quantities, held, unpaid_orders, limits)
     if problem is not None:
         code, errors = problem
         status = 422 if code == "quantity_limit" else 409
         raise ServiceError(code, "This order is over the store's limits.", status,
                            errors=errors)
 
-def _hold_stock(session: Any, priced: list[domain.PricedLine],
+def _hold_stock(session: Any, priced: list[pricing_rules.PricedLine],
                 products: dict[str, Product]) -> None:
     # One conditional UPDATE per line, in SKU order (no deadlocks between checkouts):
     # the row lock makes "is there enough?" and "take it" one step, so no overselling.

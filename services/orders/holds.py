@@ -15,7 +15,7 @@ from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.keys import hash_token, unseal
 from messaging.links import StorefrontLinks
-from services.orders import carts, domain
+from services.orders import carts, domain, pricing_rules
 from services.orders.models import (
     CheckoutLimits,
     HoldWindow,
@@ -32,8 +32,8 @@ ABANDON_BATCH = 200  # orders per sweep transaction; the next sweep takes the re
 def _checkout_limits(session: Any) -> dict[str, int]:
     row = session.get(CheckoutLimits, 1)
     if row is None:
-        return dict(domain.DEFAULT_CHECKOUT_LIMITS)
-    return {name: getattr(row, name) for name in domain.DEFAULT_CHECKOUT_LIMITS}
+        return dict(pricing_rules.DEFAULT_CHECKOUT_LIMITS)
+    return {name: getattr(row, name) for name in pricing_rules.DEFAULT_CHECKOUT_LIMITS}
 
 
 def _hold_windows(session: Any) -> dict[str, int]:
@@ -74,7 +74,7 @@ def set_checkout_limits(db: Database, request: dict[str, Any], actor: str) -> di
     with db.transaction() as session:
         row = session.get(CheckoutLimits, 1, with_for_update=True)
         if row is None:
-            row = CheckoutLimits(id=1, **domain.DEFAULT_CHECKOUT_LIMITS)
+            row = CheckoutLimits(id=1, **pricing_rules.DEFAULT_CHECKOUT_LIMITS)
             session.add(row)
         for field, value in data.items():
             setattr(row, field, value)
@@ -128,7 +128,7 @@ def get_recovery_cart(db: Database, token: str, customer_id: str | None = None) 
             raise ServiceError(OrdersError.RECOVERY_LINK_INVALID,
                                "This link is not valid (any more).", 404)
         cart = carts.priced(session, [
-            domain.WantedLine(line.sku, line.quantity, line.unit_price, line.title)
+            pricing_rules.WantedLine(line.sku, line.quantity, line.unit_price, line.title)
             for line in order.lines], customer_id)
         return {**cart, "currency": cart["currency"] or order.currency,
                 "number": f"#{order.number}", "email": order.email,

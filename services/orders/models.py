@@ -219,7 +219,7 @@ class HoldWindow(Base):
 
 class CheckoutLimits(Base):
     """The merchant's limits on what one checkout, and one shopper's unpaid orders, may hold
-    (one row; domain.DEFAULT_CHECKOUT_LIMITS until changed)."""
+    (one row; pricing_rules.DEFAULT_CHECKOUT_LIMITS until changed)."""
 
     __tablename__ = "checkout_limits"
 

@@ -2,7 +2,7 @@
 category (from customers' events), and the terms that price one customer.
 
 Every place a price is computed (the catalogue, saved carts, checkout, buy links, recovery
-carts, manual orders) asks ``terms_for`` and prices with ``domain.customer_price``: one rule.
+carts, manual orders) asks ``terms_for`` and prices with ``pricing_rules.customer_price``: one rule.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from messaging.contracts.orders import CategoryPriceListSchema, CategoryPricingS
 from messaging.database import Database
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
-from services.orders import domain
+from services.orders import domain, pricing_rules
 from services.orders.models import CategoryPrice, CategoryPricing, CustomerMembership, Product
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
 
 
 def terms_for(session: Session, customer_id: Any, skus: Iterable[str] | None = None
-              ) -> list[domain.CategoryTerms]:
+              ) -> list[pricing_rules.CategoryTerms]:
     """The pricing terms of the customer's categories (none for a guest or a customer in no
     category: then nothing more is read). ``skus``: only these SKUs' list prices."""
     account_id = _as_uuid(customer_id) if customer_id is not None else None
@@ -55,18 +55,18 @@ def terms_for(session: Session, customer_id: Any, skus: Iterable[str] | None = N
     prices: dict[uuid.UUID, dict[str, int]] = {}
     for row in session.scalars(price_query):
         prices.setdefault(row.category_id, {})[row.sku] = row.price
-    return [domain.CategoryTerms(
+    return [pricing_rules.CategoryTerms(
         category_id=str(category_id),
         hidden=category_id in pricing and pricing[category_id].price_display == "hidden",
         discount_percent=pricing[category_id].discount_percent if category_id in pricing else 0,
         prices=prices.get(category_id, {})) for category_id in ids]
 
 
-def price_view(product: Product, terms: list[domain.CategoryTerms], visible: bool = True
+def price_view(product: Product, terms: list[pricing_rules.CategoryTerms], visible: bool = True
                ) -> dict[str, Any]:
     """A product's price as this caller sees it: price (null: not shown to them), list_price
     when theirs differs, and where theirs comes from."""
-    price = domain.customer_price(product.sku, product.price, terms)
+    price = pricing_rules.customer_price(product.sku, product.price, terms)
     if not visible:
         return {"price": None, "list_price": None, "price_source": None}
     return {"price": price.price,

@@ -1,5 +1,6 @@
-"""What orders answers with: its wire schemas built once (building one per call, with its
-fields' deep copies, showed in profiles), and the storefront's base for the links it makes."""
+"""What orders answers with: its contract's schemas built once (building one per call, with
+its fields' deep copies, showed in profiles), and the admin order view that fills the fields
+the contract declares and orders works out (allowed changes, manual payment)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ import pytest
 
 from messaging.errors import ServiceError
 from services.orders import domain
+from services.orders import pricing_rules as rules
 
 
 def product(price: int = 1000, active: bool = True, digital: bool = False,
@@ -48,23 +49,23 @@ def test_unknown_state_is_422() -> None:
 
 
 def test_lines_are_priced_from_the_catalogue_and_merged() -> None:
-    quantities = domain.merge_lines([{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 2},
+    quantities = rules.merge_lines([{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 2},
                                      {"sku": "B", "quantity": 3}])
     assert quantities == {"B": 4, "A": 2}
-    priced = domain.price_lines(quantities, {"A": product(500), "B": product(250, digital=True)})
+    priced = rules.price_lines(quantities, {"A": product(500), "B": product(250, digital=True)})
     assert [(p.sku, p.quantity, p.line_total) for p in priced] == [("A", 2, 1000),
                                                                   ("B", 4, 1000)]
-    assert domain.needs_shipping(priced)
-    assert not domain.needs_shipping([p for p in priced if p.digital])
+    assert rules.needs_shipping(priced)
+    assert not rules.needs_shipping([p for p in priced if p.digital])
 
 
 def test_unknown_inactive_and_mixed_currency_products_are_refused() -> None:
     with pytest.raises(ServiceError) as error:
-        domain.price_lines({"A": 1, "B": 1}, {"A": product(active=False)})
+        rules.price_lines({"A": 1, "B": 1}, {"A": product(active=False)})
     assert error.value.code == "unknown_product"
     assert set(error.value.errors["lines"]) == {"A", "B"}
     with pytest.raises(ServiceError) as error:
-        domain.price_lines({"A": 1, "B": 1}, {"A": product(), "B": product(currency="USD")})
+        rules.price_lines({"A": 1, "B": 1}, {"A": product(), "B": product(currency="USD")})
     assert error.value.code == "mixed_currencies"
 
 
@@ -116,9 +117,9 @@ def stocked(price: int = 1000, stock: int | None = None, active: bool = True,
 def test_a_cart_is_priced_today_and_flags_what_cannot_be_bought() -> None:
     products = {"A": stocked(price=1200), "B": stocked(active=False), "C": stocked(stock=0),
                 "D": stocked(stock=2)}
-    cart = domain.price_cart([domain.WantedLine("A", 2, price_seen=1000),
-                              domain.WantedLine("B", 1), domain.WantedLine("C", 1),
-                              domain.WantedLine("D", 3), domain.WantedLine("Z", 1, title="Old")],
+    cart = rules.price_cart([rules.WantedLine("A", 2, price_seen=1000),
+                              rules.WantedLine("B", 1), rules.WantedLine("C", 1),
+                              rules.WantedLine("D", 3), rules.WantedLine("Z", 1, title="Old")],
                              products)
     by_sku = {line["sku"]: line for line in cart["lines"]}
     assert len(cart["lines"]) == 5  # nothing dropped
@@ -131,24 +132,24 @@ def test_a_cart_is_priced_today_and_flags_what_cannot_be_bought() -> None:
 
 
 def test_an_unchanged_price_shows_no_previous_price_and_mixed_currencies_block() -> None:
-    cart = domain.price_cart([domain.WantedLine("A", 1, price_seen=1000)],
+    cart = rules.price_cart([rules.WantedLine("A", 1, price_seen=1000)],
                              {"A": stocked(price=1000)})
     assert cart["lines"][0]["previous_unit_price"] is None and cart["ready_for_checkout"]
-    mixed = domain.price_cart([domain.WantedLine("A", 1), domain.WantedLine("U", 1)],
+    mixed = rules.price_cart([rules.WantedLine("A", 1), rules.WantedLine("U", 1)],
                               {"A": stocked(), "U": stocked(currency="USD")})
     assert mixed["currency"] is None and not mixed["ready_for_checkout"]
-    assert domain.price_cart([], {})["ready_for_checkout"] is False
+    assert rules.price_cart([], {})["ready_for_checkout"] is False
 
 
 def test_merge_adds_quantities_and_caps_at_stock() -> None:
     products = {"A": stocked(stock=5), "B": stocked(), "C": stocked(stock=0),
                 "D": stocked(stock=10)}
-    merged, adjustments = domain.merge_carts(
+    merged, adjustments = rules.merge_carts(
         {"A": 3, "D": 1}, {"A": 4, "B": 2, "C": 1, "X": 1, "D": 2}, products, 999)
     assert merged == {"A": 5, "B": 2, "C": 1, "D": 3}
     assert {a["sku"]: a["reason"] for a in adjustments} == {
         "A": "capped_at_stock", "X": "unknown_product"}
-    capped, [why] = domain.merge_carts({"B": 990}, {"B": 20}, products, 999)
+    capped, [why] = rules.merge_carts({"B": 990}, {"B": 20}, products, 999)
     assert capped == {"B": 999} and why["reason"] == "capped_at_maximum"
 
 
