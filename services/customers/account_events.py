@@ -14,10 +14,10 @@ from messaging.envelope import Envelope
 from messaging.outbox import emit
 from services.customers import domain, records
 from services.customers.records import (
-    _announce_categories,
-    _customer_event,
-    _linked,
-    _occurred,
+    announce_categories,
+    customer_event,
+    linked_record,
+    occurred_at,
 )
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,10 @@ def _account_status_changed(db: Database, envelope: Envelope) -> None:
     with db.transaction() as session:
         if db.already_processed(session, envelope):
             return
-        customer = _linked(session, account["account_id"])
+        customer = linked_record(session, account["account_id"])
         if customer is not None:
             domain.mirror_account_status(customer, account["status"],
-                                         _occurred(envelope))
+                                         occurred_at(envelope))
 
 
 def handle_account_registered(db: Database, envelope: Envelope) -> None:
@@ -42,12 +42,12 @@ def handle_account_registered(db: Database, envelope: Envelope) -> None:
     with db.transaction() as session:
         if db.already_processed(session, envelope):
             return
-        customer = records._by_email(session, account["email"])
+        customer = records.by_email(session, account["email"])
         if customer is None:
-            customer = records._create_registered(session, account)
+            customer = records.create_registered(session, account)
         if customer.account_id == account["account_id"]:
             domain.mirror_account_status(customer, account["status"],
-                                         _occurred(envelope))
+                                         occurred_at(envelope))
 
 
 def handle_account_invited(db: Database, envelope: Envelope) -> None:
@@ -60,14 +60,14 @@ def handle_account_email_verified(db: Database, envelope: Envelope) -> None:
     with db.transaction() as session:
         if db.already_processed(session, envelope):
             return
-        customer = records._by_email(session, account["email"])
+        customer = records.by_email(session, account["email"])
         if customer is None:
-            customer = records._create_registered(session, account)
+            customer = records.create_registered(session, account)
         elif customer.account_id is None:
             domain.link_account(customer, account)
-            emit(session, CUSTOMER_UPDATED, _customer_event(customer))
-            _announce_categories(session, [customer.id], only_members=True)
-        domain.mirror_account_status(customer, account["status"], _occurred(envelope))
+            emit(session, CUSTOMER_UPDATED, customer_event(customer))
+            announce_categories(session, [customer.id], only_members=True)
+        domain.mirror_account_status(customer, account["status"], occurred_at(envelope))
 
 
 def handle_account_approved(db: Database, envelope: Envelope) -> None:
@@ -87,11 +87,11 @@ def handle_email_changed(db: Database, envelope: Envelope) -> None:
     with db.transaction() as session:
         if db.already_processed(session, envelope):
             return
-        customer = _linked(session, account["account_id"])
+        customer = linked_record(session, account["account_id"])
         new_email = domain.normalise_email(account["email"])
         if customer is None or customer.email == new_email:
             return
-        other = records._by_email(session, new_email)
+        other = records.by_email(session, new_email)
         if other is not None:
             # A guest record already holds that email: merging two histories is a
             # merchant's decision, not an event handler's. Keep both; say so.
@@ -99,4 +99,4 @@ def handle_email_changed(db: Database, envelope: Envelope) -> None:
                         extra={"customer_id": str(customer.id)})
             return
         customer.email = new_email
-        emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+        emit(session, CUSTOMER_UPDATED, customer_event(customer))

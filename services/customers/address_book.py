@@ -16,9 +16,9 @@ from services.customers.models import (
     Customer,
 )
 from services.customers.records import (
-    _addresses,
-    _own_address,
-    _own_record,
+    addresses_of,
+    own_address,
+    own_record,
 )
 
 log = logging.getLogger(__name__)
@@ -26,21 +26,21 @@ log = logging.getLogger(__name__)
 
 def list_addresses(db: Database, account_id: str) -> list[dict[str, Any]]:
     with db.transaction() as session:
-        customer = _own_record(session, account_id)
-        return AddressSchemaOut(many=True).dump(_addresses(session, customer.id))
+        customer = own_record(session, account_id)
+        return AddressSchemaOut(many=True).dump(addresses_of(session, customer.id))
 
 
 def get_address(db: Database, account_id: str, address_id: str) -> dict[str, Any]:
     with db.transaction() as session:
-        customer = _own_record(session, account_id)
-        return AddressSchemaOut().dump(_own_address(session, customer.id, address_id))
+        customer = own_record(session, account_id)
+        return AddressSchemaOut().dump(own_address(session, customer.id, address_id))
 
 
 def add_address(db: Database, account_id: str, request: dict[str, Any]) -> dict[str, Any]:
     data = load_or_raise(AddressInputSchema(), request)
     with db.transaction() as session:
-        customer = _own_record(session, account_id, lock=True)
-        addresses = _addresses(session, customer.id)
+        customer = own_record(session, account_id, lock=True)
+        addresses = addresses_of(session, customer.id)
         if len(addresses) >= domain.MAX_ADDRESSES:
             raise ServiceError(CustomersError.TOO_MANY_ADDRESSES,
                                f"An address book holds {domain.MAX_ADDRESSES} addresses; "
@@ -64,7 +64,7 @@ def keep_checkout_address(session: Session, customer: Customer, address: dict[st
     if customer.account_id is None:  # a guest record has no address book
         return
     fields = {f: address.get(f) for f in domain.ADDRESS_FIELDS}
-    addresses = _addresses(session, customer.id)
+    addresses = addresses_of(session, customer.id)
     if any(all(getattr(saved, f) == value for f, value in fields.items())
            for saved in addresses):
         return
@@ -82,12 +82,12 @@ def update_address(db: Database, account_id: str, address_id: str, request: dict
                    ) -> dict[str, Any]:
     data = load_or_raise(AddressInputSchema(partial=True), request)
     with db.transaction() as session:
-        customer = _own_record(session, account_id, lock=True)
-        address = _own_address(session, customer.id, address_id)
+        customer = own_record(session, account_id, lock=True)
+        address = own_address(session, customer.id, address_id)
         for field in domain.ADDRESS_FIELDS:
             if field in data:
                 setattr(address, field, data[field])
-        domain.apply_defaults(_addresses(session, customer.id), address,
+        domain.apply_defaults(addresses_of(session, customer.id), address,
                               data.get("default_shipping"), data.get("default_billing"))
         session.flush()
         return AddressSchemaOut().dump(address)
@@ -95,15 +95,15 @@ def update_address(db: Database, account_id: str, address_id: str, request: dict
 
 def delete_address(db: Database, account_id: str, address_id: str) -> None:
     with db.transaction() as session:
-        customer = _own_record(session, account_id, lock=True)
-        session.delete(_own_address(session, customer.id, address_id))
+        customer = own_record(session, account_id, lock=True)
+        session.delete(own_address(session, customer.id, address_id))
 
 
 def checkout_prefill(db: Database, account_id: str) -> dict[str, Any]:
     """What a checkout form starts with: names, phone, default addresses."""
     with db.transaction() as session:
-        customer = _own_record(session, account_id)
-        addresses = _addresses(session, customer.id)
+        customer = own_record(session, account_id)
+        addresses = addresses_of(session, customer.id)
         shipping = next((a for a in addresses if a.default_shipping), None)
         billing = next((a for a in addresses if a.default_billing), None)
         return {

@@ -32,11 +32,11 @@ from services.customers.models import (
 )
 from services.customers.records import (
     FILTER_QUERY,
-    _announce_categories,
-    _category,
-    _category_exists,
-    _customer,
-    _customer_filters,
+    announce_categories,
+    category_exists,
+    category_or_404,
+    customer_filters,
+    customer_or_404,
 )
 
 log = logging.getLogger(__name__)
@@ -60,26 +60,26 @@ def create_category(db: Database, request: dict[str, Any]) -> dict[str, Any]:
             session.flush()
             return {"id": str(category.id), "name": category.name, "customers": 0}
     except IntegrityError:
-        raise _category_exists() from None
+        raise category_exists() from None
 
 
 def rename_category(db: Database, category_id: str, request: dict[str, Any]) -> dict[str, Any]:
     data = load_or_raise(CategoryInputSchema(), request)
     try:
         with db.transaction() as session:
-            category = _category(session, category_id)
+            category = category_or_404(session, category_id)
             category.name = data["name"]
             session.flush()
             members = session.scalar(select(func.count()).select_from(CustomerCategory)
                                      .where(CustomerCategory.category_id == category.id))
             return {"id": str(category.id), "name": category.name, "customers": members}
     except IntegrityError:
-        raise _category_exists() from None
+        raise category_exists() from None
 
 
 def get_category(db: Database, category_id: str) -> dict[str, Any]:
     with db.transaction() as session:
-        category = _category(session, category_id)
+        category = category_or_404(session, category_id)
         members = session.scalar(select(func.count()).select_from(CustomerCategory)
                                  .where(CustomerCategory.category_id == category.id))
         return {"id": str(category.id), "name": category.name, "customers": members}
@@ -89,7 +89,7 @@ def delete_category(db: Database, category_id: str, actor: str = "staff") -> Non
     """The category goes; its customers stay (only their membership is removed), and
     orders drops its price list."""
     with db.transaction() as session:
-        category = _category(session, category_id)
+        category = category_or_404(session, category_id)
         members = list(session.scalars(select(CustomerCategory.customer_id).where(
             CustomerCategory.category_id == category.id)))
         session.execute(delete(CustomerCategory)
@@ -97,7 +97,7 @@ def delete_category(db: Database, category_id: str, actor: str = "staff") -> Non
         session.delete(category)
         emit(session, CATEGORY_DELETED, {"category_id": category.id, "actor": actor})
         session.flush()
-        _announce_categories(session, members)
+        announce_categories(session, members)
 
 
 def add_members_by_filter(db: Database, category_id: str, query: dict[str, Any]) -> dict[str, int]:
@@ -105,17 +105,17 @@ def add_members_by_filter(db: Database, category_id: str, query: dict[str, Any])
     (customers already in it stay as they are). An empty filter means everyone."""
     data = load_or_raise(FILTER_QUERY, query)
     with db.transaction() as session:
-        category = _category(session, category_id)
+        category = category_or_404(session, category_id)
         already = exists().where(CustomerCategory.customer_id == Customer.id,
                                  CustomerCategory.category_id == category.id)
         matching = select(Customer.id, literal(category.id, Uuid()),
                           literal(utcnow(), UtcDateTime())).where(
-            *_customer_filters(data), Customer.erased_at.is_(None), ~already)
+            *customer_filters(data), Customer.erased_at.is_(None), ~already)
         added_ids = list(session.scalars(insert(CustomerCategory).from_select(
             ["customer_id", "category_id", "added_at"], matching)
             .returning(CustomerCategory.customer_id)))
         added = len(added_ids)
-        _announce_categories(session, added_ids)
+        announce_categories(session, added_ids)
         total = session.scalar(select(func.count()).select_from(CustomerCategory)
                                .where(CustomerCategory.category_id == category.id))
         return {"added": added, "customers": total}
@@ -124,8 +124,8 @@ def add_members_by_filter(db: Database, category_id: str, query: dict[str, Any])
 def set_membership(db: Database, category_id: str, customer_id: str, member: bool) -> None:
     """Idempotent: adding a member twice, or removing a non-member, changes nothing."""
     with db.transaction() as session:
-        category = _category(session, category_id)
-        customer = _customer(session, customer_id)
+        category = category_or_404(session, category_id)
+        customer = customer_or_404(session, customer_id)
         existing = session.get(CustomerCategory, (customer.id, category.id))
         if member and existing is None:
             session.add(CustomerCategory(customer_id=customer.id, category_id=category.id))
@@ -134,4 +134,4 @@ def set_membership(db: Database, category_id: str, customer_id: str, member: boo
         else:
             return
         session.flush()
-        _announce_categories(session, [customer.id])
+        announce_categories(session, [customer.id])

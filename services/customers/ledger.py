@@ -23,10 +23,10 @@ from services.customers.models import (
     CustomerOrder,
 )
 from services.customers.records import (
-    _customer_event,
-    _know_currency,
-    _new_guest,
-    _recompute_figures,
+    customer_event,
+    know_currency,
+    new_guest,
+    recompute_figures,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _order_changed(db: Database, envelope: Envelope, field: str) -> None:
             if row.placed_at >= newest:
                 customer.last_order_status = change["to"]
         session.flush()
-        _recompute_figures(session, customer)
+        recompute_figures(session, customer)
 
 
 def handle_order_placed(db: Database, envelope: Envelope) -> None:
@@ -66,11 +66,11 @@ def handle_order_placed(db: Database, envelope: Envelope) -> None:
         customer = session.get(Customer, order["customer_id"], with_for_update=True) \
             if order["customer_id"] else None
         if customer is None:
-            customer = records._by_email(session, email)
-        _know_currency(session, order["currency"])
+            customer = records.by_email(session, email)
+        know_currency(session, order["currency"])
         created = customer is None
         if created:
-            customer = _new_guest(session, email, order["customer_id"])
+            customer = new_guest(session, email, order["customer_id"])
         domain.apply_order_placed(customer, order)
         session.flush()
         if session.get(CustomerOrder, order["order_id"]) is None:
@@ -79,11 +79,11 @@ def handle_order_placed(db: Database, envelope: Envelope) -> None:
                 currency=order["currency"], total=order["total"], status=order["status"],
                 payment_status=order["payment_status"], placed_at=order["placed_at"]))
             session.flush()
-        _recompute_figures(session, customer)
+        recompute_figures(session, customer)
         if order["save_shipping_address"] and order["shipping_address"]:
             address_book.keep_checkout_address(session, customer, order["shipping_address"])
         if created:
-            emit(session, CUSTOMER_CREATED, _customer_event(customer))
+            emit(session, CUSTOMER_CREATED, customer_event(customer))
 
 
 def handle_order_status_changed(db: Database, envelope: Envelope) -> None:
@@ -112,14 +112,14 @@ def handle_order_email_corrected(db: Database, envelope: Envelope) -> None:
         if row is None:
             raise RuntimeError("order not known yet; retrying")
         before = session.get(Customer, row.customer_id, with_for_update=True)
-        after = records._by_email(session, change["email"])
+        after = records.by_email(session, change["email"])
         if after is None:
-            after = _new_guest(session, domain.normalise_email(change["email"]))
-            emit(session, CUSTOMER_CREATED, _customer_event(after))
+            after = new_guest(session, domain.normalise_email(change["email"]))
+            emit(session, CUSTOMER_CREATED, customer_event(after))
         if after.id == row.customer_id:
             return
         row.customer_id = after.id
         session.flush()
         for customer in (before, after):
             if customer is not None:
-                _recompute_figures(session, customer)
+                recompute_figures(session, customer)

@@ -37,10 +37,10 @@ from services.customers.records import (
     CUSTOMERS,
     EPOCH,
     LIST_QUERY,
-    _aware,
-    _count_statement,
-    _cursor_value,
-    _customer_filters,
+    as_aware,
+    count_statement,
+    cursor_value,
+    customer_filters,
 )
 from services.customers.schemas import InsightsQuerySchema
 
@@ -73,7 +73,7 @@ def list_customers(db: Database, query: dict[str, Any]) -> dict[str, Any]:
     """Filtered, sorted, keyset-paged (stable under inserts), with the total count."""
     data = load_or_raise(LIST_QUERY, query)
     column, descending = domain.SORTS[data["sort"]]
-    filters = _customer_filters(data)
+    filters = customer_filters(data)
     with db.transaction() as session:
         statement, sort_key, tie = _list_statement(session, column, data["currency"])
         statement = statement.where(*filters)
@@ -82,7 +82,7 @@ def list_customers(db: Database, query: dict[str, Any]) -> dict[str, Any]:
             try:
                 value, last_id, total = domain.decode_cursor(data["cursor"], data["sort"])
                 after = tuple_(sort_key, tie)
-                bound = tuple_(literal(_cursor_value(column, value)),
+                bound = tuple_(literal(cursor_value(column, value)),
                                literal(uuid.UUID(last_id)))
             except ValueError:
                 raise ServiceError(VALIDATION_FAILED, "The cursor is not valid.", 422,
@@ -90,7 +90,7 @@ def list_customers(db: Database, query: dict[str, Any]) -> dict[str, Any]:
                                    ) from None
             statement = statement.where(after < bound if descending else after > bound)
         if total is None:  # counted once, on the first page; later pages carry it
-            total = session.scalar(_count_statement(data, filters))
+            total = session.scalar(count_statement(data, filters))
         order = (sort_key.desc(), tie.desc()) if descending else (sort_key.asc(),
                                                                   tie.asc())
         rows = session.execute(statement.order_by(*order).limit(data["limit"] + 1)).all()
@@ -158,8 +158,8 @@ def insights(db: Database, query: dict[str, Any]) -> dict[str, Any]:
     the ledger of orders that count."""
     data = load_or_raise(InsightsQuerySchema(), query)
     now = utcnow()
-    end = _aware(data.get("to")) or now
-    start = _aware(data.get("from_")) or end - timedelta(days=90)
+    end = as_aware(data.get("to")) or now
+    start = as_aware(data.get("from_")) or end - timedelta(days=90)
     statement = _insights_statement(start, end, data["currency"], data["limit"])
     with db.transaction() as session:
         if session.get_bind().dialect.name == "postgresql":

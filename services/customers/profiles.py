@@ -39,12 +39,12 @@ from services.customers.models import (
 )
 from services.customers.records import (
     PROFILE,
-    _add_new,
-    _addresses,
-    _customer,
-    _customer_event,
-    _customer_exists,
-    _own_record,
+    add_new,
+    addresses_of,
+    customer_event,
+    customer_exists,
+    customer_or_404,
+    own_record,
 )
 from services.customers.schemas import CustomerCreateSchema
 
@@ -63,7 +63,7 @@ def get_customer_by_email(db: Database, email: str) -> dict[str, Any]:
 
 def get_customer(db: Database, customer_id: str) -> dict[str, Any]:
     with db.transaction() as session:
-        customer = _customer(session, customer_id)
+        customer = customer_or_404(session, customer_id)
         return CustomerSchema().dump(customer)
 
 
@@ -72,14 +72,14 @@ def create_customer(db: Database, request: dict[str, Any], actor: str) -> dict[s
     data = load_or_raise(CustomerCreateSchema(), request)
     try:
         with db.transaction() as session:
-            if records._by_email(session, data["email"]) is not None:
-                raise _customer_exists()
+            if records.by_email(session, data["email"]) is not None:
+                raise customer_exists()
             customer = Customer(type="guest", orders_count=0, **data)
-            _add_new(session, customer)
-            emit(session, CUSTOMER_CREATED, _customer_event(customer))
+            add_new(session, customer)
+            emit(session, CUSTOMER_CREATED, customer_event(customer))
             return CustomerSchema().dump(customer)
     except IntegrityError:
-        raise _customer_exists() from None
+        raise customer_exists() from None
 
 
 def update_customer(db: Database, customer_id: str, request: dict[str, Any], actor: str
@@ -89,7 +89,7 @@ def update_customer(db: Database, customer_id: str, request: dict[str, Any], act
     data = load_or_raise(CustomerUpdateSchema(), request)
     try:
         with db.transaction() as session:
-            customer = _customer(session, customer_id, lock=True)
+            customer = customer_or_404(session, customer_id, lock=True)
             if customer.erased_at is not None:
                 raise ServiceError(CustomersError.CUSTOMER_ERASED,
                                    "This customer's data was erased.", 409)
@@ -99,35 +99,35 @@ def update_customer(db: Database, customer_id: str, request: dict[str, Any], act
                         CustomersError.EMAIL_BELONGS_TO_ACCOUNT,
                         "This customer has an account: they change their email "
                         "themselves, with confirmation.", 409)
-                if records._by_email(session, data["email"]) is not None:
-                    raise _customer_exists()
+                if records.by_email(session, data["email"]) is not None:
+                    raise customer_exists()
             if "accepts_marketing" in data:
                 domain.set_marketing_consent(customer, data.pop("accepts_marketing"),
                                              utcnow())
             for field, value in data.items():
                 setattr(customer, field, value)
             session.flush()
-            emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+            emit(session, CUSTOMER_UPDATED, customer_event(customer))
             log.info("customer updated", extra={"customer_id": str(customer.id),
                                                 "actor": actor,
                                                 "fields": sorted(request)})
             return CustomerSchema().dump(customer)
     except IntegrityError:
-        raise _customer_exists() from None
+        raise customer_exists() from None
 
 
 def delete_customer(db: Database, customer_id: str, actor: str) -> None:
     """Remove a customer who never ordered (a mistaken entry, a test account), with their
     account. One with orders is erased instead: the store keeps its order records."""
     with db.transaction() as session:
-        customer = _customer(session, customer_id, lock=True)
+        customer = customer_or_404(session, customer_id, lock=True)
         if session.scalar(select(func.count()).select_from(CustomerOrder)
                           .where(CustomerOrder.customer_id == customer.id)):
             raise ServiceError(
                 CustomersError.CUSTOMER_HAS_ORDERS,
                 "This customer has orders, which the store must keep: erase their "
                 "personal data instead (POST /admin/customers/{id}/erase).", 409)
-        records._forget(session, customer, deleted=True)
+        records.forget(session, customer, deleted=True)
         session.execute(delete(Address).where(Address.customer_id == customer.id))
         session.execute(delete(CustomerSpend)
                         .where(CustomerSpend.customer_id == customer.id))
@@ -139,9 +139,9 @@ def erase_customer(db: Database, customer_id: str, actor: str) -> dict[str, Any]
     """Erase a person's data here and, through ``customer_erased``, in every service.
     The record stays, anonymous, so the store's figures still add up. Idempotent."""
     with db.transaction() as session:
-        customer = _customer(session, customer_id, lock=True)
+        customer = customer_or_404(session, customer_id, lock=True)
         if customer.erased_at is None:
-            records._forget(session, customer, deleted=False)
+            records.forget(session, customer, deleted=False)
             log.info("customer erased", extra={"customer_id": customer_id,
                                                "actor": actor})
         return {"customer_id": str(customer.id), "erased_at": customer.erased_at.isoformat(),
@@ -151,7 +151,7 @@ def erase_customer(db: Database, customer_id: str, actor: str) -> dict[str, Any]
 def export_customer(db: Database, customer_id: str) -> dict[str, Any]:
     """All this service holds about a customer (the gateway adds the other services')."""
     with db.transaction() as session:
-        customer = _customer(session, customer_id)
+        customer = customer_or_404(session, customer_id)
         categories = session.scalars(
             select(Category.name).join(CustomerCategory)
             .where(CustomerCategory.customer_id == customer.id).order_by(Category.name)
@@ -161,7 +161,7 @@ def export_customer(db: Database, customer_id: str) -> dict[str, Any]:
                                  .order_by(CustomerOrder.placed_at)).all()
         return {
             "customer": CustomerSchema().dump(customer),
-            "addresses": AddressSchemaOut(many=True).dump(_addresses(session, customer.id)),
+            "addresses": AddressSchemaOut(many=True).dump(addresses_of(session, customer.id)),
             "categories": list(categories),
             "order_ledger": [{"order_id": str(o.order_id), "placed_at": o.placed_at.isoformat(),
                         "status": o.status, "payment_status": o.payment_status,
@@ -171,30 +171,30 @@ def export_customer(db: Database, customer_id: str) -> dict[str, Any]:
 
 def get_profile(db: Database, account_id: str) -> dict[str, Any]:
     with db.transaction() as session:
-        return PROFILE.dump(_own_record(session, account_id))
+        return PROFILE.dump(own_record(session, account_id))
 
 
 def update_profile(db: Database, account_id: str, request: dict[str, Any]) -> dict[str, Any]:
     data = load_or_raise(ProfileUpdateSchema(), request)
     with db.transaction() as session:
-        customer = _own_record(session, account_id, lock=True)
+        customer = own_record(session, account_id, lock=True)
         if "accepts_marketing" in data:
             domain.set_marketing_consent(customer, data.pop("accepts_marketing"), utcnow())
         for field, value in data.items():
             setattr(customer, field, value)
-        emit(session, CUSTOMER_UPDATED, _customer_event(customer))
+        emit(session, CUSTOMER_UPDATED, customer_event(customer))
         return PROFILE.dump(customer)
 
 
 def get_customer_detail(db: Database, customer_id: str) -> dict[str, Any]:
     with db.transaction() as session:
-        customer = _customer(session, customer_id)
+        customer = customer_or_404(session, customer_id)
         categories = session.scalars(
             select(Category).join(CustomerCategory)
             .where(CustomerCategory.customer_id == customer.id).order_by(Category.name)
         ).all()
         return {
             **CustomerSchema().dump(customer),
-            "addresses": AddressSchemaOut(many=True).dump(_addresses(session, customer.id)),
+            "addresses": AddressSchemaOut(many=True).dump(addresses_of(session, customer.id)),
             "categories": [{"id": str(c.id), "name": c.name} for c in categories],
         }

@@ -58,7 +58,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATETIME_SORTS = {"last_order_at", "created_at"}
 
 
-def _cursor_value(column: str, value: Any) -> Any:
+def cursor_value(column: str, value: Any) -> Any:
     if column in _DATETIME_SORTS:
         return datetime.fromisoformat(str(value))
     if column in ("total_spent", "orders_count"):
@@ -66,7 +66,7 @@ def _cursor_value(column: str, value: Any) -> Any:
     return str(value)
 
 
-def _count_statement(data: dict[str, Any], filters: list[Any]) -> Any:
+def count_statement(data: dict[str, Any], filters: list[Any]) -> Any:
     if set(data) - {"sort", "limit", "currency", "cursor"} == {"category"}:
         # A category alone: count its members (each row is a live customer) rather than
         # joining every customer to them.
@@ -75,7 +75,7 @@ def _count_statement(data: dict[str, Any], filters: list[Any]) -> Any:
     return select(func.count()).select_from(Customer).where(*filters)
 
 
-def _customer_filters(data: dict[str, Any]) -> list[Any]:
+def customer_filters(data: dict[str, Any]) -> list[Any]:
     filters: list[Any] = []
     if "q" in data:
         filters.append(search_text().contains(data["q"].lower(), autoescape=True))
@@ -105,29 +105,29 @@ def _customer_filters(data: dict[str, Any]) -> list[Any]:
     return filters
 
 
-def _linked(session: Any, account_id: Any) -> Customer | None:
+def linked_record(session: Any, account_id: Any) -> Customer | None:
     """The customer record linked to an account, locked (none while the email is unproven
     and a guest record holds it)."""
     return session.scalars(select(Customer).where(Customer.account_id == account_id)
                            .with_for_update()).first()
 
 
-def _occurred(envelope: Envelope) -> datetime:
+def occurred_at(envelope: Envelope) -> datetime:
     return datetime.fromisoformat(envelope.occurred_at)
 
 
-def _customer(session: Any, customer_id: str, lock: bool = False) -> Customer:
+def customer_or_404(session: Any, customer_id: str, lock: bool = False) -> Customer:
     customer = session.get(Customer, _uuid(customer_id), with_for_update=lock)
     if customer is None:
         raise ServiceError(CustomersError.CUSTOMER_NOT_FOUND, "No such customer.", 404)
     return customer
 
 
-def _customer_exists() -> ServiceError:
+def customer_exists() -> ServiceError:
     return ServiceError(CustomersError.CUSTOMER_EXISTS, "A customer with this email exists.", 409)
 
 
-def _announce_categories(session: Any, customer_ids: Any, only_members: bool = False) -> None:
+def announce_categories(session: Any, customer_ids: Any, only_members: bool = False) -> None:
     """Tell orders each registered customer's categories, whole, with a version that grows at
     every change (prices follow memberships; a late or repeated event cannot undo a newer
     one). ``only_members``: skip customers in no category (a new account, say)."""
@@ -151,34 +151,34 @@ def _announce_categories(session: Any, customer_ids: Any, only_members: bool = F
             "version": customer.categories_version})
 
 
-def _category(session: Any, category_id: str) -> Category:
+def category_or_404(session: Any, category_id: str) -> Category:
     category = session.get(Category, _uuid(category_id, CustomersError.CATEGORY_NOT_FOUND))
     if category is None:
         raise ServiceError(CustomersError.CATEGORY_NOT_FOUND, "No such category.", 404)
     return category
 
 
-def _category_exists() -> ServiceError:
+def category_exists() -> ServiceError:
     return ServiceError(CustomersError.CATEGORY_EXISTS, "A category with this name exists.", 409)
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def as_aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _new_guest(session: Any, email: str, customer_id: Any = None) -> Customer:
+def new_guest(session: Any, email: str, customer_id: Any = None) -> Customer:
     """A guest record for an email no customer has yet (with the account's id when an
     account's order comes before the account's own event)."""
     customer = Customer(email=email, type="guest", orders_count=0)
     if customer_id:
         customer.id = customer_id
-    _add_new(session, customer)
+    add_new(session, customer)
     return customer
 
 
-def _add_new(session: Any, customer: Customer) -> None:
+def add_new(session: Any, customer: Customer) -> None:
     """A new customer, with a zero spend row in every currency the store sells in."""
     customer.spend = [CustomerSpend(currency=currency, amount=0)
                       for currency in session.scalars(select(SpendCurrency.currency))]
@@ -186,7 +186,7 @@ def _add_new(session: Any, customer: Customer) -> None:
     session.flush()
 
 
-def _know_currency(session: Any, currency: str) -> None:
+def know_currency(session: Any, currency: str) -> None:
     """The first order in a new currency (once in a store's life, usually): give every
     customer a zero row in it, so sorting by spend in it can walk the spend index."""
     if session.get(SpendCurrency, currency) is not None:
@@ -206,7 +206,7 @@ def _know_currency(session: Any, currency: str) -> None:
     session.expire_all()  # loaded customers' spend lists are missing the new rows
 
 
-def _recompute_figures(session: Any, customer: Customer) -> None:
+def recompute_figures(session: Any, customer: Customer) -> None:
     """Orders count and spend per currency, from the customer's orders as they stand."""
     counted = CustomerOrder.status.in_(domain.COUNTED_STATUSES)
     customer.orders_count = session.scalar(
@@ -228,7 +228,7 @@ def _recompute_figures(session: Any, customer: Customer) -> None:
             customer.spend.append(CustomerSpend(currency=currency, amount=amount))
 
 
-def _own_record(session: Any, account_id: str, lock: bool = False) -> Customer:
+def own_record(session: Any, account_id: str, lock: bool = False) -> Customer:
     """The customer record linked to this account. An account whose email is still unproven
     while a guest record holds that email has none yet: it must not see the guest's data."""
     query = select(Customer).where(Customer.account_id == _uuid(account_id))
@@ -239,12 +239,12 @@ def _own_record(session: Any, account_id: str, lock: bool = False) -> Customer:
     return customer
 
 
-def _addresses(session: Any, customer_id: uuid.UUID) -> list[Address]:
+def addresses_of(session: Any, customer_id: uuid.UUID) -> list[Address]:
     return list(session.scalars(select(Address).where(Address.customer_id == customer_id)
                                 .order_by(Address.created_at, Address.id)))
 
 
-def _own_address(session: Any, customer_id: uuid.UUID, address_id: str) -> Address:
+def own_address(session: Any, customer_id: uuid.UUID, address_id: str) -> Address:
     address = session.get(Address, _uuid(address_id, CustomersError.ADDRESS_NOT_FOUND))
     if address is None or address.customer_id != customer_id:
         raise ServiceError(CustomersError.ADDRESS_NOT_FOUND,
@@ -259,29 +259,29 @@ def _uuid(value: Any, code: str = CustomersError.CUSTOMER_NOT_FOUND) -> uuid.UUI
         raise ServiceError(code, "Not found.", 404) from None
 
 
-def _customer_event(customer: Customer) -> dict[str, Any]:
+def customer_event(customer: Customer) -> dict[str, Any]:
     return {"customer_id": customer.id, "email": customer.email, "type": customer.type,
             "first_name": customer.first_name, "last_name": customer.last_name,
             "account_id": customer.account_id, "locale": customer.locale}
 
 
-def _by_email(session: Any, email: str) -> Customer | None:
+def by_email(session: Any, email: str) -> Customer | None:
     return session.scalars(
         select(Customer).where(Customer.email == domain.normalise_email(email))
         .with_for_update()
     ).first()
 
 
-def _create_registered(session: Any, account: dict[str, Any]) -> Customer:
+def create_registered(session: Any, account: dict[str, Any]) -> Customer:
     customer = Customer(id=account["account_id"], email=domain.normalise_email(
         account["email"]), orders_count=0)
     domain.link_account(customer, account)
-    _add_new(session, customer)
-    emit(session, CUSTOMER_CREATED, _customer_event(customer))
+    add_new(session, customer)
+    emit(session, CUSTOMER_CREATED, customer_event(customer))
     return customer
 
 
-def _forget(session: Any, customer: Customer, deleted: bool) -> None:
+def forget(session: Any, customer: Customer, deleted: bool) -> None:
     email, now = customer.email, utcnow()
     emit(session, CUSTOMER_ERASED, {
         "customer_id": customer.id, "account_id": customer.account_id,

@@ -41,7 +41,7 @@ INVALID_LINK = ServiceError(IdentityError.INVALID_TOKEN,
 INVALID_REFRESH = ServiceError(IdentityError.INVALID_REFRESH_TOKEN, "Log in again.", 401)
 
 
-def _settings_row(session: Session, lock: bool = False) -> StoreSettings:
+def settings_row(session: Session, lock: bool = False) -> StoreSettings:
     # The migration inserts row 1; creating it here only covers a hand-emptied table.
     row = session.get(StoreSettings, 1, with_for_update=lock)
     if row is None:
@@ -51,7 +51,7 @@ def _settings_row(session: Session, lock: bool = False) -> StoreSettings:
     return row
 
 
-def _check_password(password: str, email: str, settings: dict[str, Any],
+def check_password(password: str, email: str, settings: dict[str, Any],
                     field: str = "password") -> None:
     problems = domain.password_problems(password, email, settings["password_min_length"],
                                         settings.get("password_min_classes", 0))
@@ -60,22 +60,22 @@ def _check_password(password: str, email: str, settings: dict[str, Any],
                            errors={field: problems})
 
 
-def _account_payload(account: Account) -> dict[str, Any]:
+def account_payload(account: Account) -> dict[str, Any]:
     """What every account email needs: who, in which language, from which store."""
     session = Session.object_session(account)
-    store_name = _settings_row(session).store_name if session else ""
+    store_name = settings_row(session).store_name if session else ""
     return {"account_id": account.id, "email": account.email, "locale": account.locale,
             "first_name": account.first_name, "last_name": account.last_name,
             "store_name": store_name, "status": account.status}
 
 
-def _mark_verified(session: Session, account: Account) -> None:
+def mark_verified(session: Session, account: Account) -> None:
     if not account.email_verified:
         account.email_verified = True
-        emit(session, ACCOUNT_EMAIL_VERIFIED, _account_payload(account))
+        emit(session, ACCOUNT_EMAIL_VERIFIED, account_payload(account))
 
 
-def _issue_one_time(session: Session, account_id: uuid.UUID, purpose: str,
+def issue_one_time(session: Session, account_id: uuid.UUID, purpose: str,
                     token: str | None = None) -> tuple[str, OneTimeToken]:
     """A new single-use token; any older unused one for the same purpose stops working."""
     now = utcnow()
@@ -96,7 +96,7 @@ def _issue_one_time(session: Session, account_id: uuid.UUID, purpose: str,
     return token, row
 
 
-def _usable_token(session: Session, purpose: str, token: str, lock: bool = True) -> OneTimeToken:
+def usable_token(session: Session, purpose: str, token: str, lock: bool = True) -> OneTimeToken:
     query = select(OneTimeToken).where(OneTimeToken.token_hash == hash_token(str(token)),
                                        OneTimeToken.purpose == purpose)
     row = session.scalars(query.with_for_update() if lock else query).first()
@@ -106,32 +106,32 @@ def _usable_token(session: Session, purpose: str, token: str, lock: bool = True)
     return row
 
 
-def _email_taken() -> ServiceError:
+def email_taken() -> ServiceError:
     return ServiceError(IdentityError.EMAIL_TAKEN, "Another account uses this email.", 409)
 
 
-def _ensure_email_free(session: Session, email: str) -> None:
+def ensure_email_free(session: Session, email: str) -> None:
     if session.scalar(select(Account.id).where(Account.email == email)):
-        raise _email_taken()
+        raise email_taken()
 
 
-def _ensure_no_account(session: Session, email: str) -> None:
+def ensure_no_account(session: Session, email: str) -> None:
     if session.scalar(select(Account.id).where(Account.email == email)):
         raise ServiceError(IdentityError.ACCOUNT_EXISTS,
                            "This email already has an account: log in.", 409)
 
 
-def _throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:
+def throttle_keys(kind: str, email: str, client: dict[str, Any] | None) -> list[str]:
     """[account key, address key]: failures count against both. The email is hashed: the
     table records attempts, and must not become a list of addresses people tried."""
-    keys = [f"{kind}:{_email_key(email)}"]
+    keys = [f"{kind}:{email_key(email)}"]
     ip = (client or {}).get("ip")
     if ip:
         keys.append(f"ip:{ip}"[:300])
     return keys
 
 
-def _email_key(email: str) -> str:
+def email_key(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
@@ -141,7 +141,7 @@ def _policy_for(key: str) -> domain.ThrottlePolicy:
     return domain.ADDRESS_THROTTLE if key.startswith("ip:") else domain.ACCOUNT_THROTTLE
 
 
-def _take_attempt(session: Session, keys: list[str]) -> None:
+def take_attempt(session: Session, keys: list[str]) -> None:
     """Refuse (429) if any key is locked; else count this attempt as a failure on every key,
     locking the key when the count earns it. Keys are locked in one order: no deadlocks."""
     now = utcnow()
@@ -163,7 +163,7 @@ def _take_attempt(session: Session, keys: list[str]) -> None:
         row.locked_until = now + delay if delay else None
 
 
-def _give_back_attempt(session: Session, keys: list[str]) -> None:
+def give_back_attempt(session: Session, keys: list[str]) -> None:
     """A login that succeeded was counted as a failure in advance: take it back."""
     for key in keys:
         row = session.get(LoginThrottle, key, with_for_update=True)
@@ -173,18 +173,18 @@ def _give_back_attempt(session: Session, keys: list[str]) -> None:
             row.locked_until = row.last_failure_at + delay if delay else None
 
 
-def _clear_failures(session: Session, keys: list[str]) -> None:
+def clear_failures(session: Session, keys: list[str]) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
 
 
-def _revoke_family(session: Session, ended: EndedSessions, family_id: uuid.UUID) -> None:
+def revoke_family(session: Session, ended: EndedSessions, family_id: uuid.UUID) -> None:
     session.execute(update(RefreshToken)
                     .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))
     ended.announce([family_id])
 
 
-def _revoke_sessions(session: Session, ended: EndedSessions, subject_id: uuid.UUID,
+def revoke_sessions(session: Session, ended: EndedSessions, subject_id: uuid.UUID,
                      audience: str | None, keep: uuid.UUID | None,
                      only: uuid.UUID | None = None) -> list[uuid.UUID]:
     """End the subject's live sessions (of one audience or all; all but ``keep``; or ``only``
@@ -207,14 +207,14 @@ def _revoke_sessions(session: Session, ended: EndedSessions, subject_id: uuid.UU
     return families
 
 
-def _uuid(value: Any, code: str = IdentityError.ACCOUNT_NOT_FOUND) -> uuid.UUID:
+def id_or_404(value: Any, code: str = IdentityError.ACCOUNT_NOT_FOUND) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
         raise ServiceError(code, "Not found.", 404) from None
 
 
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
+def id_or_none(value: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value)) if value else None
     except ValueError:

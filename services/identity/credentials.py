@@ -22,16 +22,16 @@ from services.identity import (
 )
 from services.identity.accounts import (
     STOREFRONT,
-    _account_payload,
-    _check_password,
-    _clear_failures,
-    _issue_one_time,
-    _mark_verified,
-    _revoke_sessions,
-    _throttle_keys,
-    _usable_token,
-    _uuid,
-    _uuid_or_none,
+    account_payload,
+    check_password,
+    clear_failures,
+    id_or_404,
+    id_or_none,
+    issue_one_time,
+    mark_verified,
+    revoke_sessions,
+    throttle_keys,
+    usable_token,
 )
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
@@ -49,61 +49,61 @@ def request_password_reset(parts: IdentityParts, email: str) -> None:
         account = session.scalars(select(Account).where(Account.email == email)).first()
         if account is None or account.status not in domain.CAN_LOG_IN:
             return
-        _, row = _issue_one_time(session, account.id, "password_reset", token=token)
+        _, row = issue_one_time(session, account.id, "password_reset", token=token)
         emit(session, PASSWORD_RESET_REQUESTED, {
-            **_account_payload(account), "token_sealed": seal(token),
+            **account_payload(account), "token_sealed": seal(token),
             "expires_at": row.expires_at,
         })
 
 
 def reset_password(parts: IdentityParts, request: dict[str, Any]) -> None:
     data = load_or_raise(ResetPasswordSchema(), request)
-    new_hash = _hash_for_link(parts, "password_reset", data["token"], data["password"])
+    new_hash = hash_for_link(parts, "password_reset", data["token"], data["password"])
     with parts.db.transaction() as session:
-        row = _usable_token(session, "password_reset", data["token"])  # a racing reset?
+        row = usable_token(session, "password_reset", data["token"])  # a racing reset?
         now = utcnow()
         row.used_at = now
         account = session.get(Account, row.account_id)
         account.password_hash, account.password_changed_at = new_hash, now
-        _revoke_sessions(session, parts.ended, account.id, STOREFRONT, keep=None)
+        revoke_sessions(session, parts.ended, account.id, STOREFRONT, keep=None)
         # The owner proved the inbox: a reset lifts any login lock on the account.
-        _clear_failures(session, _throttle_keys("customer", account.email, None))
-        _mark_verified(session, account)  # the link reached that inbox: the email is proven
-        emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "reset"})
+        clear_failures(session, throttle_keys("customer", account.email, None))
+        mark_verified(session, account)  # the link reached that inbox: the email is proven
+        emit(session, PASSWORD_CHANGED, {**account_payload(account), "reason": "reset"})
 
 
 def change_password(parts: IdentityParts, account_id: str, request: dict[str, Any],
                     current_session: str | None) -> None:
     data = load_or_raise(ChangePasswordSchema(), request)
-    email = _confirm_password(parts, account_id, data["current_password"],
+    email = confirm_password(parts, account_id, data["current_password"],
                                    "current_password")
-    _check_password(data["new_password"], email, store_settings.get_store_settings(parts),
+    check_password(data["new_password"], email, store_settings.get_store_settings(parts),
                     field="new_password")
     new_hash = parts.passwords.hash(data["new_password"])
     with parts.db.transaction() as session:
-        account = session.get(Account, _uuid(account_id))
+        account = session.get(Account, id_or_404(account_id))
         account.password_hash, account.password_changed_at = new_hash, utcnow()
-        _revoke_sessions(session, parts.ended, account.id, STOREFRONT,
-                         keep=_uuid_or_none(current_session))
-        emit(session, PASSWORD_CHANGED, {**_account_payload(account), "reason": "change"})
+        revoke_sessions(session, parts.ended, account.id, STOREFRONT,
+                         keep=id_or_none(current_session))
+        emit(session, PASSWORD_CHANGED, {**account_payload(account), "reason": "change"})
 
 
-def _hash_for_link(parts: IdentityParts, purpose: str, token: str, password: str) -> str:
+def hash_for_link(parts: IdentityParts, purpose: str, token: str, password: str) -> str:
     """The new password's hash, once the link (one-time token) is usable and the password
     meets the policy for its account's email. Hashed outside any transaction; the caller
     takes the token again, locked, to spend it."""
     with parts.db.transaction() as session:
-        row = _usable_token(session, purpose, token, lock=False)
+        row = usable_token(session, purpose, token, lock=False)
         email = session.get(Account, row.account_id).email
-    _check_password(password, email, store_settings.get_store_settings(parts))
+    check_password(password, email, store_settings.get_store_settings(parts))
     return parts.passwords.hash(password)
 
 
-def _confirm_password(parts: IdentityParts, account_id: str, password: str, field: str) -> str:
+def confirm_password(parts: IdentityParts, account_id: str, password: str, field: str) -> str:
     """The account's email, once ``password`` is its password (else 422 on ``field``):
     what a logged-in customer proves before changing a password or an email."""
     with parts.db.transaction() as session:
-        account = session.get(Account, _uuid(account_id))
+        account = session.get(Account, id_or_404(account_id))
         if account is None:
             raise ServiceError(IdentityError.ACCOUNT_NOT_FOUND, "No such account.", 404)
         current_hash, email = account.password_hash, account.email

@@ -17,8 +17,8 @@ from services.identity import (
     domain,
 )
 from services.identity.accounts import (
-    _email_key,
-    _revoke_sessions,
+    email_key,
+    revoke_sessions,
 )
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
@@ -65,16 +65,16 @@ def handle_customer_erased(parts: IdentityParts, envelope: Envelope) -> None:
             session.execute(delete(OneTimeToken)
                             .where(OneTimeToken.account_id == account.id))
             if erased["deleted"]:
-                _revoke_sessions(session, parts.ended, account.id, None, keep=None)
+                revoke_sessions(session, parts.ended, account.id, None, keep=None)
                 session.execute(delete(RefreshToken)
                                 .where(RefreshToken.subject_id == account.id))
                 session.delete(account)
             else:
-                _revoke_sessions(session, parts.ended, account.id, None, keep=None)
+                revoke_sessions(session, parts.ended, account.id, None, keep=None)
                 session.execute(update(RefreshToken)
                                 .where(RefreshToken.subject_id == account.id)
                                 .values(ip=None, user_agent=None))
                 domain.anonymise_account(account)
         session.execute(delete(LoginThrottle)
-                        .where(LoginThrottle.key.endswith(f":{_email_key(email)}")))
+                        .where(LoginThrottle.key.endswith(f":{email_key(email)}")))
         forget_in_outbox(session, [email])

@@ -38,16 +38,16 @@ from services.identity import (
 from services.identity.accounts import (
     INVALID_LINK,
     STOREFRONT,
-    _account_payload,
-    _check_password,
-    _clear_failures,
-    _ensure_no_account,
-    _issue_one_time,
-    _mark_verified,
-    _revoke_sessions,
-    _throttle_keys,
-    _usable_token,
-    _uuid,
+    account_payload,
+    check_password,
+    clear_failures,
+    ensure_no_account,
+    id_or_404,
+    issue_one_time,
+    mark_verified,
+    revoke_sessions,
+    throttle_keys,
+    usable_token,
 )
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
@@ -63,7 +63,7 @@ def register(parts: IdentityParts, request: dict[str, Any]) -> dict[str, str]:
     and so is the time it takes (the password is hashed either way)."""
     data = load_or_raise(RegisterSchema(), request)
     settings = store_settings.get_store_settings(parts)
-    _check_password(data["password"], data["email"], settings)
+    check_password(data["password"], data["email"], settings)
     password_hash = parts.passwords.hash(data["password"])
     try:
         with parts.db.transaction() as session:
@@ -79,9 +79,9 @@ def register(parts: IdentityParts, request: dict[str, Any]) -> dict[str, str]:
             )
             session.add(account)
             session.flush()
-            token, _ = _issue_one_time(session, account.id, "verify_email")
+            token, _ = issue_one_time(session, account.id, "verify_email")
             emit(session, ACCOUNT_REGISTERED, {
-                **_account_payload(account), "status": account.status,
+                **account_payload(account), "status": account.status,
                 "verify_token_sealed": seal(token),
             })
     except IntegrityError:  # the same email registered concurrently: same answer
@@ -96,11 +96,11 @@ def create_account_from_order(parts: IdentityParts, request: dict[str, Any],
     verified, and the guest's orders and customer record follow it."""
     data = load_or_raise(RegisterSchema(), request)
     settings = store_settings.get_store_settings(parts)
-    _check_password(data["password"], data["email"], settings)
+    check_password(data["password"], data["email"], settings)
     password_hash = parts.passwords.hash(data["password"])
     try:
         with parts.db.transaction() as session:
-            _ensure_no_account(session, data["email"])
+            ensure_no_account(session, data["email"])
             account = Account(
                 email=data["email"], password_hash=password_hash,
                 status=domain.status_at_registration(settings), email_verified=False,
@@ -110,11 +110,11 @@ def create_account_from_order(parts: IdentityParts, request: dict[str, Any],
             )
             session.add(account)
             session.flush()
-            emit(session, ACCOUNT_REGISTERED, {**_account_payload(account),
+            emit(session, ACCOUNT_REGISTERED, {**account_payload(account),
                                                "status": account.status,
                                                "verify_token_sealed": None})
-            _mark_verified(session, account)
-            return sessions._start_session(parts, session, account.id, STOREFRONT, client,
+            mark_verified(session, account)
+            return sessions.start_session(parts, session, account.id, STOREFRONT, client,
                                        status=account.status)
     except IntegrityError:
         raise ServiceError(IdentityError.ACCOUNT_EXISTS,
@@ -132,9 +132,9 @@ def verify_email(parts: IdentityParts, request: dict[str, Any], client: dict[str
     earlier session ends (its access tokens too) and the password is the one typed here.
     The customer is logged in with a new session."""
     data = load_or_raise(ResetPasswordSchema(), request)
-    new_hash = credentials._hash_for_link(parts, "verify_email", data["token"], data["password"])
+    new_hash = credentials.hash_for_link(parts, "verify_email", data["token"], data["password"])
     with parts.db.transaction() as session:
-        row = _usable_token(session, "verify_email", data["token"])  # a racing click?
+        row = usable_token(session, "verify_email", data["token"])  # a racing click?
         now = utcnow()
         row.used_at = now
         account = session.get(Account, row.account_id, with_for_update=True)
@@ -142,10 +142,10 @@ def verify_email(parts: IdentityParts, request: dict[str, Any], client: dict[str
             raise INVALID_LINK  # disabled or erased since the link was sent
         account.password_hash, account.password_changed_at = new_hash, now
         account.last_login_at = now
-        _revoke_sessions(session, parts.ended, account.id, None, keep=None)
-        _clear_failures(session, _throttle_keys("customer", account.email, None))
-        _mark_verified(session, account)
-        return sessions._start_session(parts, session, account.id, STOREFRONT, client,
+        revoke_sessions(session, parts.ended, account.id, None, keep=None)
+        clear_failures(session, throttle_keys("customer", account.email, None))
+        mark_verified(session, account)
+        return sessions.start_session(parts, session, account.id, STOREFRONT, client,
                                    status=account.status)
 
 
@@ -162,7 +162,7 @@ def account_for_email(parts: IdentityParts, email: str) -> dict[str, Any] | None
 
 def get_account(parts: IdentityParts, account_id: str) -> dict[str, Any]:
     with parts.db.transaction() as session:
-        account = session.get(Account, _uuid(account_id))
+        account = session.get(Account, id_or_404(account_id))
         if account is None or account.status == domain.ERASED:
             raise ServiceError(IdentityError.ACCOUNT_NOT_FOUND, "No such account.", 404)
         return AccountSchema().dump(account)
@@ -171,7 +171,7 @@ def get_account(parts: IdentityParts, account_id: str) -> dict[str, Any]:
 def export_account(parts: IdentityParts, account_id: str) -> dict[str, Any] | None:
     """What identity holds about a customer's account (never a hash or a token)."""
     with parts.db.transaction() as session:
-        account = session.get(Account, _uuid(account_id))
+        account = session.get(Account, id_or_404(account_id))
         if account is None:
             return None
         sessions = session.scalars(select(RefreshToken).where(
@@ -212,8 +212,8 @@ def invite_account(parts: IdentityParts, request: dict[str, Any], actor: str) ->
                                   last_name=data["last_name"])
                 session.add(account)
                 session.flush()
-            token, row = _issue_one_time(session, account.id, "invitation")  # re-invite
-            emit(session, ACCOUNT_INVITED, {**_account_payload(account),
+            token, row = issue_one_time(session, account.id, "invitation")  # re-invite
+            emit(session, ACCOUNT_INVITED, {**account_payload(account),
                                             "token_sealed": seal(token),
                                             "expires_at": row.expires_at, "actor": actor})
             return AccountSchema().dump(account)
@@ -226,9 +226,9 @@ def activate(parts: IdentityParts, request: dict[str, Any], client: dict[str, An
              ) -> dict[str, Any]:
     """Set the first password of an invited account; the customer is then logged in."""
     data = load_or_raise(ResetPasswordSchema(), request)
-    new_hash = credentials._hash_for_link(parts, "invitation", data["token"], data["password"])
+    new_hash = credentials.hash_for_link(parts, "invitation", data["token"], data["password"])
     with parts.db.transaction() as session:
-        row = _usable_token(session, "invitation", data["token"])
+        row = usable_token(session, "invitation", data["token"])
         now = utcnow()
         row.used_at = now
         account = session.get(Account, row.account_id)
@@ -236,8 +236,8 @@ def activate(parts: IdentityParts, request: dict[str, Any], client: dict[str, An
             raise INVALID_LINK
         account.password_hash, account.password_changed_at = new_hash, now
         account.status, account.last_login_at = domain.ACTIVE, now
-        _mark_verified(session, account)  # the invitation reached that inbox
-        return sessions._start_session(parts, session, account.id, STOREFRONT, client,
+        mark_verified(session, account)  # the invitation reached that inbox
+        return sessions.start_session(parts, session, account.id, STOREFRONT, client,
                                    status=account.status)
 
 
@@ -247,7 +247,7 @@ def change_account_status(parts: IdentityParts, account_id: str, action: str, ac
     if action not in domain.STATUS_ACTIONS:
         raise ServiceError(IdentityError.UNKNOWN_ACTION, f"Unknown action {action!r}.", 422)
     with parts.db.transaction() as session:
-        account = session.get(Account, _uuid(account_id), with_for_update=True)
+        account = session.get(Account, id_or_404(account_id), with_for_update=True)
         if account is None:
             raise ServiceError(IdentityError.ACCOUNT_NOT_FOUND, "No such account.", 404)
         try:
@@ -258,9 +258,9 @@ def change_account_status(parts: IdentityParts, account_id: str, action: str, ac
         if new_status is not None:
             account.status = new_status
             if new_status == domain.DISABLED:
-                _revoke_sessions(session, parts.ended, account.id, STOREFRONT, keep=None)
+                revoke_sessions(session, parts.ended, account.id, STOREFRONT, keep=None)
             event = {"approve": ACCOUNT_APPROVED, "disable": ACCOUNT_DISABLED,
                      "enable": ACCOUNT_ENABLED}[action]
-            emit(session, event, {**_account_payload(account), "status": new_status,
+            emit(session, event, {**account_payload(account), "status": new_status,
                                   "actor": actor})
         return AccountSchema().dump(account)

@@ -23,14 +23,14 @@ from services.identity.accounts import (
     INVALID_CREDENTIALS,
     INVALID_REFRESH,
     STOREFRONT,
-    _clear_failures,
-    _give_back_attempt,
-    _revoke_family,
-    _revoke_sessions,
-    _take_attempt,
-    _throttle_keys,
-    _uuid,
-    _uuid_or_none,
+    clear_failures,
+    give_back_attempt,
+    id_or_404,
+    id_or_none,
+    revoke_family,
+    revoke_sessions,
+    take_attempt,
+    throttle_keys,
 )
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
@@ -59,13 +59,13 @@ def login(parts: IdentityParts, request: dict[str, Any], client: dict[str, Any] 
     if parts.passwords.needs_rehash(password_hash):
         new_hash = parts.passwords.hash(password)  # the cost was raised since
     with parts.db.transaction() as session:
-        _clear_failures(session, keys[:1])  # the account's count is forgiven;
-        _give_back_attempt(session, keys[1:])  # the address keeps its earlier failures
+        clear_failures(session, keys[:1])  # the account's count is forgiven;
+        give_back_attempt(session, keys[1:])  # the address keeps its earlier failures
         account = session.get(Account, account.id)
         account.last_login_at = utcnow()
         if new_hash:
             account.password_hash = new_hash
-        return _start_session(parts, session, account.id, STOREFRONT, client,
+        return start_session(parts, session, account.id, STOREFRONT, client,
                                    status=account.status)
 
 
@@ -76,11 +76,11 @@ def staff_login(parts: IdentityParts, request: dict[str, Any], client: dict[str,
         raise ServiceError(IdentityError.ACCOUNT_DISABLED,
                            "This staff account has been disabled.", 403)
     with parts.db.transaction() as session:
-        _clear_failures(session, keys[:1])
-        _give_back_attempt(session, keys[1:])
+        clear_failures(session, keys[:1])
+        give_back_attempt(session, keys[1:])
         staff = session.get(StaffUser, staff.id)
         staff.last_login_at = utcnow()
-        return _start_session(parts, session, staff.id, ADMIN, client, role=staff.role)
+        return start_session(parts, session, staff.id, ADMIN, client, role=staff.role)
 
 
 def refresh(parts: IdentityParts, refresh_token: str, client: dict[str, Any] | None = None,
@@ -98,7 +98,7 @@ def refresh(parts: IdentityParts, refresh_token: str, client: dict[str, Any] | N
         if row is not None and row.audience != audience:
             verdict = domain.RefreshVerdict(False, reason="wrong audience")
         if verdict.revoke_family:
-            _revoke_family(session, parts.ended, row.family_id)
+            revoke_family(session, parts.ended, row.family_id)
             log.warning("refresh token reused: session revoked",
                         extra={"session_id": str(row.family_id)})
         if not verdict.ok:
@@ -106,11 +106,11 @@ def refresh(parts: IdentityParts, refresh_token: str, client: dict[str, Any] | N
         else:
             claims = _subject_claims(parts, session, row.subject_id, row.audience)
             if claims is None:  # disabled (or gone) since the last login
-                _revoke_family(session, parts.ended, row.family_id)
+                revoke_family(session, parts.ended, row.family_id)
                 failure = INVALID_REFRESH
             else:
                 row.used_at = now
-                return _start_session(parts, session, row.subject_id, row.audience, client,
+                return start_session(parts, session, row.subject_id, row.audience, client,
                                            family_id=row.family_id, **claims)
     raise failure  # after the commit: a revocation above must stick
 
@@ -120,7 +120,7 @@ def logout(parts: IdentityParts, refresh_token: str) -> None:
         family = session.scalar(select(RefreshToken.family_id).where(
             RefreshToken.token_hash == hash_token(str(refresh_token))))
         if family is not None:
-            _revoke_family(session, parts.ended, family)
+            revoke_family(session, parts.ended, family)
 
 
 def list_sessions(parts: IdentityParts, subject_id: str, current_session: str | None
@@ -128,7 +128,7 @@ def list_sessions(parts: IdentityParts, subject_id: str, current_session: str | 
     now = utcnow()
     with parts.db.transaction() as session:
         rows = session.scalars(select(RefreshToken).where(
-            RefreshToken.subject_id == _uuid(subject_id)).order_by(RefreshToken.created_at)
+            RefreshToken.subject_id == id_or_404(subject_id)).order_by(RefreshToken.created_at)
         ).all()
     started: dict[uuid.UUID, datetime] = {}
     live = []
@@ -145,8 +145,8 @@ def list_sessions(parts: IdentityParts, subject_id: str, current_session: str | 
 
 def revoke_session(parts: IdentityParts, subject_id: str, session_id: str) -> None:
     with parts.db.transaction() as session:
-        ended = _revoke_sessions(session, parts.ended, _uuid(subject_id), None, keep=None,
-                                 only=_uuid(session_id, IdentityError.SESSION_NOT_FOUND))
+        ended = revoke_sessions(session, parts.ended, id_or_404(subject_id), None, keep=None,
+                                 only=id_or_404(session_id, IdentityError.SESSION_NOT_FOUND))
     if not ended:
         raise ServiceError(IdentityError.SESSION_NOT_FOUND, "No such session.", 404)
 
@@ -154,14 +154,14 @@ def revoke_session(parts: IdentityParts, subject_id: str, session_id: str) -> No
 def revoke_other_sessions(parts: IdentityParts, subject_id: str, current_session: str | None
                           ) -> int:
     with parts.db.transaction() as session:
-        return len(_revoke_sessions(session, parts.ended, _uuid(subject_id), None,
-                                    keep=_uuid_or_none(current_session)))
+        return len(revoke_sessions(session, parts.ended, id_or_404(subject_id), None,
+                                    keep=id_or_none(current_session)))
 
 
 def session_has_ended(parts: IdentityParts, session_id: str) -> bool:
     """For a gateway without Redis (``make run``): has this session ended? A session with
     no live refresh token (logged out, revoked, or deleted with its account) has."""
-    family_id = _uuid_or_none(session_id)
+    family_id = id_or_none(session_id)
     if family_id is None:
         return True
     with parts.db.transaction() as session:
@@ -177,12 +177,12 @@ def _authenticate(parts: IdentityParts, model: type[Account] | type[StaffUser], 
     against the email and the client address, and 401. Unknown emails cost a hash too."""
     data = load_or_raise(LoginSchema(), request)
     email = domain.normalise_email(data["email"])
-    keys = _throttle_keys(kind, email, client)
+    keys = throttle_keys(kind, email, client)
     with parts.db.transaction() as session:
         # Counted as a failure before the password is checked, under the rows' locks:
         # concurrent guesses queue here, and once the count earns a lock the rest are
         # refused unchecked. A good password gives the attempt back below.
-        _take_attempt(session, keys)
+        take_attempt(session, keys)
         subject = session.scalars(select(model).where(model.email == email)).first()
         password_hash = subject.password_hash if subject else None
     # Verified outside any transaction: hashing takes tens of milliseconds.
@@ -191,7 +191,7 @@ def _authenticate(parts: IdentityParts, model: type[Account] | type[StaffUser], 
     return subject, data["password"], keys
 
 
-def _start_session(parts: IdentityParts, session: Session, subject_id: uuid.UUID, audience: str,
+def start_session(parts: IdentityParts, session: Session, subject_id: uuid.UUID, audience: str,
                    client: dict[str, Any] | None, family_id: uuid.UUID | None = None,
                    **claims: Any) -> dict[str, Any]:
     now = utcnow()

@@ -20,7 +20,7 @@ from services.identity import (
     domain,
 )
 from services.identity.accounts import (
-    _settings_row,
+    settings_row,
 )
 from services.identity.dependencies import IdentityParts
 from services.identity.models import (
@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 
 def get_store_settings(parts: IdentityParts) -> dict[str, Any]:
     with parts.db.transaction() as session:
-        return StoreSettingsSchema().dump(_settings_row(session))
+        return StoreSettingsSchema().dump(settings_row(session))
 
 
 def update_store_settings(parts: IdentityParts, changes: dict[str, Any], actor: str
                           ) -> dict[str, Any]:
     data = load_or_raise(StoreSettingsUpdateSchema(), changes)
     with parts.db.transaction() as session:
-        row = _settings_row(session, lock=True)
+        row = settings_row(session, lock=True)
         current = StoreSettingsSchema().dump(row)
         problem = domain.settings_problem({**current, **data})
         if problem:
