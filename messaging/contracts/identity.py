@@ -8,7 +8,7 @@ from zoneinfo import available_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from messaging.contracts import LOCALES, PAYMENT_METHODS
+from messaging.contracts import LOCALES, MANUAL_PAYMENT_METHODS, PAYMENT_METHODS
 from messaging.fields import EmailAddress, SingleLine, StrictBoolean
 
 
@@ -72,6 +72,11 @@ class StoreSettingsSchema(Schema):
     payment_methods = fields.List(fields.String())
     bank_transfer_instructions = fields.String(allow_none=True)
     prices_visible = fields.String()
+    # What a store may offer (the admin's choices): manual methods are confirmed by the
+    # merchant, provider methods go through the configured payment provider.
+    payment_method_choices = fields.Function(lambda _settings: [
+        {"method": method, "kind": "manual" if method in MANUAL_PAYMENT_METHODS else "provider"}
+        for method in PAYMENT_METHODS], dump_only=True)
 
 
 def _distinct(methods: list[str]) -> None:

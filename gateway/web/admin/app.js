@@ -736,7 +736,7 @@ document.addEventListener("alpine:init", () => {
         if (JSON.stringify(value) === JSON.stringify(current[key])) continue;
         if (key === "store_address") body[key] = value.split("\n").map((line) => line.trim()).filter(Boolean);
         else if (key === "reply_to" || key === "bank_transfer_instructions") body[key] = value.trim() || null;
-        else if (key === "payment_methods") body[key] = ["bank_transfer", "cash", "cheque", "card"].filter((m) => value.includes(m));
+        else if (key === "payment_methods") body[key] = this.settings.payment_method_choices.map((c) => c.method).filter((m) => value.includes(m));
         else body[key] = ["password_min_length", "password_min_classes"].includes(key) ? parseInt(value, 10) : value;
       }
       try {

@@ -137,3 +137,15 @@ def test_rotating_the_signing_key_logs_nobody_out(
     old_kid_again, newest = rotate_signing_key()  # a second rotation drops the oldest key
     assert old_kid_again == new_kid
     assert {key["kid"] for key in restarted.jwks()["keys"]} == {new_kid, newest}
+
+
+def test_the_settings_offer_every_payment_method_with_its_kind(
+    identity: tuple[ServiceContainer, str]
+) -> None:
+    """The admin lists the methods a store may enable from here, not from its own copy."""
+    container, _ = identity
+    choices = call(container, "get_store_settings")["payment_method_choices"]
+    assert choices == [{"method": "bank_transfer", "kind": "manual"},
+                       {"method": "cash", "kind": "manual"},
+                       {"method": "cheque", "kind": "manual"},
+                       {"method": "card", "kind": "provider"}]
