@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from harness.infra import free_port, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 OWNER_EMAIL = "owner@shop.test"
 OWNER_PASSWORD = "correct horse battery staple 42"
