@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from typing import Any
 
@@ -33,6 +34,15 @@ def mask_email(email: str | None) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+# The password of every URI in a line (AMQP_URI may list several brokers: nameko and kombu
+# mask only the first), whatever logged it.
+_URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s;]+:)([^@\s;/]+)(@)", re.I)
+
+
+def mask_uri_passwords(text: str) -> str:
+    return _URI_PASSWORD.sub(r"\1********\3", text)
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str | None = None, **kwargs: Any) -> None:
         super().__init__()
@@ -44,7 +54,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_uri_passwords(record.getMessage()),
         }
         correlation_id = get_correlation_id()
         if correlation_id:
@@ -53,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = mask_uri_passwords(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -12,9 +12,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError
-from nameko.rpc import Rpc, RpcConsumer
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
+from nameko.messaging import QueueConsumer
+from nameko.rpc import RPC_QUEUE_TEMPLATE, Responder, Rpc, RpcConsumer, get_rpc_exchange
 
+from messaging.consumer import queue_arguments
 from messaging.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -40,13 +50,51 @@ class _RefusalsAreOrdinary(logging.Filter):
 logging.getLogger("nameko.containers").addFilter(_RefusalsAreOrdinary())
 
 
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+DEFAULT_EXCHANGE = Exchange("")
+
+
+class RpcQueueConsumer(QueueConsumer):
+    """The RPC requests' own AMQP connection (nameko shares one per service with the event
+    handlers): a broker fault that keeps one from coming back never stops the other."""
+
+
 class ResilientRpcConsumer(RpcConsumer):
+    queue_consumer = RpcQueueConsumer()
+
+    def setup(self) -> None:
+        """nameko's request queue, declared like every queue of ours (QUEUE_TYPE): a quorum
+        queue survives the loss of a broker node and is redeclared on any live one, where a
+        classic queue homed on the lost node could be neither used nor redeclared."""
+        if self.queue is None:
+            service_name = self.container.service_name
+            self.queue = Queue(RPC_QUEUE_TEMPLATE.format(service_name),
+                               exchange=get_rpc_exchange(self.container.config),
+                               routing_key=f"{service_name}.*", durable=True,
+                               queue_arguments=queue_arguments())
+            self.queue_consumer.register_provider(self)
+            self._registered = True
     def handle_result(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         try:
-            return super().handle_result(message, result, exc_info)
+            return self._reply(message, result, exc_info)
         except (OperationalError, ConnectionError, OSError) as exc:
             log.warning("rpc reply not sent, broker unreachable: %s", exc)
             return result, exc_info
+
+    def _reply(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        """nameko's reply, except that a caller on RabbitMQ's direct reply-to (the gateway)
+        is answered through the default exchange, the only way to reach such a caller."""
+        config = self.container.config
+        exchange = get_rpc_exchange(config)
+        if str(message.properties.get("reply_to", "")).startswith(DIRECT_REPLY_TO):
+            exchange = DEFAULT_EXCHANGE
+        responder = Responder(config[AMQP_URI_CONFIG_KEY], exchange,
+                              config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+                              ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                              login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 class ResilientRpc(Rpc):

@@ -31,14 +31,20 @@ def _redact(uri: str) -> str:
 
 
 def check_rabbitmq(uri: str, timeout: float = 3.0) -> str | None:
-    """None if the broker accepts a TCP connection, else a message saying how to start it."""
-    parsed = urlparse(uri)
-    host, port = parsed.hostname or "localhost", parsed.port or 5672
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError:
-        return RABBITMQ_HELP.format(where=f"{host}:{port}", uri=_redact(uri))
+    """None if a broker accepts a TCP connection, else a message saying how to start one.
+    ``uri`` may list several brokers separated by ``;`` (a cluster): any one answering will
+    do, as the services connect to the first that answers."""
+    places = []
+    for one in (part.strip() for part in uri.split(";") if part.strip()):
+        parsed = urlparse(one)
+        host, port = parsed.hostname or "localhost", parsed.port or 5672
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return None
+        except OSError:
+            places.append(f"{host}:{port}")
+    return RABBITMQ_HELP.format(where=" or ".join(places),
+                                uri=";".join(_redact(part) for part in uri.split(";")))
 
 
 def check_postgres(url: str) -> str | None:

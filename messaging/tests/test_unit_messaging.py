@@ -206,3 +206,39 @@ def test_a_locked_row_deleted_by_a_concurrent_transaction_is_made_again() -> Non
         row = locked_row(session, LoginThrottle, "k", key="k", failures=0,
                          last_failure_at=now, locked_until=None)
         assert row is not None and row.failures == 0
+
+
+def test_no_password_of_any_broker_reaches_a_log_line() -> None:
+    """AMQP_URI may list several brokers; nameko and kombu mask only the first password."""
+    import json
+    import logging
+
+    from messaging.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "nameko", logging.INFO, __file__, 1,
+        "Connected to amqp://guest:**@h1:5681// via amqp://app:s3cret@h2:5682/;"
+        "amqp://app:0ther@h3:5683/shop", None, None)
+    line = json.loads(JsonFormatter("orders").format(record))["msg"]
+    assert "s3cret" not in line and "0ther" not in line
+    assert "amqp://app:********@h2:5682/" in line and "@h3:5683/shop" in line
+
+
+def test_check_succeeds_when_any_listed_broker_answers() -> None:
+    import socket
+
+    from ops.infra import check_rabbitmq
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            dead = unused.getsockname()[1]
+        answer = check_rabbitmq(f"amqp://a:pw1@127.0.0.1:{dead}/;amqp://a:pw2@127.0.0.1:{port}/",
+                                timeout=1)
+        assert answer is None
+    refused = check_rabbitmq(f"amqp://a:pw1@127.0.0.1:{dead}/;amqp://a:pw2@127.0.0.1:{dead}/",
+                             timeout=1)
+    assert refused is not None and "pw1" not in refused and "pw2" not in refused

@@ -31,7 +31,13 @@ def test_events_flow_through_quorum_queues(system: System, vhost: str, smtp: Smt
     assert any(name.endswith("orders.dead-letter") for name in ours)
     assert any(".retry." in name for name in ours)
     assert set(ours.values()) == {"quorum"}, ours
-    assert all(kind == "classic" for name, kind in types.items() if name.startswith("rpc-"))
+    # The RPC request queues too (they survive a node's loss, issue #24), and no reply queue
+    # exists: the gateway takes its replies on direct reply-to.
+    rpc_queues = {name: kind for name, kind in types.items() if name.startswith("rpc-")}
+    assert set(rpc_queues) >= {"rpc-identity", "rpc-customers", "rpc-orders",
+                               "rpc-notifications"}
+    assert set(rpc_queues.values()) == {"quorum"}, rpc_queues
+    assert not [name for name in types if name.startswith("rpc.reply")]
 
     email = f"quorum-{uuid.uuid4().hex[:8]}@example.com"
     sku = requests.get(system.api("/products"), timeout=10).json()["items"][0]["sku"]
@@ -42,3 +48,4 @@ def test_events_flow_through_quorum_queues(system: System, vhost: str, smtp: Smt
     assert placed.status_code == 201, placed.text
     [confirmation] = smtp.wait_for_mail_to(email)
     assert placed.json()["order"]["number"] in confirmation.text()
+    assert not [name for name in queue_types(vhost) if name.startswith("rpc.reply")]
