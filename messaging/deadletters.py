@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from amqp.exceptions import NotFound
 from kombu import Connection, Producer
 
 from messaging.consumer import (
@@ -42,9 +43,14 @@ class DeadLetter:
 
 
 def depth(amqp_uri: str, service: str) -> int:
+    """Messages in the service's dead-letter queue (0 if it was never declared). Passive: the
+    queue is looked at as it is, whatever type it was declared with."""
     with Connection(amqp_uri, connect_timeout=5) as connection:
         queue = dead_letter_queue(service).bind(connection.channel())
-        return queue.queue_declare(passive=False).message_count
+        try:
+            return queue.queue_declare(passive=True).message_count
+        except NotFound:
+            return 0
 
 
 def _each(amqp_uri: str, service: str, act: Callable[[Any, DeadLetter, Producer], bool]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "customers", "orders", "notifications")
-BEGIN = "# --- RPC_ERRORS: written by `python -m ops.error_catalogue`; do not edit by hand ---"
+BEGIN = "# --- RPC_ERRORS: held to the code by a test; python -m ops.error_catalogue rewrites it"
 END = "# --- end of RPC_ERRORS ---"
 
 

@@ -35,7 +35,7 @@ from messaging.contracts.customers import (
 from messaging.contracts.identity import (
     AccountSchema,
 )
-from messaging.contracts.orders import (
+from messaging.contracts.orders_admin import (
     CategoryPriceListOutSchema,
     CategoryPriceListSchema,
     CategoryPricingOutSchema,

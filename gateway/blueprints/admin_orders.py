@@ -26,13 +26,17 @@ from gateway.policy import chosen_payment_method
 from gateway.printouts import Printout
 from gateway.problems import Problem
 from messaging.contracts.orders import (
-    AdminOrderListSchema,
-    AdminOrderQuerySchema,
-    AdminOrderSchema,
     BuyLinkInputSchema,
     BuyLinkListSchema,
     BuyLinkSchema,
     BuyLinkUpdateSchema,
+    ProductListSchema,
+    ProductSchema,
+)
+from messaging.contracts.orders_admin import (
+    AdminOrderListSchema,
+    AdminOrderQuerySchema,
+    AdminOrderSchema,
     CheckoutLimitsSchema,
     FulfillmentChangeSchema,
     HoldWindowsSchema,
@@ -43,8 +47,6 @@ from messaging.contracts.orders import (
     OrderStatsSchema,
     PaymentChangeSchema,
     ProductInputSchema,
-    ProductListSchema,
-    ProductSchema,
     ProductUpdateSchema,
     RecoveryUrlSchema,
     RefundRequestSchema,

@@ -8,12 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from messaging.contracts.orders import (
-    OrdersError,
-    ProductInputSchema,
-    ProductSchema,
-    ProductUpdateSchema,
-)
+from messaging.contracts.orders import OrdersError, ProductSchema
+from messaging.contracts.orders_admin import ProductInputSchema, ProductUpdateSchema
 from messaging.database import Database
 from messaging.errors import ServiceError, load_or_raise
 from services.orders import pricing

@@ -18,12 +18,9 @@ from messaging.contracts import (  # noqa: F401 (re-exported: the orders rules u
     PROVIDER_PAYMENT_METHODS,
     erased_email,
 )
-from messaging.contracts.orders import (  # noqa: F401 (the API's values; the rules use them)
-    EMAILED_CHANGES,
+from messaging.contracts.orders import OrdersError
+from messaging.contracts.orders_admin import (
     HISTORY_NOTES,
-    MAX_DISCOUNT_PERCENT,
-    PRICE_DISPLAYS,
-    OrdersError,
 )
 from messaging.errors import ServiceError
 

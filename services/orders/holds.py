@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from messaging.contracts.orders import CheckoutLimitsSchema, HoldWindowsSchema, OrdersError
+from messaging.contracts.orders import OrdersError
+from messaging.contracts.orders_admin import CheckoutLimitsSchema, HoldWindowsSchema
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise

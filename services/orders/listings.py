@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from messaging.contracts.orders import AdminOrderQuerySchema, OrdersError
+from messaging.contracts.orders import OrdersError
+from messaging.contracts.orders_admin import AdminOrderQuerySchema
 from messaging.database import Database
 from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise
 from messaging.keys import token_matches

@@ -13,7 +13,8 @@ from messaging.contracts import (
     ORDER_EMAIL_CORRECTED,
     is_erased_email,
 )
-from messaging.contracts.orders import ManualOrderSchema, NoteSchema, OrderEmailSchema, OrdersError
+from messaging.contracts.orders import OrdersError
+from messaging.contracts.orders_admin import ManualOrderSchema, NoteSchema, OrderEmailSchema
 from messaging.database import Database
 from messaging.envelope import utcnow
 from messaging.errors import ServiceError, load_or_raise

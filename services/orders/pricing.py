@@ -16,7 +16,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from messaging.contracts import load_payload
-from messaging.contracts.orders import CategoryPriceListSchema, CategoryPricingSchema, OrdersError
+from messaging.contracts.orders import OrdersError
+from messaging.contracts.orders_admin import CategoryPriceListSchema, CategoryPricingSchema
 from messaging.database import Database
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import VALIDATION_FAILED, ServiceError, load_or_raise

@@ -19,7 +19,8 @@ from messaging.contracts import (
     CUSTOMER_ERASED,
     EMAIL_CHANGED,
 )
-from messaging.contracts.orders import OrdersError, RefundRequestSchema
+from messaging.contracts.orders import OrdersError
+from messaging.contracts.orders_admin import RefundRequestSchema
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError, load_or_raise
 from messaging.health import HealthEndpoints

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from messaging.contracts.orders import (
+from messaging.contracts.orders import BuyLinkSchema, OrderSchema, ProductSchema, StartPaymentSchema
+from messaging.contracts.orders_admin import (
     AdminOrderSchema,
     AdminOrderSummarySchema,
-    BuyLinkSchema,
     FulfillmentChangeSchema,
-    OrderSchema,
     PaymentChangeSchema,
-    ProductSchema,
-    StartPaymentSchema,
     StatusChangeSchema,
 )
 from services.orders import domain
