@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.infra import wait_for
+from harness.infra import free_port, wait_for
 
 RABBITMQ_USER = "rabbitmq"  # the Debian package's server runs as this user
 
@@ -26,13 +26,14 @@ RABBITMQ_USER = "rabbitmq"  # the Debian package's server runs as this user
 class Node:
     name: str
     port: int
+    dist_port: int
     home: Path
 
     @property
     def env(self) -> dict[str, str]:
         return {**os.environ,
                 "RABBITMQ_NODENAME": self.name, "RABBITMQ_NODE_PORT": str(self.port),
-                "RABBITMQ_DIST_PORT": str(self.port + 20000),
+                "RABBITMQ_DIST_PORT": str(self.dist_port),
                 "RABBITMQ_CONFIG_FILE": str(self.home / "rabbitmq.conf"),
                 "RABBITMQ_MNESIA_BASE": str(self.home / "mnesia"),
                 "RABBITMQ_LOG_BASE": str(self.home / "log"),
@@ -47,7 +48,10 @@ class Node:
     def start(self) -> None:
         subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True,
                        capture_output=True, timeout=30, cwd="/tmp")
-        self.ctl("await_startup", "--timeout", "90", timeout=100)
+        # Until the VM has registered with epmd, rabbitmqctl cannot even ask: retry.
+        wait_for(lambda: self.ctl("await_startup", "--timeout", "20", timeout=30,
+                                  check=False).returncode == 0, 120,
+                 message=f"{self.name} started (log: {self.home / 'log'})")
 
     def kill(self) -> None:
         """SIGKILL to the node's Erlang VM: what a crashed host looks like to the others."""
@@ -62,10 +66,12 @@ class Node:
 
 
 class RabbitCluster:
-    def __init__(self, base: Path, first_port: int = 5681, size: int = 3) -> None:
+    def __init__(self, base: Path, size: int = 3) -> None:
         tag = uuid.uuid4().hex[:6]
         self.base = base
-        self.nodes = [Node(f"clientela{i + 1}-{tag}@localhost", first_port + i,
+        # Free ports, not fixed ones: a node left behind by an interrupted run, or anything
+        # else listening, cannot make the next cluster fail to start.
+        self.nodes = [Node(f"clientela{i + 1}-{tag}@localhost", free_port(), free_port(),
                            base / f"node{i + 1}") for i in range(size)]
 
     def uri(self, vhost: str = "") -> str:
@@ -74,6 +80,13 @@ class RabbitCluster:
                         for node in self.nodes)
 
     def start(self) -> RabbitCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.close()  # no node left running behind a failed start
+            raise
+
+    def _start(self) -> RabbitCluster:
         for node in self.nodes:
             node.home.mkdir(parents=True, exist_ok=True)
             (node.home / "rabbitmq.conf").write_text(
