@@ -27,6 +27,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
 
+from messaging.connections import EventQueueConsumer
 from messaging.envelope import envelope_from_wire
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ def describe_error(exc_info: Any) -> str:
 
 class EventConsumer(EventHandler):
     """``@consume_event(source, event_type)``: the handler gets a validated ``Envelope``."""
+
+    queue_consumer = EventQueueConsumer()  # the events' own connection (messaging.connections)
 
     def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
         super().__init__(

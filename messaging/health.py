@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
 from messaging import deadletters
+from messaging.connections import ConsumerStates
 from messaging.envelope import utcnow
 from messaging.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS, EntrypointMetrics
 from messaging.rpc import rpc
@@ -23,12 +24,13 @@ log = logging.getLogger(__name__)
 
 class HealthEndpoints:
     """Mixed into a service that has ``db``; liveness says the process serves, readiness that
-    its database answers (the broker is implied: the RPC arrived through it)."""
+    its database answers and its consumer connections (RPC requests, events) consume."""
 
     db: Any
     name: str
     config = Config()
     metrics = EntrypointMetrics()
+    consumers = ConsumerStates()
 
     @rpc
     def ready(self) -> dict[str, Any]:
@@ -86,4 +88,9 @@ class HealthEndpoints:
             database = "ok"
         except Exception as exc:
             database = f"unavailable: {type(exc).__name__}"
-        return {"status": "ok" if database == "ok" else "degraded", "database": database}
+        # A connection that is not consuming (the broker unreachable, a queue that cannot be
+        # declared) means this replica takes no requests or events: not ready.
+        broker = dict(self.consumers)
+        ready = database == "ok" and all(state == "consuming" for state in broker.values())
+        return {"status": "ok" if ready else "degraded", "database": database,
+                "broker": broker}

@@ -21,9 +21,9 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
-from nameko.messaging import QueueConsumer
 from nameko.rpc import RPC_QUEUE_TEMPLATE, Responder, Rpc, RpcConsumer, get_rpc_exchange
 
+from messaging.connections import RpcQueueConsumer
 from messaging.consumer import queue_arguments
 from messaging.errors import ServiceError
 
@@ -52,11 +52,6 @@ logging.getLogger("nameko.containers").addFilter(_RefusalsAreOrdinary())
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 DEFAULT_EXCHANGE = Exchange("")
-
-
-class RpcQueueConsumer(QueueConsumer):
-    """The RPC requests' own AMQP connection (nameko shares one per service with the event
-    handlers): a broker fault that keeps one from coming back never stops the other."""
 
 
 class ResilientRpcConsumer(RpcConsumer):

@@ -12,7 +12,6 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from marshmallow import Schema, fields
 from nameko.containers import ServiceContainer
-from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import Column, MetaData, String, Table, create_engine, func, insert, select
 
@@ -22,6 +21,7 @@ from messaging.consumer import ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_QUEUE_HEA
 from messaging.database import Database
 from messaging.envelope import Envelope
 from messaging.outbox import add_messaging_tables, emit
+from messaging.rpc import rpc
 from messaging.topology import declare
 
 EVENT = "thing_happened"
@@ -215,3 +215,28 @@ def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
     finally:
         source.stop()
         consumer.stop()
+
+
+def test_a_consumer_the_broker_cancels_comes_back_and_rpc_carries_on(
+    env: dict[str, str], containers: dict[str, ServiceContainer]
+) -> None:
+    """RabbitMQ cancels a consumer when its queue goes away under it (a lost node's classic
+    queue, an operator's delete, a failover): the event consumer reconnects, declares its queue
+    again and consumes, and RPC, on its own connection, never stops meanwhile."""
+    queue_name = "evt-thingsource-thing_happened--thingconsumer.handle_thing_happened"
+    with Connection(env["AMQP_URI"]) as connection:
+        Queue(queue_name).bind(connection.channel()).delete()
+    from gateway.rpc import RpcPool
+
+    rpc_pool = RpcPool(env["AMQP_URI"], size=1, timeout=10)
+    try:  # over the broker, while the event consumer comes back
+        assert rpc_pool.call("thingsource", "make_thing", "during the cancel")
+    finally:
+        rpc_pool.close()
+
+    def consumed_again() -> bool:
+        publish(env["AMQP_URI"], {"name": f"after-{uuid.uuid4().hex[:6]}"})
+        return effect_count(env["thingconsumer"]) > 0
+
+    wait_for(consumed_again, timeout=30, interval=1.0,
+             message="the cancelled consumer consuming again")

@@ -49,3 +49,17 @@ def test_events_flow_through_quorum_queues(system: System, vhost: str, smtp: Smt
     [confirmation] = smtp.wait_for_mail_to(email)
     assert placed.json()["order"]["number"] in confirmation.text()
     assert not [name for name in queue_types(vhost) if name.startswith("rpc.reply")]
+
+
+def test_readiness_reports_each_consumer_connection(system: System) -> None:
+    """RPC requests and events consume on connections of their own, each in /readyz."""
+    from gateway.rpc import RpcPool
+
+    pool = RpcPool(system.env["AMQP_URI"], size=1, timeout=10)
+    try:
+        for service in ("identity", "customers", "orders", "notifications"):
+            report = pool.call(service, "ready")
+            assert report["status"] == "ok", report
+            assert report["broker"] == {"rpc": "consuming", "events": "consuming"}, report
+    finally:
+        pool.close()

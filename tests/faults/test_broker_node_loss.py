@@ -153,6 +153,11 @@ def test_checkout_is_served_again_while_a_node_is_down(
     orders = int(3 * (NODE_DOWN_S + 10))  # 3 a second, for as long as the node is down
     burst, timeline, lost_at = paced_burst(system, sku, orders, 3.0, lose(node, how))
     served_again = timeline.served_again_after(lost_at)
+    # /readyz tells the truth while the node is still down: the system serves, so it is ready
+    # (every service's RPC and event connections consuming on the live nodes).
+    readiness = wait_for(lambda: (r := requests.get(f"{system.url}/readyz", timeout=10))
+                         .status_code == 200 and r.json(), 30, message="ready on two nodes")
+    assert set(readiness["services"].values()) == {"ok"}, readiness
     down_for = time.monotonic() - lost_at
     if down_for < NODE_DOWN_S:
         time.sleep(NODE_DOWN_S - down_for)
