@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
+from nameko.testing.services import entrypoint_hook
+from sqlalchemy import create_engine, text
 
 from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost
 from messaging.keys import ensure_local_keys
@@ -35,3 +38,18 @@ def service_container(service_cls: type, service_dir: Path, url_env: str,
             yield container, url
         finally:
             container.stop()
+
+
+def call(container: ServiceContainer, method: str, *args: Any) -> Any:
+    """An entrypoint of the running container, called directly (no broker in between)."""
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+def rows(url: str, query: str, **params: Any) -> list[Any]:
+    """A query on the service's own database, as the test reads its state."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        result = list(connection.execute(text(query), params))
+    engine.dispose()
+    return result

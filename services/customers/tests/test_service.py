@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
-from nameko.testing.services import entrypoint_hook
-from sqlalchemy import create_engine, text
 
-from harness.containers import service_container
+from harness.containers import call, rows, service_container
 from messaging.contracts import ACCOUNT_REGISTERED, ORDER_PLACED, PAYMENT_STATUS_CHANGED
 from messaging.envelope import Envelope
 from services.customers.service import CustomersService
@@ -33,19 +31,6 @@ def customers(tmp_path_factory: pytest.TempPathFactory
             CustomersService, SERVICE_DIR, "CUSTOMERS_DATABASE_URL", monkeypatch,
             tmp_path_factory.mktemp("customers")) as running:
         yield running
-
-
-def call(container: ServiceContainer, method: str, *args: Any) -> Any:
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
-
-
-def rows(url: str, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        result = list(connection.execute(text(query), params))
-    engine.dispose()
-    return result
 
 
 def order_placed(email: str, total: int = 1000, **extra: Any) -> Envelope:

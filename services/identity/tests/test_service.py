@@ -15,11 +15,9 @@ from typing import Any
 import jwt
 import pytest
 from nameko.containers import ServiceContainer
-from nameko.testing.services import entrypoint_hook
-from sqlalchemy import create_engine, text
 
 from gateway.auth import TokenVerifier
-from harness.containers import service_container
+from harness.containers import call, rows, service_container
 from messaging.errors import ServiceError
 from messaging.keys import rotate_signing_key, unseal
 from services.identity.dependencies import TokenIssuer
@@ -34,19 +32,6 @@ def identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     with service_container(IdentityService, SERVICE_DIR, "IDENTITY_DATABASE_URL", monkeypatch,
                            tmp_path) as running:
         yield running
-
-
-def call(container: ServiceContainer, method: str, *args: Any) -> Any:
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
-
-
-def rows(url: str, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        result = list(connection.execute(text(query), params))
-    engine.dispose()
-    return result
 
 
 def test_registration_commits_the_account_and_its_event_together(

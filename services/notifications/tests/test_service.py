@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
-from nameko.testing.services import entrypoint_hook
-from sqlalchemy import create_engine, text
 
-from harness.containers import service_container
+from harness.containers import call, rows, service_container
 from harness.smtp import SmtpSink
 from messaging.contracts import (
     EMAIL_CHANGE_REQUESTED,
@@ -48,19 +46,6 @@ def notifications(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpSink
                                "NOTIFICATIONS_DATABASE_URL", monkeypatch,
                                tmp_path_factory.mktemp("notifications")) as running:
             yield running
-
-
-def call(container: ServiceContainer, method: str, *args: Any) -> Any:
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
-
-
-def rows(url: str, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        result = list(connection.execute(text(query), params))
-    engine.dispose()
-    return result
 
 
 def order_placed(email: str, **extra: Any) -> Envelope:

@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
-from nameko.testing.services import entrypoint_hook
-from sqlalchemy import create_engine, text
 
-from harness.containers import service_container
+from harness.containers import call, rows, service_container
 from messaging.errors import ServiceError
 from services.orders.service import OrdersService
 
@@ -42,19 +40,6 @@ def orders(service: tuple[ServiceContainer, str]) -> tuple[ServiceContainer, str
     sku = f"MUG-{uuid.uuid4().hex[:8]}"
     call(container, "create_product", {"sku": sku, "title": "Mug", "price": 1250, "stock": 5})
     return container, url, sku
-
-
-def call(container: ServiceContainer, method: str, *args: Any) -> Any:
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
-
-
-def rows(url: str, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        result = list(connection.execute(text(query), params))
-    engine.dispose()
-    return result
 
 
 def place(container: ServiceContainer, sku: str, quantity: int = 1, **extra: Any
