@@ -8,6 +8,7 @@ VM), stopped (``rabbitmqctl stop``) and started again: it rejoins from its data 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -116,7 +117,6 @@ class RabbitCluster:
             if node.running():
                 status = node.ctl("cluster_status", "--formatter", "json", check=False)
                 if status.returncode == 0:
-                    import json
                     return len(json.loads(status.stdout).get("running_nodes", []))
         return 0
 

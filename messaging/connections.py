@@ -42,9 +42,14 @@ class EventQueueConsumer(TrackedQueueConsumer):
 
 
 class ConsumerStates(DependencyProvider):
-    """{"rpc": "consuming" | "reconnecting", "events": ...} for this service's connections."""
+    """``self.consumers()``: {"rpc": "consuming" | "reconnecting", "events": ...}. Every
+    worker of the service is handed this provider; the states are read only when asked (by
+    readiness), not for each request."""
 
-    def get_dependency(self, worker_ctx: Any) -> dict[str, str]:
+    def get_dependency(self, worker_ctx: Any) -> ConsumerStates:
+        return self
+
+    def __call__(self) -> dict[str, str]:
         return {extension.kind: "consuming" if extension.consuming else "reconnecting"
                 for extension in self.container.shared_extensions.values()
                 if isinstance(extension, TrackedQueueConsumer)}

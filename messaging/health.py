@@ -90,7 +90,7 @@ class HealthEndpoints:
             database = f"unavailable: {type(exc).__name__}"
         # A connection that is not consuming (the broker unreachable, a queue that cannot be
         # declared) means this replica takes no requests or events: not ready.
-        broker = dict(self.consumers)
+        broker = self.consumers()
         ready = database == "ok" and all(state == "consuming" for state in broker.values())
         return {"status": "ok" if ready else "degraded", "database": database,
                 "broker": broker}
