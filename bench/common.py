@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -223,3 +225,58 @@ def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float
     """Cores used by each part between two snapshots (2.0 = both cores of this machine)."""
     return {k: round((after.get(k, 0.0) - before.get(k, 0.0)) / seconds, 2)
             for k in sorted(after, key=lambda k: before.get(k, 0.0) - after.get(k, 0.0))}
+
+
+# wrk's closing lines: every answer's status, and the latency percentiles (ms) of all requests.
+WRK_REPORT = """
+local threads = {}
+function setup(thread)
+  thread:set("tag", #threads + 1)
+  table.insert(threads, thread)
+end
+function response(status, headers, body)
+  codes[status] = (codes[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("codes")) do
+      total[status] = (total[status] or 0) + count
+    end
+  end
+  for status, count in pairs(total) do
+    io.write(string.format("status %d %d\\n", status, count))
+  end
+  io.write(string.format("p50 %.1f p99 %.1f\\n", latency:percentile(50) / 1000,
+                         latency:percentile(99) / 1000))
+end
+"""
+
+
+@dataclass
+class WrkRun:
+    codes: dict[int, int]
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    def per_second(self, status: int = 200) -> float:
+        return round(self.codes.get(status, 0) / self.seconds, 1)
+
+
+def wrk(url: str, script: str, connections: int, seconds: float, threads: int = 2) -> WrkRun:
+    """Drive ``url`` with wrk (compiled: it does not steal the CPU it measures). ``script``
+    is Lua defining ``init`` (which must set ``codes = {}``) and ``request``; the answers'
+    statuses and the latency percentiles are counted here."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script + WRK_REPORT)
+    try:
+        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s",
+                              "--timeout", "30s", "-s", file.name, url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(file.name)
+    codes = {int(a): int(b) for a, b in re.findall(r"status (\d+) (\d+)", out)}
+    found = re.search(r"p50 ([\d.]+) p99 ([\d.]+)", out)
+    p50, p99 = (float(x) for x in found.groups()) if found else (0.0, 0.0)
+    return WrkRun(codes, round(seconds), p50, p99)
