@@ -2,7 +2,7 @@
 process, database transactions per service, and the rate the box sustains with every
 confirmation email accepted by SMTP, next to the gateway's one-RPC ceiling of the same run.
 
-    python -m bench.checkout_cost [--seconds 20] [--connections 8 32]
+    python -m bench.checkout_cost [--seconds 20] [--connections 8 32] [--profile DIR]
 
 The system runs as `make run` starts it (log level INFO), but on PostgreSQL (one database per
 service) with mail to a local SMTP sink (aiosmtpd, in this process). wrk (compiled: it does
@@ -18,21 +18,30 @@ email and Idempotency-Key, as a storefront does. For each connection count:
 PostgreSQL publishes a backend's transaction counts within 10 s of it going idle, so the
 counts are read after the system has been quiet for 11 s; what the system does on its own
 meanwhile (timers: the relay's poll, sweeps) is measured first and subtracted.
+
+With --profile DIR, py-spy samples each Python process of the system during the first load
+and writes DIR/<part>-<pid>.txt (collapsed stacks) plus DIR/summary.txt, the functions where
+each process spends its time; py-spy's own CPU then inflates the figures, so profile and
+measure in separate runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
+import subprocess
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from bench.checkout import seed_products
-from bench.common import Figure, cpu_seconds, report, running_system, wrk
+from bench.common import Figure, cpu_seconds, processes, report, running_system, wrk
 from harness.system import System
 
 CHECKOUT_SCRIPT = """
@@ -108,12 +117,55 @@ def _wait_for_mail(system: System, count: int, timeout: float = 300.0) -> None:
         time.sleep(0.05)
 
 
+PYTHON_PARTS = ("gateway", "identity", "customers", "orders", "notifications")
+
+
+def start_profiles(directory: Path, seconds: float) -> list[subprocess.Popen]:
+    """py-spy on every Python process of the system, for the next `seconds`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen(
+        ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200",
+         "--duration", str(int(seconds)), "--pid", str(pid),
+         "--output", str(directory / f"{part}-{pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid, part in processes().items() if part in PYTHON_PARTS]
+
+
+def summarise_profiles(directory: Path, top: int = 40) -> None:
+    """Per process: the share of samples where each function is on the stack (inclusive)
+    and on top (self), so a reader sees where the CPU goes without a flame graph viewer."""
+    lines: list[str] = []
+    for path in sorted(directory.glob("*-*.txt")):
+        inclusive: Counter[str] = Counter()
+        own: Counter[str] = Counter()
+        total = 0
+        for row in path.read_text().splitlines():
+            stack, _, count = row.rpartition(" ")
+            if not count.isdigit():
+                continue
+            # A function, not a line: "name (package/module.py)".
+            frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+            total += int(count)
+            for frame in set(frames):
+                inclusive[frame] += int(count)
+            own[frames[-1]] += int(count)
+        if not total:
+            continue
+        lines.append(f"== {path.stem}: {total} samples")
+        lines += [f"  {100 * n / total:5.1f}% incl  {frame}"
+                  for frame, n in inclusive.most_common(top)]
+        lines += [f"  {100 * n / total:5.1f}% self  {frame}" for frame, n in own.most_common(top)]
+    (directory / "summary.txt").write_text("\n".join(lines) + "\n")
+    print(f"profiles: {directory}/summary.txt")
+
+
 def measure(system: System, commits: Commits, connections: int, seconds: float,
-            idle_commits_per_s: dict[str, float], idle_cpu_per_s: dict[str, float]
-            ) -> tuple[list[Figure], dict[str, str]]:
+            idle_commits_per_s: dict[str, float], idle_cpu_per_s: dict[str, float],
+            profile: Path | None = None) -> tuple[list[Figure], dict[str, str]]:
     ceiling = wrk(system.url, NOOP_RPC_SCRIPT, connections, max(seconds / 2, 5))
     counts_before, _ = commits.settled()
     mails_before = len(system.smtp.messages)  # type: ignore[attr-defined]
+    profilers = start_profiles(profile, seconds) if profile else []
     cpu_before, wrk_before, started = cpu_seconds(), _children_cpu(), time.monotonic()
     run = wrk(system.url, CHECKOUT_SCRIPT, connections, seconds)
     placed = run.codes.get(201, 0)
@@ -121,6 +173,10 @@ def measure(system: System, commits: Commits, connections: int, seconds: float,
     span = time.monotonic() - started
     cpu_after, wrk_cpu = cpu_seconds(), _children_cpu() - wrk_before
     counts_after, _ = commits.settled()
+    for profiler in profilers:
+        profiler.wait()
+    if profile:
+        summarise_profiles(profile)
 
     per_checkout = {part: 1000 * (cpu_after.get(part, 0.0) - cpu_before.get(part, 0.0)
                                   - idle_cpu_per_s.get(part, 0.0) * span) / max(placed, 1)
@@ -158,6 +214,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy each Python process during the first load into DIR")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk drives this benchmark's load: apt-get install wrk")
@@ -180,9 +238,10 @@ def main() -> None:
             "system alone (subtracted)": ", ".join(
                 f"{db} {n:.2f} transactions/s" for db, n in idle_commits.items()) + "; " +
             f"{1000 * sum(idle_cpu.get(p, 0.0) for p in SYSTEM_PARTS):.0f} CPU ms/s"}
-        for connections in args.connections:
+        for index, connections in enumerate(args.connections):
             more_figures, more_notes = measure(system, commits, connections, args.seconds,
-                                               idle_commits, idle_cpu)
+                                               idle_commits, idle_cpu,
+                                               args.profile if index == 0 else None)
             figures += more_figures
             notes.update(more_notes)
         commits.engine.dispose()
