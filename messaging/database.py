@@ -35,12 +35,11 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
-    insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -284,16 +283,16 @@ class DatabaseAccess:
         (event_id, handler) row then commits with the effect, or not at all.
         """
         table = self._provider.processed_events
-        try:
-            with session.begin_nested():
-                session.execute(
-                    insert(table).values(
-                        event_id=envelope.event_id,
-                        handler=self.handler_name,
-                        processed_at=utcnow(),
-                    )
-                )
-        except IntegrityError:
+        # One round trip, no savepoint: a concurrent delivery of the same event waits on the
+        # unique key until this transaction ends, then finds the mark (or takes over).
+        marked = session.execute(
+            upsert(session, table)
+            .values(event_id=envelope.event_id, handler=self.handler_name,
+                    processed_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(table.c.event_id)
+        ).first()
+        if marked is None:
             log.info(
                 "duplicate event skipped",
                 extra={"event_id": envelope.event_id, "handler": self.handler_name},
@@ -302,14 +301,18 @@ class DatabaseAccess:
         return False
 
 
+def upsert(session: Session, target: Any) -> Any:
+    """An INSERT that knows ``ON CONFLICT`` (PostgreSQL's or SQLite's), for ``target``."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(target)
+
+
 def locked_row(session: Session, model: Any, primary_key: Any, /, **values: Any) -> Any:
     """The row of ``model`` with ``primary_key``, inserted with ``values`` if missing
     (a concurrent insert is no error), and locked until commit: callers that change it one
     after the other, none lost. PostgreSQL locks the row; SQLite writes one at a time."""
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
     for _ in range(5):
-        session.execute(dialect_insert(model).values(**values).on_conflict_do_nothing())
+        session.execute(upsert(session, model).values(**values).on_conflict_do_nothing())
         row = session.get(model, primary_key, with_for_update=True, populate_existing=True)
         if row is not None:
             return row
