@@ -14,7 +14,7 @@ from messaging.contracts import (
     CUSTOMER_CREATED,
     load_payload,
 )
-from messaging.database import Database
+from messaging.database import Database, upsert
 from messaging.envelope import Envelope
 from messaging.outbox import emit
 from services.customers import address_book, domain, records
@@ -23,10 +23,12 @@ from services.customers.models import (
     CustomerOrder,
 )
 from services.customers.records import (
+    count_new_order,
     customer_event,
     know_currency,
     new_guest,
     recompute_figures,
+    spend_currencies,
 )
 
 log = logging.getLogger(__name__)
@@ -67,19 +69,28 @@ def handle_order_placed(db: Database, envelope: Envelope) -> None:
             if order["customer_id"] else None
         if customer is None:
             customer = records.by_email(session, email)
-        know_currency(session, order["currency"])
+        currencies = spend_currencies(session)
+        know_currency(session, order["currency"], currencies)
+        row = CustomerOrder(
+            order_id=order["order_id"], customer_id=order["customer_id"],
+            currency=order["currency"], total=order["total"], status=order["status"],
+            payment_status=order["payment_status"], refunded=0, placed_at=order["placed_at"])
         created = customer is None
-        if created:
-            customer = new_guest(session, email, order["customer_id"])
-        domain.apply_order_placed(customer, order)
-        session.flush()
-        if session.get(CustomerOrder, order["order_id"]) is None:
-            session.add(CustomerOrder(
-                order_id=order["order_id"], customer_id=customer.id,
-                currency=order["currency"], total=order["total"], status=order["status"],
-                payment_status=order["payment_status"], placed_at=order["placed_at"]))
-            session.flush()
-        recompute_figures(session, customer)
+        if created:  # the order folded in before the insert: one INSERT, no UPDATE after
+            customer = new_guest(session, email, order["customer_id"], currencies, order, row)
+        else:
+            domain.apply_order_placed(customer, order)
+        row.customer_id = customer.id
+        # The figures change by this order's delta, once: only if the ledger lacked it.
+        inserted = session.execute(
+            upsert(session, CustomerOrder).values(
+                {column.key: getattr(row, column.key)
+                 for column in CustomerOrder.__table__.columns})
+            .on_conflict_do_nothing().returning(CustomerOrder.order_id)).first()
+        if inserted is not None and not created:
+            count_new_order(customer, row)
+        elif inserted is None and created:  # counted ahead, but another record holds it
+            recompute_figures(session, customer)
         if order["save_shipping_address"] and order["shipping_address"]:
             address_book.keep_checkout_address(session, customer, order["shipping_address"])
         if created:

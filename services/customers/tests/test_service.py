@@ -71,6 +71,28 @@ def test_a_guests_orders_make_one_record_and_its_figures_once(
     assert created.count(email) == 1
 
 
+def test_figures_change_by_each_new_orders_delta_once(
+        customers: tuple[ServiceContainer, str]) -> None:
+    """The figures are kept by deltas, not recounted: an order announced again under another
+    event id adds nothing, an order placed already paid adds its spend, and the result is
+    what a recount of the ledger gives."""
+    container, url = customers
+    email = f"delta-{uuid.uuid4().hex[:8]}@example.com"
+    first = order_placed(email, 700)
+    call(container, "handle_order_placed", first)
+    again = Envelope(event_type=ORDER_PLACED, source="orders", payload=first.payload)
+    assert again.event_id != first.event_id
+    call(container, "handle_order_placed", again)
+    call(container, "handle_order_placed", order_placed(email, 300, payment_status="paid"))
+    [record] = rows(url, "SELECT id, orders_count FROM customers WHERE email = :e", e=email)
+    [(spent,)] = rows(url, "SELECT amount FROM customer_spend WHERE customer_id = :c",
+                      c=record.id)
+    assert (record.orders_count, spent) == (2, 300)
+    [(recount,)] = rows(url, "SELECT count(*) FROM customer_orders WHERE customer_id = :c",
+                        c=record.id)
+    assert recount == record.orders_count
+
+
 def test_the_checkout_address_is_kept_once_for_an_account_that_asked(
         customers: tuple[ServiceContainer, str]) -> None:
     container, _ = customers
