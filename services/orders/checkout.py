@@ -9,8 +9,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, func, select, text, update
 
 from messaging.contracts import ORDER_PLACED
 from messaging.contracts.orders import OrderSchema, OrdersError
@@ -25,7 +24,6 @@ from services.orders.models import (
     BuyLink,
     CheckoutLimits,
     Counter,
-    IdempotencyKey,
     Order,
     OrderHistory,
     OrderLine,
@@ -47,52 +45,42 @@ def place_order(db: Database, provider: PaymentProvider | None, request: dict[st
     data = load_or_raise(PLACE_ORDER, request)
     fingerprint = domain.request_fingerprint(request)
     key = data["idempotency_key"]
-    if key:
-        replay = claim_key(db, key, fingerprint)
-        if replay is not None:
-            return replay
-    try:
-        with db.transaction() as session:
+    # One transaction: the key is claimed by the order itself (orders.idempotency_key, unique),
+    # so a failed checkout leaves nothing behind and a retry simply tries again.
+    with db.transaction() as session:
+        replay = claim_key(session, key, fingerprint) if key else None
+        if replay is None:
             order, _ = create_order(session, provider, data, fingerprint)
-            if key:
-                session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key)
-                                .values(order_id=order.id))
             result = ORDER.dump(order)
             for line in result["lines"]:
                 line["previous_unit_price"] = order.previous_prices.get(line["sku"])
-    except Exception:
-        if key:  # nothing was made: a retry with this key may try again
-            with db.transaction() as session:
-                session.execute(delete(IdempotencyKey).where(
-                    IdempotencyKey.key == key, IdempotencyKey.order_id.is_(None)))
-        raise
+    if replay is not None:
+        return replay
     log.info("order placed", extra={"order_number": result["number"],
                                     "email": mask_email(result["email"])})
     return {**result, "replayed": False}
 
-def claim_key(db: Database, key: str, fingerprint: str) -> dict[str, Any] | None:
-    """Claim an Idempotency-Key in its own committed transaction; or answer as the first
-    request did (its order), or refuse (another body: 422; still running: 409)."""
-    now = utcnow()
-    try:
-        with db.transaction() as session:
-            claim = session.get(IdempotencyKey, key, with_for_update=True)
-            if claim is None:
-                session.add(IdempotencyKey(key=key, fingerprint=fingerprint, claimed_at=now))
-                return None
-            if claim.fingerprint != fingerprint:
-                raise ServiceError(
-                    OrdersError.IDEMPOTENCY_KEY_REUSED,
-                    "This Idempotency-Key was used for a different request.", 422)
-            if claim.order_id is not None:
-                order = session.get(Order, claim.order_id)
-                return {**ORDER.dump(order), "replayed": True}
-            if now - claim.claimed_at < domain.IDEMPOTENCY_CLAIM_TIMEOUT:
-                raise _in_progress()
-            claim.claimed_at = now  # the first attempt died mid-way: take it over
-            return None
-    except IntegrityError:  # claimed by a concurrent request a moment ago
-        raise _in_progress() from None
+
+def claim_key(session: Any, key: str, fingerprint: str) -> dict[str, Any] | None:
+    """Claim an Idempotency-Key for this transaction; or answer as the first request did
+    (its order), or refuse (another body: 422; still running: 409).
+
+    On PostgreSQL the key is held by a transaction-scoped advisory lock: a duplicate arriving
+    while the first runs is told to wait (409), and a request that dies lets go of it with
+    its connection. SQLite writes one transaction at a time: there is no "while"."""
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"checkout:{key}"}):
+        raise _in_progress()
+    # Read after the lock is ours: a first request that committed meanwhile is seen.
+    order = session.scalars(select(Order).where(Order.idempotency_key == key)).first()
+    if order is None:
+        return None
+    if order.request_fingerprint != fingerprint:
+        raise ServiceError(OrdersError.IDEMPOTENCY_KEY_REUSED,
+                           "This Idempotency-Key was used for a different request.", 422)
+    return {**ORDER.dump(order), "replayed": True}
+
 
 def create_order(session: Any, provider: PaymentProvider | None, data: dict[str, Any],
                  fingerprint: str | None, actor: str = "customer", payment_link: bool = False

@@ -25,8 +25,6 @@ from messaging.contracts.orders_admin import (
 from messaging.errors import ServiceError
 
 FIRST_ORDER_NUMBER = 1001
-# A claimed Idempotency-Key with no order after this long belongs to a request that died.
-IDEMPOTENCY_CLAIM_TIMEOUT = timedelta(seconds=60)
 # How long the account offered after a guest checkout can be taken (once).
 ACCOUNT_OFFER_TTL = timedelta(days=7)
 

@@ -85,6 +85,7 @@ class Order(Base):
     carrier: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tracking_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tracking_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The checkout's Idempotency-Key (scoped by the gateway): a retry replays this order.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     # SHA-256 of the guest's order access token (the token itself is only in the email).
     access_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -236,18 +237,6 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
-
-
-class IdempotencyKey(Base):
-    """A checkout's Idempotency-Key, claimed before the order is made: a retry after success
-    gets the same order, a concurrent duplicate while the first is running gets a 409."""
-
-    __tablename__ = "idempotency_keys"
-
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class PaymentSession(Base):

@@ -152,24 +152,19 @@ def test_a_concurrent_duplicate_is_told_to_wait(system: System) -> None:
     email = f"inflight-{uuid.uuid4().hex[:8]}@example.com"
     key = str(uuid.uuid4())
     lines = [{"sku": "TSHIRT-RED-M", "quantity": 1}]
-    # the claim a request leaves while it is still running: this request's fingerprint (read
-    # off an earlier identical request) under a new key, with no order yet
-    first_key = str(uuid.uuid4())
-    assert checkout(system, email, lines, headers={"Idempotency-Key": first_key}
-                    ).status_code == 201
-    [(fingerprint,)] = system.sql("orders", "SELECT fingerprint FROM idempotency_keys "
-                                            "WHERE key = :k", k=stored_key(email, first_key))
-    with create_engine(system.database_urls["orders"]).begin() as connection:
-        connection.execute(text("INSERT INTO idempotency_keys (key, fingerprint, claimed_at) "
-                                "VALUES (:k, :f, now())"),
-                           {"k": stored_key(email, key), "f": fingerprint})
-    busy = checkout(system, email, lines, headers={"Idempotency-Key": key})
-    assert (busy.status_code, busy.json()["code"]) == (409, "idempotency_in_progress")
-    assert busy.headers["Retry-After"] == "1"
-    # a claim whose request died long ago is taken over
-    with create_engine(system.database_urls["orders"]).begin() as connection:
-        connection.execute(text("UPDATE idempotency_keys SET claimed_at = now() - interval "
-                                "'5 minutes' WHERE key = :k"), {"k": stored_key(email, key)})
+    # a request still running holds its key (a transaction-scoped advisory lock in orders'
+    # database, taken with the order's transaction): a duplicate meanwhile is told to wait
+    engine = create_engine(system.database_urls["orders"])
+    held = engine.connect()
+    try:
+        assert held.scalar(text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"),
+                           {"k": f"checkout:{stored_key(email, key)}"})
+        busy = checkout(system, email, lines, headers={"Idempotency-Key": key})
+        assert (busy.status_code, busy.json()["code"]) == (409, "idempotency_in_progress")
+        assert busy.headers["Retry-After"] == "1"
+    finally:
+        held.close()  # the request died: its key is free at once, no claim left behind
+        engine.dispose()
     assert checkout(system, email, lines, headers={"Idempotency-Key": key}).status_code == 201
 
     # a burst of the same request: one order, the others replay it or are told to wait

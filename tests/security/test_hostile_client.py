@@ -325,7 +325,7 @@ def test_hardening(system: System, owner: dict[str, str]) -> None:
     assert first.json()["order"]["id"] != second.json()["order"]["id"]
     stored = hashlib.sha256(f"guest:{first.json()['order']['email']}\n{key['Idempotency-Key']}"
                             .encode()).hexdigest()
-    assert system.sql("orders", "SELECT 1 FROM idempotency_keys WHERE key = :k", k=stored)
+    assert system.sql("orders", "SELECT 1 FROM orders WHERE idempotency_key = :k", k=stored)
     # a strict CSP on printouts and the API docs
     printout = requests.get(system.api(f"/admin/orders/{first.json()['order']['id']}/print"),
                             headers=owner, timeout=10)
