@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -49,6 +50,8 @@ from messaging.errors import ServiceError
 log = logging.getLogger(__name__)
 
 RELAY_BATCH_SIZE = 100
+# A pooled connection idle this long is pinged before use (see ping_when_idle).
+PING_AFTER_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_AFTER_IDLE_SECONDS", "1.0"))
 
 
 def var_dir() -> Path:
@@ -93,13 +96,44 @@ def create_engine_for(url: str, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,  # a dropped connection is replaced, not handed to a worker
+        pool_use_lifo=True,  # the busy connections stay busy; the rest go idle (and pinged)
         pool_recycle=1800,
     )
+    ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection before handing it out only if it sat idle ``idle_seconds``
+    or more (SQLAlchemy's pessimistic-disconnect recipe, made lazy).
+
+    ``pool_pre_ping`` pays a round trip on every checkout, i.e. on every transaction; a
+    connection in steady use proves itself by being used. One the database dropped while it
+    was idle is replaced here; one dropped in the last instant fails its transaction, which
+    SQLAlchemy reports as a disconnect (the whole pool is then renewed) and the caller gets
+    a retryable 503, or the event handler a retry, as for a connection lost mid-query."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("checked_in_at", 0.0) < idle_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and hands out a fresh one (up to 3 tries).
+            raise DisconnectionError(str(exc)) from exc
 
 
 class Database(DependencyProvider):
