@@ -215,45 +215,57 @@ class Database(DependencyProvider):
     def relay_once(self) -> int:
         """Publish one batch of due outbox rows; returns how many were published.
 
-        Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas share the work without
-        publishing the same row at the same time. A crash after publishing but before the
-        commit republishes the row later: consumers are idempotent by event_id.
+        One statement claims the rows and marks them published (UPDATE … RETURNING over a
+        FOR UPDATE SKIP LOCKED pick, so replicas share the work without publishing the same
+        row at the same time); they are published, confirmed by the broker, and the mark
+        commits after. A row that fails to publish, and those after it, are unmarked for a
+        later attempt. A crash after publishing but before the commit republishes the rows
+        later: consumers are idempotent by event_id.
         """
         outbox = self.outbox
         with self._relay_lock, self.sessions() as session, session.begin():
             now = utcnow()
-            rows = session.execute(
-                select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.body,
-                       outbox.c.attempts)
-                .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
-                .order_by(outbox.c.id)
-                .limit(RELAY_BATCH_SIZE)
-                .with_for_update(skip_locked=True)
-            ).all()
-            published: list[int] = []
+            due = (select(outbox.c.id)
+                   .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
+                   .order_by(outbox.c.id)
+                   .limit(RELAY_BATCH_SIZE)
+                   .with_for_update(skip_locked=True))
+            rows = sorted(session.execute(
+                update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
+                .values(published_at=now)
+                .returning(outbox.c.id, outbox.c.event_id, outbox.c.event_type,
+                           outbox.c.body, outbox.c.attempts)
+            ).all(), key=lambda row: row.id)
+            published = 0
             failure: Exception | None = None
             for row in rows:
                 try:
                     self._publish(row.event_id, row.event_type, json.loads(row.body))
                 except Exception as exc:
                     failure = exc
-                    delay = min(0.5 * 2 ** row.attempts, 30.0)
-                    session.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row.id)
-                        .values(
-                            attempts=row.attempts + 1,
-                            last_error=f"{type(exc).__name__}: {exc}"[:500],
-                            next_attempt_at=now + timedelta(seconds=delay),
-                        )
-                    )
+                    self._unmark(session, row, rows[published:], now, exc)
                     break
-                published.append(row.id)
-            if published:
-                self._mark_published(session, published)
+                published += 1
         if failure is not None:
             raise failure
-        return len(published)
+        return published
+
+    def _unmark(self, session: Session, failed: Any, unsent: list[Any], now: datetime,
+                exc: Exception) -> None:
+        """Rows claimed but not published: the failed one backs off, the rest stay due."""
+        outbox = self.outbox
+        session.execute(update(outbox).where(outbox.c.id.in_([row.id for row in unsent]))
+                        .values(published_at=None))
+        delay = min(0.5 * 2 ** failed.attempts, 30.0)
+        session.execute(
+            update(outbox)
+            .where(outbox.c.id == failed.id)
+            .values(
+                attempts=failed.attempts + 1,
+                last_error=f"{type(exc).__name__}: {exc}"[:500],
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+        )
 
     def _publish(self, event_id: str, event_type: str, body: dict[str, Any]) -> None:
         headers = {}
@@ -265,11 +277,6 @@ class Database(DependencyProvider):
             routing_key=event_type,
             message_id=event_id,
             headers=headers,
-        )
-
-    def _mark_published(self, session: Session, ids: list[int]) -> None:
-        session.execute(
-            update(self.outbox).where(self.outbox.c.id.in_(ids)).values(published_at=utcnow())
         )
 
 

@@ -66,6 +66,11 @@ class ThingSource:
         with self.db.transaction() as session:
             return emit(session, EVENT, {"name": name}).event_id
 
+    @rpc
+    def make_things(self, names: list[str]) -> list[str]:
+        with self.db.transaction() as session:
+            return [emit(session, EVENT, {"name": name}).event_id for name in names]
+
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
@@ -184,15 +189,15 @@ def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     crashes = []
-    original = Database._mark_published
+    original = Database._publish
 
-    def crash_once(self: Database, session: Any, ids: list[int]) -> None:
+    def crash_once(self: Database, event_id: str, event_type: str, body: Any) -> None:
+        original(self, event_id, event_type, body)  # the broker has it...
         if not crashes:
-            crashes.append(ids)
-            raise RuntimeError("relay died after publishing, before marking the rows sent")
-        original(self, session, ids)
+            crashes.append(event_id)
+            raise RuntimeError("relay died after publishing, before the mark committed")
 
-    monkeypatch.setattr(Database, "_mark_published", crash_once)
+    monkeypatch.setattr(Database, "_publish", crash_once)
     consumer = ServiceContainer(ThingConsumer, {"AMQP_URI": env["AMQP_URI"]})
     source = ServiceContainer(ThingSource, {"AMQP_URI": env["AMQP_URI"]})
     consumer.start()
@@ -212,6 +217,45 @@ def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
             ).scalar_one()
         engine.dispose()
         assert published is not None
+    finally:
+        source.stop()
+        consumer.stop()
+
+
+def test_a_publish_that_fails_mid_batch_leaves_it_and_the_rest_due(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay claims a batch and marks it published in one statement: a row the broker
+    did not take, and the rows after it, are unmarked in the same transaction and go later,
+    each once."""
+    refused: list[str] = []
+    original = Database._publish
+
+    def refuse_once(self: Database, event_id: str, event_type: str, body: Any) -> None:
+        if body["payload"]["name"] == "second" and not refused:
+            refused.append(event_id)
+            raise ConnectionError("broker went away")
+        original(self, event_id, event_type, body)
+
+    monkeypatch.setattr(Database, "_publish", refuse_once)
+    consumer = ServiceContainer(ThingConsumer, {"AMQP_URI": env["AMQP_URI"]})
+    source = ServiceContainer(ThingSource, {"AMQP_URI": env["AMQP_URI"]})
+    consumer.start()
+    source.start()
+    try:
+        with entrypoint_hook(source, "make_things") as make_things:
+            ids = make_things(["first", "second", "third"])
+        wait_for(lambda: effect_count(env["thingconsumer"]) == 3, timeout=10,
+                 message="all three events handled")
+        assert refused == [ids[1]]
+        assert sorted(handler_calls) == sorted(ids)  # each delivered once
+        engine = create_engine(env["thingsource"])
+        outbox = producer_metadata.tables["outbox"]
+        with engine.connect() as connection:
+            rows = dict(connection.execute(select(outbox.c.event_id, outbox.c.attempts)
+                                           .where(outbox.c.published_at.is_not(None))).all())
+        engine.dispose()
+        assert rows == {ids[0]: 0, ids[1]: 1, ids[2]: 0}
     finally:
         source.stop()
         consumer.stop()
