@@ -162,7 +162,14 @@ def summarise_profiles(directory: Path, top: int = 40) -> None:
 def measure(system: System, commits: Commits, connections: int, seconds: float,
             idle_commits_per_s: dict[str, float], idle_cpu_per_s: dict[str, float],
             profile: Path | None = None) -> tuple[list[Figure], dict[str, str]]:
+    ceiling_cpu_before, ceiling_started = cpu_seconds(), time.monotonic()
     ceiling = wrk(system.url, NOOP_RPC_SCRIPT, connections, max(seconds / 2, 5))
+    ceiling_cpu, ceiling_span = cpu_seconds(), time.monotonic() - ceiling_started
+    # The machine's speed in this run: what one no-op RPC through the gateway costs.
+    noop_rpc_ms = 1000 * sum(
+        ceiling_cpu.get(part, 0.0) - ceiling_cpu_before.get(part, 0.0)
+        - idle_cpu_per_s.get(part, 0.0) * ceiling_span
+        for part in SYSTEM_PARTS) / max(sum(ceiling.codes.values()), 1)
     counts_before, _ = commits.settled()
     mails_before = len(system.smtp.messages)  # type: ignore[attr-defined]
     profilers = start_profiles(profile, seconds) if profile else []
@@ -201,6 +208,9 @@ def measure(system: System, commits: Commits, connections: int, seconds: float,
         f"{c} transactions per checkout": f"{sum(transactions.values()):.1f} in all: " +
         ", ".join(f"{db} {n:.1f}" for db, n in transactions.items()),
         f"{c} ratio to the ceiling": f"{sustained / max(ceiling.per_second(200), 0.1):.2f}",
+        f"{c} CPU of one no-op RPC (this run)": (
+            f"{noop_rpc_ms:.2f} ms in all: a checkout costs "
+            f"{sum(per_checkout.values()) / max(noop_rpc_ms, 0.01):.1f} of them"),
         f"{c} answers": f"{placed} placed (201) in {run.seconds} s of load, all emailed "
                         f"{span:.1f} s after it began; other answers {others or 'none'}",
         f"{c} wrk's own CPU": f"{1000 * wrk_cpu / max(placed, 1):.1f} ms per checkout "

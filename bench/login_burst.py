@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import requests
 
-from bench.common import owner_headers, processes, rss_mib, running_system
+from bench.common import owner_headers, processes, rss_mib, running_system, wrk
 
 PASSWORD = "benchmark passphrase 2026"
 ACCOUNTS = 64
@@ -32,10 +29,6 @@ ACCOUNTS = 64
 # wrk: every request logs in as the next account, from 127.0.0.1 (exempt from the address
 # limits, so this measures hashing and sessions, not throttling).
 WRK_SCRIPT = """
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-end
 function init(args)
   n = 0
   codes = {}
@@ -47,22 +40,6 @@ request = function()
   local body = string.format('{"email": "burst-%d@example.com", "password": "PASSWORD"}',
                              n % ACCOUNTS)
   return wrk.format(nil, "/api/v1/auth/login", nil, body)
-end
-response = function(status, headers, body)
-  codes[status] = (codes[status] or 0) + 1
-end
-done = function(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for status, count in pairs(thread:get("codes")) do
-      total[status] = (total[status] or 0) + count
-    end
-  end
-  for status, count in pairs(total) do
-    io.write(string.format("status %d %d\\n", status, count))
-  end
-  io.write(string.format("p50 %.1f p99 %.1f\\n", latency:percentile(50) / 1000,
-                         latency:percentile(99) / 1000))
 end
 """.replace("PASSWORD", PASSWORD).replace("ACCOUNTS", str(ACCOUNTS))
 
@@ -76,20 +53,14 @@ def burst(url: str, seconds: float, connections: int, pid: int) -> dict[str, obj
             samples.append(rss_mib(pid))
             stop.wait(1.0)
 
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s",
-                              "--timeout", "30s", "-s", script.name, url],
-                             capture_output=True, text=True, check=True).stdout
+        run = wrk(url, WRK_SCRIPT, connections, seconds)
     finally:
         stop.set()
         sampler.join()
-        os.unlink(script.name)
-    codes = {int(a): int(b) for a, b in re.findall(r"status (\d+) (\d+)", out)}
-    p50, p99 = (float(x) for x in re.search(r"p50 ([\d.]+) p99 ([\d.]+)", out).groups())
+    codes, p50, p99 = run.codes, run.p50_ms, run.p99_ms
     return {"logins_per_s": round(codes.get(200, 0) / seconds, 1), "codes": codes,
             "p50_ms": p50, "p99_ms": p99, "rss_peak_mib": round(max(samples), 1),
             "rss_samples_mib": [round(s) for s in samples]}
