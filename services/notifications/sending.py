@@ -65,7 +65,8 @@ def _log_delivery(db: Database, mail: MailerProvider, envelope: Envelope,
     with db.transaction() as session:
         if db.already_processed(session, envelope):
             return None
-        skipped = _skip_reason(session, kind, recipient)
+        facts = _sending_facts(session, kind.name, recipient)
+        skipped = _skip_reason(kind, recipient, facts)
         if skipped:
             # Logged, so the merchant sees why it did not go.
             session.add(Delivery(
@@ -79,18 +80,37 @@ def _log_delivery(db: Database, mail: MailerProvider, envelope: Envelope,
             next_attempt_at=now, locked_until=now + mail.send_lease,
         ))
         return Outgoing(delivery_id, kind.name, recipient, locale, context, 1,
-                        reply_to(session))
+                        facts.reply_to)
 
 
-def _skip_reason(session: Session, kind: email_kinds.EmailKind, recipient: str) -> str | None:
+@dataclass(frozen=True)
+class SendingFacts:
+    """What decides whether and how an email goes, read in one round trip."""
+
+    bouncing: bool
+    enabled: bool | None  # the merchant's switch for the kind; None: never touched
+    reply_to: str | None
+
+
+def _sending_facts(session: Session, kind: str, recipient: str) -> SendingFacts:
+    row = session.execute(select(
+        select(BouncingAddress.email).where(BouncingAddress.email == recipient)
+        .exists().label("bouncing"),
+        select(NotificationSetting.enabled).where(NotificationSetting.kind == kind)
+        .scalar_subquery().label("enabled"),
+        select(SenderProfile.reply_to).where(SenderProfile.id == 1)
+        .scalar_subquery().label("reply_to"))).one()
+    return SendingFacts(bool(row.bouncing), row.enabled, row.reply_to)
+
+
+def _skip_reason(kind: email_kinds.EmailKind, recipient: str, facts: SendingFacts
+                 ) -> str | None:
     if is_erased_email(recipient):  # an erased customer's order: no one to tell
         return "recipient erased"
-    if not kind.sent_to_bouncing and session.get(BouncingAddress, recipient):
+    if not kind.sent_to_bouncing and facts.bouncing:
         return "recipient bouncing"
-    if kind.switchable:
-        setting = session.get(NotificationSetting, kind.name)
-        if setting is not None and not setting.enabled:
-            return "switched off"
+    if kind.switchable and facts.enabled is False:
+        return "switched off"
     return None
 
 
