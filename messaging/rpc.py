@@ -14,11 +14,14 @@ from typing import Any
 
 from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError
+from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
     DEFAULT_SERIALIZER,
+    DEFAULT_TRANSPORT_OPTIONS,
     LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.rpc import RPC_QUEUE_TEMPLATE, Responder, Rpc, RpcConsumer, get_rpc_exchange
@@ -54,6 +57,21 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 DEFAULT_EXCHANGE = Exchange("")
 
 
+class ReplyPublisher(Publisher):
+    """An RPC reply goes unconfirmed and transient. A reply is no record (the service's
+    database is): a confirm would only add a round trip to the broker per call, and a lost
+    reply is the caller's timeout and retry either way. (Own transport options: nameko
+    writes the confirm flag into them on every publish.)"""
+
+    use_confirms = False
+    delivery_mode = NON_PERSISTENT
+    transport_options = DEFAULT_TRANSPORT_OPTIONS.copy()
+
+
+class ReplyResponder(Responder):
+    publisher_cls = ReplyPublisher
+
+
 class ResilientRpcConsumer(RpcConsumer):
     queue_consumer = RpcQueueConsumer()
 
@@ -83,10 +101,10 @@ class ResilientRpcConsumer(RpcConsumer):
         exchange = get_rpc_exchange(config)
         if str(message.properties.get("reply_to", "")).startswith(DIRECT_REPLY_TO):
             exchange = DEFAULT_EXCHANGE
-        responder = Responder(config[AMQP_URI_CONFIG_KEY], exchange,
-                              config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
-                              ssl=config.get(AMQP_SSL_CONFIG_KEY),
-                              login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        responder = ReplyResponder(config[AMQP_URI_CONFIG_KEY], exchange,
+                                   config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+                                   message, ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                                   login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
         result, exc_info = responder.send_response(result, exc_info)
         self.queue_consumer.ack_message(message)
         return result, exc_info
