@@ -53,6 +53,24 @@ def test_names_cannot_inject_markup_or_headers() -> None:
     assert b"\r\nBcc:" not in headers
 
 
+def test_non_ascii_names_and_subjects_arrive_as_written() -> None:
+    """Encoded words (RFC 2047) on the wire, the same text once a mail client decodes it."""
+    import email
+
+    message = build_message(delivery_id="1", sender="Tiénda Ñandú <hola@shop.test>",
+                            recipient="a@example.com", subject="¡Gracias! Pedido «1001» — " * 4,
+                            text="Envío: 3 €", html="<p>Envío: 3 €</p>", locale="es")
+    raw = Mailer.wire_bytes(message)
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert headers.isascii() and all(len(line) <= 78 for line in headers.split(b"\r\n"))
+    parsed = email.message_from_bytes(raw, policy=policy.strict)
+    assert parsed["Subject"] == " ".join(("¡Gracias! Pedido «1001» — " * 4).split())
+    assert (parsed["From"].addresses[0].display_name, parsed["From"].addresses[0].addr_spec) \
+        == ("Tiénda Ñandú", "hola@shop.test")
+    assert parsed.get_body(("plain",)).get_content().strip() == "Envío: 3 €"
+    assert parsed.get_body(("html",)).get_content().strip() == "<p>Envío: 3 €</p>"
+
+
 def test_money_uses_the_currency_precision() -> None:
     assert money(1990, "EUR", "es") == "19,90\xa0€"
     assert money(1990, "CLP", "es") == "1.990\xa0CLP"  # no minor unit: 1990 pesos
