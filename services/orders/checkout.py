@@ -98,7 +98,8 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
     access_token, access_token_hash = new_token()
     order = _new_order(data, priced, currency, shipping, actor)
     order.idempotency_key, order.request_fingerprint = data["idempotency_key"], fingerprint
-    order.access_token_hash, order.access_token_sealed = access_token_hash, seal(access_token)
+    sealed_token = seal(access_token)  # once: the order and its event carry the same seal
+    order.access_token_hash, order.access_token_sealed = access_token_hash, sealed_token
     order.number = _next_order_number(session)
     order.recovered_from, order.buy_link_id = recovered_from, buy_link_id
     session.add(order)
@@ -111,7 +112,7 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
         "order_id": order.id,
         "placed_at": order.placed_at,
         "notify_customer": True,
-        "access_token_sealed": seal(access_token),
+        "access_token_sealed": sealed_token,
         "offer_account": data["offer_account"] and order.customer_id is None,
         "account_exists": data.get("account_exists", False),
         "save_shipping_address": data.get("save_shipping_address", False)
