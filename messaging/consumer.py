@@ -20,7 +20,9 @@ from functools import partial
 from typing import Any
 
 import eventlet
+from amqp.exceptions import ConnectionError as AMQPConnectionError
 from kombu import Exchange, Queue
+from kombu.exceptions import OperationalError
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
@@ -179,7 +181,7 @@ class EventConsumer(EventHandler):
         self, message: Any, result: Any = None, exc_info: Any = None
     ) -> None:
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            self._ack(message)
             return
         # A payload that breaks its contract fails the same way every time.
         permanent = isinstance(exc_info[1], ValidationError)
@@ -228,9 +230,31 @@ class EventConsumer(EventHandler):
             # Could not park it anywhere: give it back to the broker rather than drop it.
             log.exception("could not republish a failed event; requeueing it")
             eventlet.sleep(1)
-            self.queue_consumer.requeue_message(message)
+            try:
+                self.queue_consumer.requeue_message(message)
+            except BROKER_GONE as exc:
+                _left_on_dead_connection("requeue", exc)
             return
-        self.queue_consumer.ack_message(message)
+        self._ack(message)
+
+    def _ack(self, message: Any) -> None:
+        """Ack, unless the connection it came on is gone: an exception here would kill the
+        worker's container, and with it the service (found by tests/faults). Unacked on a
+        dead connection, the broker delivers it again once it notices, and the handler's
+        processed mark makes that second delivery a no-op."""
+        try:
+            self.queue_consumer.ack_message(message)
+        except BROKER_GONE as exc:
+            _left_on_dead_connection("ack", exc)
+
+
+# What a dead or half-dead broker connection raises when we write to it.
+BROKER_GONE = (OSError, ConnectionError, OperationalError, AMQPConnectionError)
+
+
+def _left_on_dead_connection(what: str, exc: BaseException) -> None:
+    log.warning("event %s not sent, broker connection lost: %s; the broker will deliver "
+                "it again", what, f"{type(exc).__name__}: {exc}"[:200])
 
 
 consume_event = EventConsumer.decorator

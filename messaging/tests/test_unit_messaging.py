@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from marshmallow import ValidationError
 
-from messaging.consumer import RetryPolicy, handler_queue_name
+from messaging.consumer import EventConsumer, RetryPolicy, handler_queue_name
 from messaging.contracts import ORDER_PLACED, build_envelope, load_payload
 from messaging.envelope import Envelope, envelope_from_wire
 from messaging.logs import JsonFormatter, mask_email, set_correlation_id
@@ -242,3 +242,21 @@ def test_check_succeeds_when_any_listed_broker_answers() -> None:
     refused = check_rabbitmq(f"amqp://a:pw1@127.0.0.1:{dead}/;amqp://a:pw2@127.0.0.1:{dead}/",
                              timeout=1)
     assert refused is not None and "pw1" not in refused and "pw2" not in refused
+
+
+class _LostConnection:
+    """A queue consumer whose broker connection died under it (what RabbitMQ cut away)."""
+
+    def ack_message(self, message: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_an_ack_on_a_lost_broker_connection_does_not_kill_the_service(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """nameko treats an exception from handle_result as fatal and kills the container (and
+    honcho then the whole system: tests/faults found it). The message stays unacked on the
+    dead connection instead; the broker delivers it again, the processed mark absorbs it."""
+    consumer = EventConsumer("orders", ORDER_PLACED)
+    consumer.queue_consumer = _LostConnection()  # type: ignore[assignment]
+    consumer.handle_message_processed(object())
+    assert "broker connection lost" in caplog.text
