@@ -11,7 +11,7 @@ email and Idempotency-Key, as a storefront does. For each connection count:
 
 - the ceiling: wrk on a gateway route doing one no-op RPC;
 - the checkouts: CPU of every process (from /proc: gateway, each service, PostgreSQL,
-  RabbitMQ, Redis) and `pg_stat_database.xact_commit` of each service's database, from the
+  RabbitMQ, Redis, honcho) and `pg_stat_database.xact_commit` of each service's database, from the
   start of the load until the last of its emails is accepted by SMTP, divided by the
   checkouts answered 201. The sustained rate is those checkouts over that same span.
 
@@ -74,7 +74,7 @@ end
 
 # The parts of the system; the bench's own process (load accounting, SMTP sink) is not one.
 SYSTEM_PARTS = ("gateway", "identity", "customers", "orders", "notifications", "postgresql",
-                "rabbitmq", "redis")
+                "rabbitmq", "redis", "honcho")
 DATABASES = ("identity", "customers", "orders", "notifications")
 STATS_DELAY = 11.0  # PostgreSQL's idle backends publish their counts within 10 s
 

@@ -141,6 +141,8 @@ _LABELS = [
     ("CustomersService", "customers"), ("OrdersService", "orders"),
     ("NotificationsService", "notifications"), ("postgres", "postgresql"),
     ("beam.smp", "rabbitmq"), ("redis-server", "redis"),
+    # `make run`'s process manager: it reads and rewrites every log line of every process.
+    ("bin/honcho", "honcho"),
 ]
 
 
