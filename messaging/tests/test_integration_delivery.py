@@ -186,7 +186,8 @@ def test_a_redelivered_event_takes_effect_once(
 
 
 def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
-    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str], containers: dict[str, ServiceContainer],
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     crashes = []
     original = Database._publish
@@ -198,32 +199,25 @@ def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
             raise RuntimeError("relay died after publishing, before the mark committed")
 
     monkeypatch.setattr(Database, "_publish", crash_once)
-    consumer = ServiceContainer(ThingConsumer, {"AMQP_URI": env["AMQP_URI"]})
-    source = ServiceContainer(ThingSource, {"AMQP_URI": env["AMQP_URI"]})
-    consumer.start()
-    source.start()
-    try:
-        with entrypoint_hook(source, "make_thing") as make_thing:
-            event_id = make_thing("once")
-        wait_for(lambda: handler_calls.count(event_id) == 2, timeout=10,
-                 message="the event published twice")
-        assert crashes, "the crash was not simulated"
-        assert effect_count(env["thingconsumer"]) == 1
-        engine = create_engine(env["thingsource"])
-        with engine.connect() as connection:
-            outbox = producer_metadata.tables["outbox"]
-            published = connection.execute(
-                select(outbox.c.published_at).where(outbox.c.event_id == event_id)
-            ).scalar_one()
-        engine.dispose()
-        assert published is not None
-    finally:
-        source.stop()
-        consumer.stop()
+    with entrypoint_hook(containers["thingsource"], "make_thing") as make_thing:
+        event_id = make_thing("once")
+    wait_for(lambda: handler_calls.count(event_id) == 2, timeout=10,
+             message="the event published twice")
+    assert crashes, "the crash was not simulated"
+    assert effect_count(env["thingconsumer"]) == 1
+    engine = create_engine(env["thingsource"])
+    with engine.connect() as connection:
+        outbox = producer_metadata.tables["outbox"]
+        published = connection.execute(
+            select(outbox.c.published_at).where(outbox.c.event_id == event_id)
+        ).scalar_one()
+    engine.dispose()
+    assert published is not None
 
 
 def test_a_publish_that_fails_mid_batch_leaves_it_and_the_rest_due(
-    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str], containers: dict[str, ServiceContainer],
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The relay claims a batch and marks it published in one statement: a row the broker
     did not take, and the rows after it, are unmarked in the same transaction and go later,
@@ -238,27 +232,19 @@ def test_a_publish_that_fails_mid_batch_leaves_it_and_the_rest_due(
         original(self, event_id, event_type, body)
 
     monkeypatch.setattr(Database, "_publish", refuse_once)
-    consumer = ServiceContainer(ThingConsumer, {"AMQP_URI": env["AMQP_URI"]})
-    source = ServiceContainer(ThingSource, {"AMQP_URI": env["AMQP_URI"]})
-    consumer.start()
-    source.start()
-    try:
-        with entrypoint_hook(source, "make_things") as make_things:
-            ids = make_things(["first", "second", "third"])
-        wait_for(lambda: effect_count(env["thingconsumer"]) == 3, timeout=10,
-                 message="all three events handled")
-        assert refused == [ids[1]]
-        assert sorted(handler_calls) == sorted(ids)  # each delivered once
-        engine = create_engine(env["thingsource"])
-        outbox = producer_metadata.tables["outbox"]
-        with engine.connect() as connection:
-            rows = dict(connection.execute(select(outbox.c.event_id, outbox.c.attempts)
-                                           .where(outbox.c.published_at.is_not(None))).all())
-        engine.dispose()
-        assert rows == {ids[0]: 0, ids[1]: 1, ids[2]: 0}
-    finally:
-        source.stop()
-        consumer.stop()
+    with entrypoint_hook(containers["thingsource"], "make_things") as make_things:
+        ids = make_things(["first", "second", "third"])
+    wait_for(lambda: effect_count(env["thingconsumer"]) == 3, timeout=10,
+             message="all three events handled")
+    assert refused == [ids[1]]
+    assert sorted(handler_calls) == sorted(ids)  # each delivered once
+    engine = create_engine(env["thingsource"])
+    outbox = producer_metadata.tables["outbox"]
+    with engine.connect() as connection:
+        rows = dict(connection.execute(select(outbox.c.event_id, outbox.c.attempts)
+                                       .where(outbox.c.published_at.is_not(None))).all())
+    engine.dispose()
+    assert rows == {ids[0]: 0, ids[1]: 1, ids[2]: 0}
 
 
 def test_a_consumer_the_broker_cancels_comes_back_and_rpc_carries_on(
