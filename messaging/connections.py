@@ -40,6 +40,13 @@ class RpcQueueConsumer(TrackedQueueConsumer):
 class EventQueueConsumer(TrackedQueueConsumer):
     kind = "events"
 
+    @property
+    def prefetch_count(self) -> int:
+        # Per consumer (RabbitMQ's basic.qos without global), one value for all of this
+        # connection's: enough for the worker pool, and for a batch consumer's batches.
+        wanted = [getattr(provider, "prefetch", 0) for provider in self._providers]
+        return max([self.container.max_workers, *wanted])
+
 
 class ConsumerStates(DependencyProvider):
     """``self.consumers()``: {"rpc": "consuming" | "reconnecting", "events": ...}. Every

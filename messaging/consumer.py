@@ -30,7 +30,7 @@ from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
 
 from messaging.connections import EventQueueConsumer
-from messaging.envelope import envelope_from_wire
+from messaging.envelope import Envelope, envelope_from_wire
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,19 @@ def retry_topology(service: str, policy: RetryPolicy) -> list[Exchange | Queue]:
     return entities
 
 
+def worker_context(message: Any, envelope: Envelope | None) -> dict[str, Any]:
+    """nameko's own context (call id stack, ...) from the message, not our retry headers, and
+    the event's correlation id (the request that caused it) for the logs."""
+    context_data = {
+        key[len(NAMEKO_HEADER_PREFIX):]: value
+        for key, value in (message.headers or {}).items()
+        if key.startswith(NAMEKO_HEADER_PREFIX)
+    }
+    if envelope is not None and envelope.correlation_id:
+        context_data["correlation_id"] = envelope.correlation_id
+    return context_data
+
+
 def describe_error(exc_info: Any) -> str:
     exc = exc_info[1]
     frames = traceback.extract_tb(exc_info[2])
@@ -154,6 +167,20 @@ class EventConsumer(EventHandler):
         self.dead_letter_queue_name = dead_letter_queue(service).name
 
     def handle_message(self, body: Any, message: Any) -> None:
+        envelope = self._envelope_or_park(body, message)
+        if envelope is None:
+            return
+        handle_result = partial(self.handle_result, message)
+        try:
+            self.container.spawn_worker(
+                self, (envelope,), {}, context_data=worker_context(message, envelope),
+                handle_result=handle_result
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def _envelope_or_park(self, body: Any, message: Any) -> Envelope | None:
+        """The message's validated envelope; a malformed one is parked (None)."""
         try:
             envelope = envelope_from_wire(body)
             if envelope.event_type != self.event_type:
@@ -161,21 +188,8 @@ class EventConsumer(EventHandler):
         except ValidationError as exc:
             # A malformed event will never succeed: park it now rather than retry it.
             self._settle(message, f"invalid envelope: {exc.messages}", dead_letter=True)
-            return
-        context_data = {  # nameko's own context (call id stack, ...), not our retry headers
-            key[len(NAMEKO_HEADER_PREFIX):]: value
-            for key, value in (message.headers or {}).items()
-            if key.startswith(NAMEKO_HEADER_PREFIX)
-        }
-        if envelope.correlation_id:
-            context_data["correlation_id"] = envelope.correlation_id
-        handle_result = partial(self.handle_result, message)
-        try:
-            self.container.spawn_worker(
-                self, (envelope,), {}, context_data=context_data, handle_result=handle_result
-            )
-        except ContainerBeingKilled:
-            self.queue_consumer.requeue_message(message)
+            return None
+        return envelope
 
     def handle_message_processed(
         self, message: Any, result: Any = None, exc_info: Any = None
@@ -248,6 +262,82 @@ class EventConsumer(EventHandler):
             _left_on_dead_connection("ack", exc)
 
 
+class BatchEventConsumer(EventConsumer):
+    """``@consume_events(source, event_type)``: the handler gets a list of validated envelopes
+    (in delivery order) to handle in one transaction, with one processed mark per event
+    (``self.db.first_deliveries``): one commit, one worker, one round of marks for many events.
+
+    Batches form by themselves: a delivery that finds a free slot (``concurrency`` batches
+    run at once) starts at once, alone; the ones that arrive while the slots are busy wait
+    and go together, up to ``max_batch``. A light load sees no added latency; a heavy one
+    pays per batch, not per event. After the commit every message is acked. If the batch
+    fails, each event is handled again on its own, so one bad event is retried and
+    dead-lettered alone and does not hold the others back (a handler must therefore commit
+    a batch's effects together or make each replayable: the processed marks do that)."""
+
+    def __init__(self, source_service: str, event_type: str, max_batch: int = 25,
+                 concurrency: int = 2, **kwargs: Any) -> None:
+        super().__init__(source_service, event_type, **kwargs)
+        self.max_batch, self.concurrency = max_batch, concurrency
+        self._waiting: list[tuple[Envelope, Any]] = []
+        self._running = 0
+
+    @property
+    def prefetch(self) -> int:
+        """Deliveries this consumer wants in hand: every slot's batch full, and the next
+        batch waiting for a slot."""
+        return self.max_batch * (self.concurrency + 1)
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        envelope = self._envelope_or_park(body, message)
+        if envelope is not None:
+            self._waiting.append((envelope, message))
+            self._start_batches()
+
+    def _start_batches(self) -> None:
+        while self._waiting and self._running < self.concurrency:
+            batch = self._waiting[:self.max_batch]
+            del self._waiting[:self.max_batch]
+            self._running += 1  # before the spawn, which may wait for a free worker
+            if not self._spawn(batch, partial(self._batch_done, batch)):
+                self._running -= 1
+
+    def _spawn(self, batch: list[tuple[Envelope, Any]], handle_result: Any) -> bool:
+        # One event's worker carries its context (correlation id in the logs); a batch's
+        # events come from many requests, so it carries none of theirs.
+        context_data = worker_context(batch[0][1], batch[0][0]) if len(batch) == 1 else {}
+        try:
+            self.container.spawn_worker(
+                self, ([envelope for envelope, _ in batch],), {},
+                context_data=context_data, handle_result=handle_result)
+        except ContainerBeingKilled:
+            for _, message in batch:
+                self.queue_consumer.requeue_message(message)
+            return False
+        return True
+
+    def _batch_done(self, batch: list[tuple[Envelope, Any]], worker_ctx: Any,
+                    result: Any = None, exc_info: Any = None) -> tuple[Any, Any]:
+        if exc_info is None:
+            for _, message in batch:
+                self._ack(message)
+        elif len(batch) == 1:
+            self.handle_message_processed(batch[0][1], result, exc_info)
+        else:
+            log.warning("a batch of %d events failed (%s); handling each on its own",
+                        len(batch), describe_error(exc_info), extra={"queue": self.queue.name})
+            self.container.spawn_managed_thread(partial(self._one_by_one, batch))
+        self._running -= 1
+        # Not from this worker: waiting here for a free worker, while holding one, could
+        # leave every worker waiting for another.
+        self.container.spawn_managed_thread(self._start_batches)
+        return result, exc_info
+
+    def _one_by_one(self, batch: list[tuple[Envelope, Any]]) -> None:
+        for envelope, message in batch:
+            self._spawn([(envelope, message)], partial(self.handle_result, message))
+
+
 # What a dead or half-dead broker connection raises when we write to it.
 BROKER_GONE = (OSError, ConnectionError, OperationalError, AMQPConnectionError)
 
@@ -258,3 +348,4 @@ def _left_on_dead_connection(what: str, exc: BaseException) -> None:
 
 
 consume_event = EventConsumer.decorator
+consume_events = BatchEventConsumer.decorator

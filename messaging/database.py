@@ -341,6 +341,31 @@ class DatabaseAccess:
             return True
         return False
 
+    def first_deliveries(self, session: Session, envelopes: list[Envelope]) -> list[Envelope]:
+        """``already_processed`` for a batch, in one statement: the envelopes this handler has
+        not processed yet (each event once, in the order given), now marked as processed in
+        ``session``'s transaction."""
+        first: dict[str, Envelope] = {}
+        for envelope in envelopes:
+            first.setdefault(envelope.event_id, envelope)
+        unique = list(first.values())
+        if not unique:
+            return []
+        table = self._provider.processed_events
+        now = utcnow()
+        marked = set(session.scalars(
+            upsert(session, table)
+            .values([{"event_id": envelope.event_id, "handler": self.handler_name,
+                      "processed_at": now} for envelope in unique])
+            .on_conflict_do_nothing()
+            .returning(table.c.event_id)
+        ))
+        skipped = len(envelopes) - len(marked)
+        if skipped:
+            log.info("duplicate events skipped",
+                     extra={"count": skipped, "handler": self.handler_name})
+        return [envelope for envelope in unique if envelope.event_id in marked]
+
 
 def upsert(session: Session, target: Any) -> Any:
     """An INSERT that knows ``ON CONFLICT`` (PostgreSQL's or SQLite's), for ``target``."""
