@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.orm import Session
 
 from messaging.contracts import (
     CUSTOMER_CREATED,
@@ -57,44 +59,51 @@ def _order_changed(db: Database, envelope: Envelope, field: str) -> None:
         recompute_figures(session, customer)
 
 
-def handle_order_placed(db: Database, envelope: Envelope) -> None:
-    order = load_payload(envelope)
+def handle_orders_placed(db: Database, envelopes: list[Envelope]) -> None:
+    """A batch of new orders (messaging.consumer.BatchEventConsumer), in one transaction."""
+    orders = [load_payload(envelope) for envelope in envelopes]  # each against its contract
+    by_event = {envelope.event_id: order for envelope, order in zip(envelopes, orders,
+                                                                     strict=True)}
     with db.transaction() as session:
-        if db.already_processed(session, envelope):
-            return
-        email = domain.normalise_email(order["email"])
-        # An order with a customer id is that customer's, whatever email it carries (an
-        # account's order made before an email change, say); the email finds guests.
-        customer = session.get(Customer, order["customer_id"], with_for_update=True) \
-            if order["customer_id"] else None
-        if customer is None:
-            customer = records.by_email(session, email)
-        currencies = spend_currencies(session)
-        know_currency(session, order["currency"], currencies)
-        row = CustomerOrder(
-            order_id=order["order_id"], customer_id=order["customer_id"],
-            currency=order["currency"], total=order["total"], status=order["status"],
-            payment_status=order["payment_status"], refunded=0, placed_at=order["placed_at"])
-        created = customer is None
-        if created:  # the order folded in before the insert: one INSERT, no UPDATE after
-            customer = new_guest(session, email, order["customer_id"], currencies, order, row)
-        else:
-            domain.apply_order_placed(customer, order)
-        row.customer_id = customer.id
-        # The figures change by this order's delta, once: only if the ledger lacked it.
-        inserted = session.execute(
-            upsert(session, CustomerOrder).values(
-                {column.key: getattr(row, column.key)
-                 for column in CustomerOrder.__table__.columns})
-            .on_conflict_do_nothing().returning(CustomerOrder.order_id)).first()
-        if inserted is not None and not created:
-            count_new_order(customer, row)
-        elif inserted is None and created:  # counted ahead, but another record holds it
-            recompute_figures(session, customer)
-        if order["save_shipping_address"] and order["shipping_address"]:
-            address_book.keep_checkout_address(session, customer, order["shipping_address"])
-        if created:
-            emit(session, CUSTOMER_CREATED, customer_event(customer))
+        fresh = db.first_deliveries(session, envelopes)
+        currencies = spend_currencies(session) if fresh else []
+        for envelope in fresh:
+            _order_placed(session, by_event[envelope.event_id], currencies)
+
+
+def _order_placed(session: Session, order: dict[str, Any], currencies: list[str]) -> None:
+    email = domain.normalise_email(order["email"])
+    # An order with a customer id is that customer's, whatever email it carries (an
+    # account's order made before an email change, say); the email finds guests.
+    customer = session.get(Customer, order["customer_id"], with_for_update=True) \
+        if order["customer_id"] else None
+    if customer is None:
+        customer = records.by_email(session, email)
+    know_currency(session, order["currency"], currencies)
+    row = CustomerOrder(
+        order_id=order["order_id"], customer_id=order["customer_id"],
+        currency=order["currency"], total=order["total"], status=order["status"],
+        payment_status=order["payment_status"], refunded=0, placed_at=order["placed_at"])
+    created = customer is None
+    if created:  # the order folded in before the insert: one INSERT, no UPDATE after
+        customer = new_guest(session, email, order["customer_id"], currencies, order, row)
+    else:
+        domain.apply_order_placed(customer, order)
+    row.customer_id = customer.id
+    # The figures change by this order's delta, once: only if the ledger lacked it.
+    inserted = session.execute(
+        upsert(session, CustomerOrder).values(
+            {column.key: getattr(row, column.key)
+             for column in CustomerOrder.__table__.columns})
+        .on_conflict_do_nothing().returning(CustomerOrder.order_id)).first()
+    if inserted is not None and not created:
+        count_new_order(customer, row)
+    elif inserted is None and created:  # counted ahead, but another record holds it
+        recompute_figures(session, customer)
+    if order["save_shipping_address"] and order["shipping_address"]:
+        address_book.keep_checkout_address(session, customer, order["shipping_address"])
+    if created:
+        emit(session, CUSTOMER_CREATED, customer_event(customer))
 
 
 def handle_order_status_changed(db: Database, envelope: Envelope) -> None:

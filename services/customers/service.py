@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from messaging.consumer import consume_event
+from messaging.consumer import consume_event, consume_events
 from messaging.contracts import (
     ACCOUNT_APPROVED,
     ACCOUNT_DISABLED,
@@ -158,9 +158,10 @@ class CustomersService(HealthEndpoints):
         """What a checkout form starts with: names, phone, default addresses."""
         return address_book.checkout_prefill(self.db, account_id)
 
-    @consume_event("orders", ORDER_PLACED)
-    def handle_order_placed(self, envelope: Envelope) -> None:
-        return ledger.handle_order_placed(self.db, envelope)
+    @consume_events("orders", ORDER_PLACED)
+    def handle_order_placed(self, envelopes: list[Envelope]) -> None:
+        """New orders, a batch at a time: the checkout rate's event."""
+        return ledger.handle_orders_placed(self.db, envelopes)
 
     @consume_event("orders", ORDER_STATUS_CHANGED)
     def handle_order_status_changed(self, envelope: Envelope) -> None:

@@ -5,7 +5,7 @@ address that bounced.
 To add a kind: one ``EmailKind`` entry below, and its templates
 ``templates/<locale>/<name>.subject.j2``, ``.txt.j2`` and ``.html.j2`` in every locale (the
 tests render every kind in every locale). If it answers an event the service does not consume
-yet, add a one-line handler in service.py calling ``sending.record_event``."""
+yet, add a one-line handler in service.py calling ``sending.record_events``."""
 
 from __future__ import annotations
 

@@ -42,74 +42,106 @@ class Outgoing:
     reply_to: str | None
 
 
-def record_event(db: Database, mail: MailerProvider, envelope: Envelope) -> None:
-    """The email an event asks for (email_kinds), if any, logged then sent."""
-    payload = normalised_payload(envelope)  # checked against its contract
-    kind = email_kinds.kind_for(envelope.event_type, payload)
-    if kind is None:
-        return
-    outgoing = _log_delivery(db, mail, envelope, kind, kind.recipient(payload),
-                             payload["locale"], kind.context(payload))
-    if outgoing is not None:
+@dataclass(frozen=True)
+class Wanted:
+    """An email an event asks for, before it is logged."""
+
+    envelope: Envelope
+    kind: email_kinds.EmailKind
+    recipient: str
+    locale: str
+    context: dict[str, Any]
+
+
+def record_events(db: Database, mail: MailerProvider, envelopes: list[Envelope]) -> None:
+    """The emails a batch of events asks for (email_kinds), logged in one transaction, then
+    each sent and its outcome logged."""
+    wanted = []
+    for envelope in envelopes:
+        payload = normalised_payload(envelope)  # checked against its contract
+        kind = email_kinds.kind_for(envelope.event_type, payload)
+        if kind is not None:
+            wanted.append(Wanted(envelope, kind, kind.recipient(payload), payload["locale"],
+                                 kind.context(payload)))
+    for outgoing in _log_deliveries(db, mail, wanted):
         send(db, mail, outgoing)
 
 
-def _log_delivery(db: Database, mail: MailerProvider, envelope: Envelope,
-                  kind: email_kinds.EmailKind, recipient: str, locale: str,
-                  context: dict[str, Any]) -> Outgoing | None:
-    """Log the delivery with the event's processed mark (one transaction): born claimed by
-    this worker (attempt 1), so no second transaction claims it. If the worker dies, the
-    lease runs out and the sweep sends it. None: already done, or not to be sent."""
-    delivery_id = domain.delivery_id(envelope.event_id, kind.name, recipient)
+def _log_deliveries(db: Database, mail: MailerProvider, wanted: list[Wanted]
+                    ) -> list[Outgoing]:
+    """Log the deliveries with the events' processed marks (one transaction): each born
+    claimed by this worker (attempt 1), so no second transaction claims it. If the worker
+    dies, the lease runs out and the sweep sends it. Returns those to send now: not done
+    before, and not to be skipped (a skipped one is logged with why, for the merchant)."""
+    if not wanted:
+        return []
     now = utcnow()
+    outgoing = []
     with db.transaction() as session:
-        if db.already_processed(session, envelope):
-            return None
-        facts = _sending_facts(session, kind.name, recipient)
-        skipped = _skip_reason(kind, recipient, facts)
-        if skipped:
-            # Logged, so the merchant sees why it did not go.
+        fresh = {envelope.event_id for envelope in
+                 db.first_deliveries(session, [item.envelope for item in wanted])}
+        todo = []
+        for item in wanted:  # the first of each fresh event (it may come twice in a batch)
+            if item.envelope.event_id in fresh:
+                fresh.discard(item.envelope.event_id)
+                todo.append(item)
+        facts = _sending_facts(session, {item.kind.name for item in todo},
+                               {item.recipient for item in todo})
+        for item in todo:
+            delivery_id = domain.delivery_id(item.envelope.event_id, item.kind.name,
+                                             item.recipient)
+            skipped = _skip_reason(item.kind, item.recipient, facts)
+            if skipped:
+                session.add(Delivery(
+                    id=delivery_id, event_id=item.envelope.event_id, kind=item.kind.name,
+                    recipient=item.recipient, locale=item.locale, status="skipped",
+                    attempts=0, context={}, next_attempt_at=now, last_error=skipped))
+                continue
             session.add(Delivery(
-                id=delivery_id, event_id=envelope.event_id, kind=kind.name,
-                recipient=recipient, locale=locale, status="skipped", attempts=0,
-                context={}, next_attempt_at=now, last_error=skipped))
-            return None
-        session.add(Delivery(
-            id=delivery_id, event_id=envelope.event_id, kind=kind.name, recipient=recipient,
-            locale=locale, status="sending", attempts=1, context=context,
-            next_attempt_at=now, locked_until=now + mail.send_lease,
-        ))
-        return Outgoing(delivery_id, kind.name, recipient, locale, context, 1,
-                        facts.reply_to)
+                id=delivery_id, event_id=item.envelope.event_id, kind=item.kind.name,
+                recipient=item.recipient, locale=item.locale, status="sending", attempts=1,
+                context=item.context, next_attempt_at=now, locked_until=now + mail.send_lease,
+            ))
+            outgoing.append(Outgoing(delivery_id, item.kind.name, item.recipient, item.locale,
+                                     item.context, 1, facts.reply_to))
+    return outgoing
 
 
 @dataclass(frozen=True)
 class SendingFacts:
-    """What decides whether and how an email goes, read in one round trip."""
+    """What decides whether and how a batch's emails go, read in one round trip."""
 
-    bouncing: bool
-    enabled: bool | None  # the merchant's switch for the kind; None: never touched
+    bouncing: frozenset[str]  # of the batch's recipients
+    enabled: dict[str, bool | None]  # the merchant's switch per kind; None: never touched
     reply_to: str | None
 
 
-def _sending_facts(session: Session, kind: str, recipient: str) -> SendingFacts:
+def _sending_facts(session: Session, kinds: set[str], recipients: set[str]) -> SendingFacts:
+    if not kinds:
+        return SendingFacts(frozenset(), {}, None)
+    kinds_, recipients_ = sorted(kinds), sorted(recipients)
+    # One labelled subquery per kind and recipient (a batch has a handful): one round trip.
     row = session.execute(select(
-        select(BouncingAddress.email).where(BouncingAddress.email == recipient)
-        .exists().label("bouncing"),
-        select(NotificationSetting.enabled).where(NotificationSetting.kind == kind)
-        .scalar_subquery().label("enabled"),
+        *(select(BouncingAddress.email).where(BouncingAddress.email == recipient)
+          .exists().label(f"bouncing_{i}") for i, recipient in enumerate(recipients_)),
+        *(select(NotificationSetting.enabled).where(NotificationSetting.kind == kind)
+          .scalar_subquery().label(f"enabled_{i}") for i, kind in enumerate(kinds_)),
         select(SenderProfile.reply_to).where(SenderProfile.id == 1)
         .scalar_subquery().label("reply_to"))).one()
-    return SendingFacts(bool(row.bouncing), row.enabled, row.reply_to)
+    return SendingFacts(
+        frozenset(recipient for i, recipient in enumerate(recipients_)
+                  if row._mapping[f"bouncing_{i}"]),
+        {kind: row._mapping[f"enabled_{i}"] for i, kind in enumerate(kinds_)},
+        row.reply_to)
 
 
 def _skip_reason(kind: email_kinds.EmailKind, recipient: str, facts: SendingFacts
                  ) -> str | None:
     if is_erased_email(recipient):  # an erased customer's order: no one to tell
         return "recipient erased"
-    if not kind.sent_to_bouncing and facts.bouncing:
+    if not kind.sent_to_bouncing and recipient in facts.bouncing:
         return "recipient bouncing"
-    if kind.switchable and facts.enabled is False:
+    if kind.switchable and facts.enabled.get(kind.name) is False:
         return "switched off"
     return None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from nameko.timer import timer
 
-from messaging.consumer import consume_event
+from messaging.consumer import consume_event, consume_events
 from messaging.contracts import (
     ACCOUNT_APPROVED,
     ACCOUNT_INVITED,
@@ -42,53 +42,53 @@ class NotificationsService(HealthEndpoints):
     log_context = LogContext()
 
     # events that send an email (email_kinds says which, to whom) ---------------------------
-    @consume_event("orders", ORDER_PLACED)
-    def handle_order_placed(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("orders", ORDER_PLACED)
+    def handle_order_placed(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("orders", PAYMENT_STATUS_CHANGED)
-    def handle_payment_status_changed(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("orders", PAYMENT_STATUS_CHANGED)
+    def handle_payment_status_changed(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("orders", FULFILLMENT_UPDATED)
-    def handle_fulfillment_updated(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("orders", FULFILLMENT_UPDATED)
+    def handle_fulfillment_updated(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("orders", ORDER_CANCELED)
-    def handle_order_canceled(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("orders", ORDER_CANCELED)
+    def handle_order_canceled(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("orders", ORDER_ABANDONED)
-    def handle_order_abandoned(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("orders", ORDER_ABANDONED)
+    def handle_order_abandoned(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", ACCOUNT_REGISTERED)
-    def handle_account_registered(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", ACCOUNT_REGISTERED)
+    def handle_account_registered(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", PASSWORD_RESET_REQUESTED)
-    def handle_password_reset_requested(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", PASSWORD_RESET_REQUESTED)
+    def handle_password_reset_requested(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", PASSWORD_CHANGED)
-    def handle_password_changed(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", PASSWORD_CHANGED)
+    def handle_password_changed(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", ACCOUNT_INVITED)
-    def handle_account_invited(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", ACCOUNT_INVITED)
+    def handle_account_invited(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", ACCOUNT_APPROVED)
-    def handle_account_approved(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", ACCOUNT_APPROVED)
+    def handle_account_approved(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", EMAIL_CHANGE_REQUESTED)
-    def handle_email_change_requested(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", EMAIL_CHANGE_REQUESTED)
+    def handle_email_change_requested(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
-    @consume_event("identity", EMAIL_CHANGED)
-    def handle_email_changed(self, envelope: Envelope) -> None:
-        sending.record_event(self.db, self.mail, envelope)
+    @consume_events("identity", EMAIL_CHANGED)
+    def handle_email_changed(self, envelopes: list[Envelope]) -> None:
+        sending.record_events(self.db, self.mail, envelopes)
 
     @timer(interval=2)
     def send_due_deliveries(self) -> None:

@@ -56,9 +56,9 @@ def test_a_guests_orders_make_one_record_and_its_figures_once(
     container, url = customers
     email = f"guest-{uuid.uuid4().hex[:8]}@example.com"
     first = order_placed(email, 1000)
-    call(container, "handle_order_placed", first)
-    call(container, "handle_order_placed", first)  # redelivered: counted once
-    call(container, "handle_order_placed", order_placed(email.upper(), 500))  # same person
+    call(container, "handle_order_placed", [first])
+    call(container, "handle_order_placed", [first])  # redelivered: counted once
+    call(container, "handle_order_placed", [order_placed(email.upper(), 500)])  # same person
     call(container, "handle_payment_status_changed", paid(first))
     [record] = rows(url, "SELECT id, type, orders_count FROM customers WHERE email = :e",
                     e=email)
@@ -79,11 +79,11 @@ def test_figures_change_by_each_new_orders_delta_once(
     container, url = customers
     email = f"delta-{uuid.uuid4().hex[:8]}@example.com"
     first = order_placed(email, 700)
-    call(container, "handle_order_placed", first)
+    call(container, "handle_order_placed", [first])
     again = Envelope(event_type=ORDER_PLACED, source="orders", payload=first.payload)
     assert again.event_id != first.event_id
-    call(container, "handle_order_placed", again)
-    call(container, "handle_order_placed", order_placed(email, 300, payment_status="paid"))
+    call(container, "handle_order_placed", [again])
+    call(container, "handle_order_placed", [order_placed(email, 300, payment_status="paid")])
     [record] = rows(url, "SELECT id, orders_count FROM customers WHERE email = :e", e=email)
     [(spent,)] = rows(url, "SELECT amount FROM customer_spend WHERE customer_id = :c",
                       c=record.id)
@@ -91,6 +91,26 @@ def test_figures_change_by_each_new_orders_delta_once(
     [(recount,)] = rows(url, "SELECT count(*) FROM customer_orders WHERE customer_id = :c",
                         c=record.id)
     assert recount == record.orders_count
+
+
+def test_a_batch_of_orders_counts_as_the_same_orders_one_by_one(
+        customers: tuple[ServiceContainer, str]) -> None:
+    """One transaction for many orders: a new guest's two orders, the first delivered twice
+    in the batch, and another guest's paid order. One record each, each order once."""
+    container, url = customers
+    anna, ben = (f"{who}-{uuid.uuid4().hex[:8]}@example.com" for who in ("anna", "ben"))
+    first = order_placed(anna, 1000, payment_status="paid")
+    call(container, "handle_order_placed", [
+        first, order_placed(anna.upper(), 500), first,
+        order_placed(ben, 250, payment_status="paid")])
+    call(container, "handle_order_placed", [first])  # redelivered later: counted once
+    figures = {row.email: (row.orders_count, row.amount) for row in rows(
+        url, "SELECT c.email, c.orders_count, s.amount FROM customers c JOIN customer_spend s"
+        " ON s.customer_id = c.id WHERE c.email IN (:a, :b)", a=anna, b=ben)}
+    assert figures == {anna: (2, 1000), ben: (1, 250)}
+    created = [json.loads(row.body)["payload"]["email"] for row in rows(
+        url, "SELECT body FROM outbox WHERE event_type = 'customer_created'")]
+    assert (created.count(anna), created.count(ben)) == (1, 1)
 
 
 def test_the_checkout_address_is_kept_once_for_an_account_that_asked(
@@ -102,12 +122,12 @@ def test_the_checkout_address_is_kept_once_for_an_account_that_asked(
         event_type=ACCOUNT_REGISTERED, source="identity", payload={
             "account_id": account_id, "email": email, "locale": "es", "status": "active"}))
     order = order_placed(email, customer_id=account_id, save_shipping_address=True)
-    call(container, "handle_order_placed", order)
-    call(container, "handle_order_placed", order)  # redelivered
-    call(container, "handle_order_placed", order_placed(  # the same address again
-        email, customer_id=account_id, save_shipping_address=True))
-    call(container, "handle_order_placed", order_placed(  # not asked to keep it
-        email, customer_id=account_id, shipping_address={**ADDRESS, "line1": "Otra 2"}))
+    call(container, "handle_order_placed", [order])
+    call(container, "handle_order_placed", [order])  # redelivered
+    call(container, "handle_order_placed", [order_placed(  # the same address again
+        email, customer_id=account_id, save_shipping_address=True)])
+    call(container, "handle_order_placed", [order_placed(  # not asked to keep it
+        email, customer_id=account_id, shipping_address={**ADDRESS, "line1": "Otra 2"})])
     [kept] = call(container, "list_addresses", account_id)
     assert (kept["line1"], kept["default_shipping"], kept["default_billing"]) == (
         "Calle Mayor 1", True, True)

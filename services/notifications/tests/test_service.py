@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
+from sqlalchemy import create_engine, text
 
 from harness.containers import call, rows, service_container
 from harness.smtp import SmtpSink
@@ -100,8 +101,8 @@ def test_a_guest_confirmation_goes_once_with_its_order_link(
     container, url = notifications
     email = unique_email("guest")
     envelope = order_placed(email, access_token_sealed=seal("t0ken"), offer_account=True)
-    call(container, "handle_order_placed", envelope)
-    call(container, "handle_order_placed", envelope)  # redelivered: no second email
+    call(container, "handle_order_placed", [envelope])
+    call(container, "handle_order_placed", [envelope])  # redelivered: no second email
     [mail] = smtp.wait_for_mail_to(email)
     order_id = envelope.payload["order_id"]
     assert f"https://shop.test/orders/{order_id}?token=t0ken" in mail.text()
@@ -112,14 +113,42 @@ def test_a_guest_confirmation_goes_once_with_its_order_link(
     assert "t0ken" not in row.context  # the token stays sealed in the log
 
 
+def test_a_batch_logs_each_event_once_and_skips_by_each_recipients_facts(
+        notifications: tuple[ServiceContainer, str], smtp: SmtpSink) -> None:
+    """One transaction for a batch: an event twice in it sends once, a bouncing recipient
+    is skipped while the others in the batch go, an event that asks for no email logs
+    nothing."""
+    container, url = notifications
+    anna, ben, bouncing = (unique_email(name) for name in ("anna", "ben", "bounce"))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO bouncing_addresses (email, bounces, "
+                                "first_bounced_at, last_bounced_at) VALUES (:e, 1, now(), "
+                                "now())"), {"e": bouncing})
+    engine.dispose()
+    for_anna = order_placed(anna)
+    call(container, "handle_payment_status_changed", [
+        payment_changed(ben, "paid"), payment_changed(ben, "paid", False),
+        payment_changed(bouncing, "paid")])
+    call(container, "handle_order_placed", [for_anna, for_anna])
+    assert len(smtp.wait_for_mail_to(anna)) == 1
+    assert len(smtp.wait_for_mail_to(ben)) == 1
+    logged = {row.recipient: (row.kind, row.status, row.last_error) for row in rows(
+        url, "SELECT recipient, kind, status, last_error FROM deliveries "
+             "WHERE recipient IN (:a, :b, :c)", a=anna, b=ben, c=bouncing)}
+    assert logged == {anna: ("order_confirmation", "sent", None),
+                      ben: ("payment_received", "sent", None),
+                      bouncing: ("payment_received", "skipped", "recipient bouncing")}
+
+
 def test_order_changes_send_only_what_the_customer_should_hear(
         notifications: tuple[ServiceContainer, str], smtp: SmtpSink) -> None:
     container, url = notifications
     email = unique_email("buyer")
-    call(container, "handle_payment_status_changed", payment_changed(email, "pending"))
-    call(container, "handle_payment_status_changed", payment_changed(email, "paid", False))
-    call(container, "handle_payment_status_changed", payment_changed(email, "paid"))
-    call(container, "handle_payment_status_changed", payment_changed(email, "refunded"))
+    call(container, "handle_payment_status_changed", [payment_changed(email, "pending")])
+    call(container, "handle_payment_status_changed", [payment_changed(email, "paid", False)])
+    call(container, "handle_payment_status_changed", [payment_changed(email, "paid")])
+    call(container, "handle_payment_status_changed", [payment_changed(email, "refunded")])
     kinds = [row.kind for row in rows(url, "SELECT kind FROM deliveries WHERE recipient = :r "
                                            "ORDER BY created_at", r=email)]
     assert kinds == ["payment_received", "payment_refunded"]
@@ -133,7 +162,7 @@ def test_a_switched_off_kind_is_logged_as_skipped_and_security_emails_cannot_be(
     assert settings["payment_received"] is False and "password_reset" not in settings
     email = unique_email("quiet")
     try:
-        call(container, "handle_payment_status_changed", payment_changed(email, "paid"))
+        call(container, "handle_payment_status_changed", [payment_changed(email, "paid")])
     finally:  # the module's other tests send it
         call(container, "update_settings", {"payment_received": True})
     [row] = rows(url, "SELECT status, last_error FROM deliveries WHERE recipient = :r",
@@ -150,9 +179,9 @@ def test_a_change_to_a_taken_address_sends_its_owner_a_notice_without_a_link(
         notifications: tuple[ServiceContainer, str], smtp: SmtpSink) -> None:
     container, _ = notifications
     taken = unique_email("owner")
-    call(container, "handle_email_change_requested", Envelope(
+    call(container, "handle_email_change_requested", [Envelope(
         event_type=EMAIL_CHANGE_REQUESTED, source="identity", payload={
             "account_id": str(uuid.uuid4()), "email": unique_email("asker"), "locale": "en",
-            "new_email": taken, "address_taken": True}))
+            "new_email": taken, "address_taken": True})])
     [mail] = smtp.wait_for_mail_to(taken)
     assert "confirm-email" not in mail.text() and "https://shop.test/login" in mail.text()
