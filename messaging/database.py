@@ -36,6 +36,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    make_url,
     select,
     update,
 )
@@ -96,12 +97,19 @@ def create_engine_for(url: str, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    options: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "psycopg2":
+        # A flush that updates many rows (a batch of customers' figures) in one round trip
+        # (psycopg2's execute_batch) rather than one per row; the ORM then cannot count
+        # matched rows, which only version columns need (none here).
+        options["executemany_mode"] = "values_plus_batch"
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_use_lifo=True,  # the busy connections stay busy; the rest go idle (and pinged)
         pool_recycle=1800,
+        **options,
     )
     ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
     return engine

@@ -64,20 +64,25 @@ def emit(session: Session, event_type: str, payload: dict[str, Any]) -> Envelope
     The payload is checked against the event's contract now, so a bad event fails the state
     change that implied it instead of failing later in a consumer.
     """
-    envelope = build_envelope(event_type, payload, session.info.get("correlation_id"))
-    now = utcnow()
-    session.execute(
-        insert(session.info["outbox_table"]).values(
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
-            body=json.dumps(envelope.to_wire()),
-            created_at=now,
-            next_attempt_at=now,
-            attempts=0,
-        )
-    )
-    session.info["outbox_written"] = True
+    [envelope] = emit_many(session, event_type, [payload])
     return envelope
+
+
+def emit_many(session: Session, event_type: str, payloads: list[dict[str, Any]]
+              ) -> list[Envelope]:
+    """``emit`` for several events of one type: one INSERT for all of them."""
+    envelopes = [build_envelope(event_type, payload, session.info.get("correlation_id"))
+                 for payload in payloads]
+    if not envelopes:
+        return []
+    now = utcnow()
+    session.execute(insert(session.info["outbox_table"]).values([
+        {"event_id": envelope.event_id, "event_type": envelope.event_type,
+         "body": json.dumps(envelope.to_wire()), "created_at": now, "next_attempt_at": now,
+         "attempts": 0}
+        for envelope in envelopes]))
+    session.info["outbox_written"] = True
+    return envelopes
 
 
 def forget_in_outbox(session: Session, needles: list[str]) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -174,18 +175,25 @@ def new_guest(session: Any, email: str, customer_id: Any = None,
     """A guest record for an email no customer has yet (with the account's id when an
     account's order comes before the account's own event). ``order`` and its ledger row
     are folded in before the insert: one INSERT, no UPDATE after it."""
-    customer = Customer(email=email, type="guest", orders_count=0)
-    if customer_id:
-        customer.id = customer_id
     if currencies is None:
         currencies = spend_currencies(session)
-    customer.spend = [CustomerSpend(currency=currency, amount=0) for currency in currencies]
+    customer = guest(email, customer_id, currencies)
     if order is not None:
         domain.apply_order_placed(customer, order)
     if order_row is not None:
         count_new_order(customer, order_row)
     session.add(customer)
     session.flush()
+    return customer
+
+
+def guest(email: str, customer_id: Any, currencies: list[str]) -> Customer:
+    """A guest record, not yet added to a session: its id is set now (the account's, when an
+    account's order comes before the account's own event), so rows can refer to it before
+    it is flushed."""
+    customer = Customer(id=customer_id or uuid.uuid4(), email=email, type="guest",
+                        orders_count=0)
+    customer.spend = [CustomerSpend(currency=currency, amount=0) for currency in currencies]
     return customer
 
 
@@ -299,6 +307,32 @@ def customer_event(customer: Customer) -> dict[str, Any]:
     return {"customer_id": customer.id, "email": customer.email, "type": customer.type,
             "first_name": customer.first_name, "last_name": customer.last_name,
             "account_id": customer.account_id, "locale": customer.locale}
+
+
+class CustomerBook:
+    """The customers a batch of orders touches, locked, found by id or by email."""
+
+    def __init__(self, customers: list[Customer]) -> None:
+        self.by_id: dict[Any, Customer] = {}
+        self.by_email: dict[str, Customer] = {}
+        for customer in customers:
+            self.add(customer)
+
+    @classmethod
+    def locked(cls, session: Any, ids: set[Any], emails: set[str]) -> CustomerBook:
+        # One statement; locked in id order, so two batches never wait on each other in a
+        # circle.
+        return cls(list(session.scalars(
+            select(Customer).where(or_(Customer.id.in_(ids), Customer.email.in_(emails)))
+            .order_by(Customer.id).with_for_update())))
+
+    def add(self, customer: Customer) -> None:
+        self.by_id[customer.id] = customer
+        self.by_email[customer.email] = customer
+
+    def find(self, customer_id: Any, email: str) -> Customer | None:
+        """The customer with this id, else the one with this (normalised) email."""
+        return (customer_id and self.by_id.get(customer_id)) or self.by_email.get(email)
 
 
 def by_email(session: Any, email: str) -> Customer | None:

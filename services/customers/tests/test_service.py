@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
+from sqlalchemy import event
 
 from harness.containers import call, rows, service_container
 from messaging.contracts import ACCOUNT_REGISTERED, ORDER_PLACED, PAYMENT_STATUS_CHANGED
+from messaging.database import Database
 from messaging.envelope import Envelope
 from services.customers.service import CustomersService
 
@@ -104,13 +106,60 @@ def test_a_batch_of_orders_counts_as_the_same_orders_one_by_one(
         first, order_placed(anna.upper(), 500), first,
         order_placed(ben, 250, payment_status="paid")])
     call(container, "handle_order_placed", [first])  # redelivered later: counted once
+    # Next batch: an existing customer's new paid order, the same order announced again
+    # under another event id, and an account's first order (its record takes the id).
+    carl, account_id = f"carl-{uuid.uuid4().hex[:8]}@example.com", uuid.uuid4()
+    repeat = order_placed(anna, 400, payment_status="paid")
+    call(container, "handle_order_placed", [
+        repeat, Envelope(event_type=ORDER_PLACED, source="orders", payload=repeat.payload),
+        order_placed(carl, 90, customer_id=str(account_id)), first])
     figures = {row.email: (row.orders_count, row.amount) for row in rows(
         url, "SELECT c.email, c.orders_count, s.amount FROM customers c JOIN customer_spend s"
-        " ON s.customer_id = c.id WHERE c.email IN (:a, :b)", a=anna, b=ben)}
-    assert figures == {anna: (2, 1000), ben: (1, 250)}
+        " ON s.customer_id = c.id WHERE c.email IN (:a, :b, :c)", a=anna, b=ben, c=carl)}
+    assert figures == {anna: (3, 1400), ben: (1, 250), carl: (1, 0)}
+    [(carl_id,)] = rows(url, "SELECT id FROM customers WHERE email = :c", c=carl)
+    assert carl_id == account_id
+    [(ledger,)] = rows(url, "SELECT count(*) FROM customer_orders o JOIN customers c ON "
+                            "c.id = o.customer_id WHERE c.email = :a", a=anna)
+    assert ledger == 3
     created = [json.loads(row.body)["payload"]["email"] for row in rows(
         url, "SELECT body FROM outbox WHERE event_type = 'customer_created'")]
-    assert (created.count(anna), created.count(ben)) == (1, 1)
+    assert (created.count(anna), created.count(ben), created.count(carl)) == (1, 1, 1)
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(
+        customers: tuple[ServiceContainer, str]) -> None:
+    """Set-based: 20 new guests' orders and 20 repeat customers' take as many statements as
+    one of each (a statement is a round trip to the database: the cost of an event)."""
+    container, _ = customers
+    [engine] = [dependency.engine for dependency in container.dependencies
+                if isinstance(dependency, Database)]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    def statements_for(orders: list[Envelope]) -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            call(container, "handle_order_placed", orders)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    emails = [f"set-{i}-{uuid.uuid4().hex[:8]}@example.com" for i in range(21)]
+    call(container, "handle_order_placed", [order_placed(emails[0])])  # the store's currency
+    emails[0] = f"set-first-{uuid.uuid4().hex[:8]}@example.com"
+    one_new = statements_for([order_placed(emails[0])])
+    many_new = statements_for([order_placed(email) for email in emails[1:]])
+    one_repeat = statements_for([order_placed(emails[0], payment_status="paid")])
+    many_repeat = statements_for([order_placed(email, payment_status="paid")
+                                  for email in emails[1:]])
+    # marks, currencies, customers, [their spend,] new customers, their spend, ledger,
+    # [figures, spend,] outbox
+    assert many_new == one_new == 8, statements
+    assert many_repeat == one_repeat <= 8, statements
 
 
 def test_the_checkout_address_is_kept_once_for_an_account_that_asked(
