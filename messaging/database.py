@@ -308,22 +308,24 @@ class DatabaseAccess:
         session.info["correlation_id"] = self.correlation_id
         session.info["outbox_table"] = self._provider.outbox
         try:
-            with session.begin():
+            with connection_loss_is_retryable(), session.begin():
                 yield session
-        except DBAPIError as exc:
-            if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
-                raise
-            # The connection died under the transaction (a database restart, a failover, a
-            # terminated backend): a retryable 503 for callers, a retry for event handlers.
-            # The pool replaces the connection (pre-ping) for the next attempt.
-            log.warning("database connection lost: %s", str(exc.orig).strip()[:200])
-            raise ServiceError("database_unavailable",
-                               "The database connection was lost. Try again.", 503,
-                               extra={"retry_after": 1}) from None
         finally:
             session.close()
         if session.info.get("outbox_written"):
             self._provider.wake_relay()
+
+    def execute_alone(self, statement: Any) -> Any:
+        """One write that needs no transaction around it (a single UPDATE), committed by
+        itself: on PostgreSQL one round trip, where ``transaction`` adds a BEGIN and a
+        COMMIT. (SQLite, in process, has no round trips to save: its writes keep their
+        BEGIN IMMEDIATE, which an AUTOCOMMIT connection would leave open and roll back.)"""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as connection:
+                return connection.execute(statement)
+        with connection_loss_is_retryable(), self.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT") as connection:
+            return connection.execute(statement)
 
     def already_processed(self, session: Session, envelope: Envelope) -> bool:
         """Record that this handler processed ``envelope``; True if it had already done so.
@@ -373,6 +375,22 @@ class DatabaseAccess:
             log.info("duplicate events skipped",
                      extra={"count": skipped, "handler": self.handler_name})
         return [envelope for envelope in unique if envelope.event_id in marked]
+
+
+@contextmanager
+def connection_loss_is_retryable() -> Iterator[None]:
+    """The connection died under a statement (a database restart, a failover, a terminated
+    backend): a retryable 503 for callers, a retry for event handlers. The pool has
+    replaced the connection for the next attempt."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            raise
+        log.warning("database connection lost: %s", str(exc.orig).strip()[:200])
+        raise ServiceError("database_unavailable",
+                           "The database connection was lost. Try again.", 503,
+                           extra={"retry_after": 1}) from None
 
 
 def upsert(session: Session, target: Any) -> Any:

@@ -6,13 +6,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import sessionmaker
 
 from harness.infra import postgres_databases
-from messaging.database import PING_AFTER_IDLE_SECONDS, create_engine_for
+from messaging.database import (
+    PING_AFTER_IDLE_SECONDS,
+    Database,
+    DatabaseAccess,
+    create_engine_for,
+)
+from messaging.outbox import add_messaging_tables
 
 
 def backend_pid(engine: Engine) -> int:
@@ -55,3 +74,34 @@ def test_a_busy_connection_is_not_pinged_and_a_drop_costs_one_transaction(
         backend_pid(engine)
     assert failed.value.connection_invalidated
     assert backend_pid(engine) != first
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseAccess]:
+    """A service's database access with one table, on either backend."""
+    metadata = MetaData()
+    add_messaging_tables(metadata)
+    Table("things", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))
+    with postgres_databases("alone") as urls:
+        url = urls["alone"] if request.param == "postgresql" \
+            else f"sqlite:///{tmp_path / 'alone.db'}"
+        provider = Database(metadata, url_env="UNUSED_DATABASE_URL", sqlite_name="unused.db")
+        provider.engine = create_engine_for(url, pool_size=1)
+        provider.sessions = sessionmaker(provider.engine)
+        provider.outbox = metadata.tables["outbox"]
+        metadata.create_all(provider.engine)
+        yield DatabaseAccess(provider, correlation_id=None, handler_name="test.handler")
+        provider.engine.dispose()
+
+
+def test_a_write_alone_is_committed_and_leaves_its_connection_transactional(
+        database: DatabaseAccess) -> None:
+    things = database._provider.metadata.tables["things"]
+    with database.transaction() as session:
+        session.execute(insert(things).values(id=1, n=0))
+    assert database.execute_alone(update(things).values(n=1)).rowcount == 1
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        session.execute(insert(things).values(id=2, n=0))
+        raise RuntimeError("rolled back")  # the pooled connection is no longer autocommit
+    with database.engine.connect() as connection:
+        assert connection.execute(select(things.c.id, things.c.n)).all() == [(1, 1)]

@@ -236,9 +236,7 @@ def _finish(db: Database, delivery_id: Any, status: str, error: str | None = Non
         values["sent_at"] = utcnow()
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
-    with db.transaction() as session:
-        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values)
-                        .execution_options(synchronize_session=False))
+    db.execute_alone(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
 def reply_to(session: Session) -> str | None:
