@@ -67,7 +67,10 @@ def database_url(env_name: str, sqlite_name: str) -> str:
     return os.environ.get(env_name) or f"sqlite:///{var_dir() / sqlite_name}"
 
 
-def create_engine_for(url: str, pool_size: int = 10) -> Engine:
+def create_engine_for(url: str, pool_size: int = 10, autocommit: bool = False) -> Engine:
+    """The engine of a service's database. ``autocommit``: each statement commits by itself
+    (PostgreSQL only), for writes that need no transaction; its own pool, so its
+    connections never switch modes (a switch costs a round trip each way)."""
     if url.startswith("sqlite"):
         # One connection per process: green threads then queue on the pool (cooperatively)
         # instead of blocking the eventlet hub inside SQLite's busy handler.
@@ -97,7 +100,7 @@ def create_engine_for(url: str, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if make_url(url).get_driver_name() == "psycopg2":
         # A flush that updates many rows (a batch of customers' figures) in one round trip
         # (psycopg2's execute_batch) rather than one per row; the ORM then cannot count
@@ -152,6 +155,7 @@ class Database(DependencyProvider):
         self.url_env = url_env
         self.sqlite_name = sqlite_name
         self.engine: Engine | None = None
+        self._autocommit_engine: Engine | None = None
         self._wake = threading.Event()
         self._relay_lock = threading.Lock()
         self._running = False
@@ -159,7 +163,8 @@ class Database(DependencyProvider):
     # nameko lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
         max_workers = int(self.container.config.get("max_workers", 10))
-        self.engine = create_engine_for(database_url(self.url_env, self.sqlite_name), max_workers)
+        self.url = database_url(self.url_env, self.sqlite_name)
+        self.engine = create_engine_for(self.url, max_workers)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = self.metadata.tables["outbox"]
         self.processed_events = self.metadata.tables["processed_events"]
@@ -191,6 +196,12 @@ class Database(DependencyProvider):
 
     def kill(self) -> None:
         self.stop()
+
+    def autocommit_engine(self) -> Engine:
+        """For ``execute_alone``, made on first use: a small pool of its own."""
+        if self._autocommit_engine is None:
+            self._autocommit_engine = create_engine_for(self.url, pool_size=2, autocommit=True)
+        return self._autocommit_engine
 
     def get_dependency(self, worker_ctx: Any) -> DatabaseAccess:
         data = worker_ctx.context_data
@@ -323,8 +334,8 @@ class DatabaseAccess:
         if self.engine.dialect.name == "sqlite":
             with self.engine.begin() as connection:
                 return connection.execute(statement)
-        with connection_loss_is_retryable(), self.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT") as connection:
+        with connection_loss_is_retryable(), \
+                self._provider.autocommit_engine().connect() as connection:
             return connection.execute(statement)
 
     def already_processed(self, session: Session, envelope: Envelope) -> bool:

@@ -86,12 +86,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         url = urls["alone"] if request.param == "postgresql" \
             else f"sqlite:///{tmp_path / 'alone.db'}"
         provider = Database(metadata, url_env="UNUSED_DATABASE_URL", sqlite_name="unused.db")
+        provider.url = url
         provider.engine = create_engine_for(url, pool_size=1)
         provider.sessions = sessionmaker(provider.engine)
         provider.outbox = metadata.tables["outbox"]
         metadata.create_all(provider.engine)
         yield DatabaseAccess(provider, correlation_id=None, handler_name="test.handler")
         provider.engine.dispose()
+        provider.autocommit_engine().dispose()
 
 
 def test_a_write_alone_is_committed_and_leaves_its_connection_transactional(
