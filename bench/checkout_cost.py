@@ -21,8 +21,10 @@ meanwhile (timers: the relay's poll, sweeps) is measured first and subtracted.
 
 With --profile DIR, py-spy samples each Python process of the system during the first load
 and writes DIR/<part>-<pid>.txt (collapsed stacks) plus DIR/summary.txt, the functions where
-each process spends its time; py-spy's own CPU then inflates the figures, so profile and
-measure in separate runs.
+each process spends its time. Only samples holding the GIL count (py-spy --gil): time a
+green thread waits on a socket is not CPU, and without it py-spy charges that wait to the
+C call that started it (psycopg2's execute looked like a third of every service). py-spy's
+own CPU inflates the figures, so profile and measure in separate runs.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def start_profiles(directory: Path, seconds: float) -> list[subprocess.Popen]:
     """py-spy on every Python process of the system, for the next `seconds`."""
     directory.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen(
-        ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200",
+        ["py-spy", "record", "--gil", "--nonblocking", "--format", "raw", "--rate", "200",
          "--duration", str(int(seconds)), "--pid", str(pid),
          "--output", str(directory / f"{part}-{pid}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -374,13 +374,13 @@ class DatabaseAccess:
             return []
         table = self._provider.processed_events
         now = utcnow()
+        # Parameter sets, not .values([...]): SQLAlchemy sends them as one multi-row
+        # statement all the same (insertmanyvalues), and compiles it once, where a
+        # multi-VALUES construct is compiled again on every call.
         marked = set(session.scalars(
-            upsert(session, table)
-            .values([{"event_id": envelope.event_id, "handler": self.handler_name,
-                      "processed_at": now} for envelope in unique])
-            .on_conflict_do_nothing()
-            .returning(table.c.event_id)
-        ))
+            upsert(session, table).on_conflict_do_nothing().returning(table.c.event_id),
+            [{"event_id": envelope.event_id, "handler": self.handler_name,
+              "processed_at": now} for envelope in unique]))
         skipped = len(envelopes) - len(marked)
         if skipped:
             log.info("duplicate events skipped",

@@ -76,11 +76,11 @@ def emit_many(session: Session, event_type: str, payloads: list[dict[str, Any]]
     if not envelopes:
         return []
     now = utcnow()
-    session.execute(insert(session.info["outbox_table"]).values([
+    session.execute(insert(session.info["outbox_table"]), [  # one statement (insertmanyvalues)
         {"event_id": envelope.event_id, "event_type": envelope.event_type,
          "body": json.dumps(envelope.to_wire()), "created_at": now, "next_attempt_at": now,
          "attempts": 0}
-        for envelope in envelopes]))
+        for envelope in envelopes])
     session.info["outbox_written"] = True
     return envelopes
 

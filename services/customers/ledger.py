@@ -106,10 +106,10 @@ def _orders_placed(session: Session, orders: list[dict[str, Any]]) -> None:
         placed.append((order, customer, row))
     # The figures change by each order's delta, once: only if the ledger lacked it.
     inserted = set(session.scalars(  # new guests flush first (the rows refer to them)
-        upsert(session, CustomerOrder).values([
-            {column.key: getattr(row, column.key) for column in CustomerOrder.__table__.columns}
-            for _, _, row in placed])
-        .on_conflict_do_nothing().returning(CustomerOrder.order_id)))
+        upsert(session, CustomerOrder).on_conflict_do_nothing()
+        .returning(CustomerOrder.order_id),
+        [{column.key: getattr(row, column.key) for column in CustomerOrder.__table__.columns}
+         for _, _, row in placed]))
     for order, customer, row in placed:
         if customer.id not in created_ids:
             domain.apply_order_placed(customer, order)
