@@ -173,6 +173,7 @@ class Mailer:
         self.signer = signer
         self.maildir = maildir
         self.timeout = timeout
+        self.pool_size = pool_size
         self._idle: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue(maxsize=pool_size)
 
     @staticmethod

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from eventlet.greenpool import GreenPool
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -63,8 +65,12 @@ def record_events(db: Database, mail: MailerProvider, envelopes: list[Envelope])
         if kind is not None:
             wanted.append(Wanted(envelope, kind, kind.recipient(payload), payload["locale"],
                                  kind.context(payload)))
-    for outgoing in _log_deliveries(db, mail, wanted):
-        send(db, mail, outgoing)
+    outgoing = _log_deliveries(db, mail, wanted)
+    # A batch's emails go side by side, one per kept SMTP connection: one after the other,
+    # a batch would wait on every SMTP conversation's round trips in turn.
+    senders = GreenPool(max(1, min(len(outgoing), mail.mailer.pool_size)))
+    for _ in senders.imap(partial(send, db, mail), outgoing):
+        pass
 
 
 def _log_deliveries(db: Database, mail: MailerProvider, wanted: list[Wanted]
