@@ -7,6 +7,8 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from nameko.extensions import DependencyProvider
@@ -24,6 +26,18 @@ def set_correlation_id(correlation_id: str | None) -> None:
 
 def get_correlation_id() -> str | None:
     return getattr(_context, "correlation_id", None)
+
+
+@contextmanager
+def correlated(correlation_id: str | None) -> Iterator[None]:
+    """Log lines inside carry ``correlation_id`` (a green thread of its own starts with none;
+    one item of a batch has its own)."""
+    before = get_correlation_id()
+    set_correlation_id(correlation_id)
+    try:
+        yield
+    finally:
+        set_correlation_id(before)
 
 
 def mask_email(email: str | None) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from messaging.contracts import is_erased_email, normalised_payload
 from messaging.database import Database, locked_row
 from messaging.envelope import Envelope, utcnow
-from messaging.logs import mask_email
+from messaging.logs import correlated, mask_email
 from messaging.metrics import EMAILS
 from services.notifications import domain, email_kinds
 from services.notifications.dependencies import MailerProvider, build_message, render_email
@@ -42,6 +42,7 @@ class Outgoing:
     context: dict[str, Any]
     attempts: int
     reply_to: str | None
+    correlation_id: str | None = None  # the request behind the event, for the log lines
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ def record_events(db: Database, mail: MailerProvider, envelopes: list[Envelope])
     # A batch's emails go side by side, one per kept SMTP connection: one after the other,
     # a batch would wait on every SMTP conversation's round trips in turn.
     senders = GreenPool(max(1, min(len(outgoing), mail.mailer.pool_size)))
-    for _ in senders.imap(partial(send, db, mail), outgoing):
+    for _ in senders.imap(partial(_send_correlated, db, mail), outgoing):
         pass
+
+
+def _send_correlated(db: Database, mail: MailerProvider, outgoing: Outgoing) -> None:
+    with correlated(outgoing.correlation_id):  # its event's request, in its own green thread
+        send(db, mail, outgoing)
 
 
 def _log_deliveries(db: Database, mail: MailerProvider, wanted: list[Wanted]
@@ -109,7 +115,8 @@ def _log_deliveries(db: Database, mail: MailerProvider, wanted: list[Wanted]
                 context=item.context, next_attempt_at=now, locked_until=now + mail.send_lease,
             ))
             outgoing.append(Outgoing(delivery_id, item.kind.name, item.recipient, item.locale,
-                                     item.context, 1, facts.reply_to))
+                                     item.context, 1, facts.reply_to,
+                                     item.envelope.correlation_id))
     return outgoing
 
 
