@@ -50,8 +50,7 @@ def place_order(db: Database, provider: PaymentProvider | None, request: dict[st
     with db.transaction() as session:
         replay = claim_key(session, key, fingerprint) if key else None
         if replay is None:
-            order, _ = create_order(session, provider, data, fingerprint)
-            result = ORDER.dump(order)
+            order, _, result = create_order(session, provider, data, fingerprint)
             for line in result["lines"]:
                 line["previous_unit_price"] = order.previous_prices.get(line["sku"])
     if replay is not None:
@@ -84,9 +83,10 @@ def claim_key(session: Any, key: str, fingerprint: str) -> dict[str, Any] | None
 
 def create_order(session: Any, provider: PaymentProvider | None, data: dict[str, Any],
                  fingerprint: str | None, actor: str = "customer", payment_link: bool = False
-                 ) -> tuple[Order, str]:
+                 ) -> tuple[Order, str, dict[str, Any]]:
     """A new order, stock held, with its first history row and ``order_placed``; returns
-    it with its access token (the guest's key, sent by email)."""
+    it with its access token (the guest's key, sent by email) and its wire form as placed
+    (dumped once: the event and the answer share it)."""
     recovered_from = _recovered_order(session, data)
     cart, data = _saved_cart(session, data)
     buy_link_id = _buy_link(session, data)
@@ -100,15 +100,17 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
     order.idempotency_key, order.request_fingerprint = data["idempotency_key"], fingerprint
     sealed_token = seal(access_token)  # once: the order and its event carry the same seal
     order.access_token_hash, order.access_token_sealed = access_token_hash, sealed_token
-    order.number = _next_order_number(session)
+    if session.get_bind().dialect.name != "postgresql":
+        order.number = _next_order_number(session)  # PostgreSQL: the INSERT draws it
     order.recovered_from, order.buy_link_id = recovered_from, buy_link_id
     session.add(order)
     if cart is not None:
         cart.lines.clear()  # the order holds them now (same transaction)
         cart.updated_at = order.placed_at
     session.flush()
+    placed = ORDER.dump(order)
     emit(session, ORDER_PLACED, {
-        **ORDER.dump(order),
+        **placed,
         "order_id": order.id,
         "placed_at": order.placed_at,
         "notify_customer": True,
@@ -119,7 +121,7 @@ def create_order(session: Any, provider: PaymentProvider | None, data: dict[str,
         and order.customer_id is not None and order.shipping_address is not None,
         "channel": order.channel, "payment_link": payment_link,
     })
-    return order, access_token
+    return order, access_token, placed
 
 
 def _recovered_order(session: Any, data: dict[str, Any]) -> uuid.UUID | None:
@@ -274,10 +276,9 @@ def _hold_stock(session: Any, priced: list[pricing_rules.PricedLine],
                                errors={"lines": {line.sku: ["not enough stock"]}})
 
 def _next_order_number(session: Any) -> int:
-    if session.get_bind().dialect.name == "postgresql":
-        # No lock held until commit (unlike a counter row); a checkout that fails after
-        # this leaves a gap in the numbers, as most stores' numbers have.
-        return session.execute(text("SELECT nextval('order_number_seq')")).scalar_one()
+    """SQLite's order numbers, from a counter row (one writer at a time anyway). PostgreSQL
+    draws them from a sequence, the column's default: no lock held until commit, and a
+    checkout that fails leaves a gap in the numbers, as most stores' numbers have."""
     number = session.execute(
         update(Counter).where(Counter.name == "order_number")
         .values(value=Counter.value + 1).returning(Counter.value)

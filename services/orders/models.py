@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -59,7 +60,9 @@ class Order(Base):
                       Index("ix_orders_status_placed", "status", "placed_at", "id"))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    number: Mapped[int] = mapped_column(Integer, unique=True)
+    # On PostgreSQL the column's default draws it from order_number_seq (migration
+    # orders_0014), returned by the INSERT itself; SQLite's checkout sets it from a counter.
+    number: Mapped[int] = mapped_column(Integer, unique=True, server_default=FetchedValue())
     status: Mapped[str] = mapped_column(String(32), index=True)
     payment_status: Mapped[str] = mapped_column(String(32), index=True)
     fulfillment_status: Mapped[str] = mapped_column(String(32), index=True)

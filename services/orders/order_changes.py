@@ -145,7 +145,7 @@ def create_manual_order(db: Database, provider: PaymentProvider | None,
     and the merchant gets it in the answer."""
     data = load_or_raise(ManualOrderSchema(), request)
     with db.transaction() as session:
-        order, access_token = checkout.create_order(
+        order, access_token, _ = checkout.create_order(
             session, provider, {**data, "idempotency_key": None,
                                      "offer_account": False, "account_exists": False},
             fingerprint=None, actor=actor, payment_link=not data["payment_processed"])
