@@ -344,23 +344,7 @@ class DatabaseAccess:
         Call it first inside the transaction that holds the handler's effect: the unique
         (event_id, handler) row then commits with the effect, or not at all.
         """
-        table = self._provider.processed_events
-        # One round trip, no savepoint: a concurrent delivery of the same event waits on the
-        # unique key until this transaction ends, then finds the mark (or takes over).
-        marked = session.execute(
-            upsert(session, table)
-            .values(event_id=envelope.event_id, handler=self.handler_name,
-                    processed_at=utcnow())
-            .on_conflict_do_nothing()
-            .returning(table.c.event_id)
-        ).first()
-        if marked is None:
-            log.info(
-                "duplicate event skipped",
-                extra={"event_id": envelope.event_id, "handler": self.handler_name},
-            )
-            return True
-        return False
+        return not self.first_deliveries(session, [envelope])
 
     def first_deliveries(self, session: Session, envelopes: list[Envelope]) -> list[Envelope]:
         """``already_processed`` for a batch, in one statement: the envelopes this handler has
@@ -374,6 +358,8 @@ class DatabaseAccess:
             return []
         table = self._provider.processed_events
         now = utcnow()
+        # One round trip, no savepoint: a concurrent delivery of an event waits on the
+        # unique key until this transaction ends, then finds the mark (or takes over).
         # Parameter sets, not .values([...]): SQLAlchemy sends them as one multi-row
         # statement all the same (insertmanyvalues), and compiles it once, where a
         # multi-VALUES construct is compiled again on every call.
@@ -381,10 +367,12 @@ class DatabaseAccess:
             upsert(session, table).on_conflict_do_nothing().returning(table.c.event_id),
             [{"event_id": envelope.event_id, "handler": self.handler_name,
               "processed_at": now} for envelope in unique]))
-        skipped = len(envelopes) - len(marked)
+        skipped = [envelope.event_id for envelope in envelopes
+                   if envelope.event_id not in marked]
         if skipped:
             log.info("duplicate events skipped",
-                     extra={"count": skipped, "handler": self.handler_name})
+                     extra={"event_ids": skipped[:20], "count": len(skipped),
+                            "handler": self.handler_name})
         return [envelope for envelope in unique if envelope.event_id in marked]
 
 
