@@ -11,7 +11,7 @@ import eventlet
 import pytest
 from kombu import Connection, Queue
 from nameko.containers import ServiceContainer
-from sqlalchemy import Column, MetaData, String, Table, create_engine, func, insert, select
+from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, select
 
 from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost, wait_for
 from messaging import contracts
@@ -70,8 +70,7 @@ def batch_consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]
 def effect_ids(url: str) -> list[str]:
     engine = create_engine(url)
     with engine.connect() as connection:
-        ids = list(connection.scalars(select(effects.c.event_id)))
-        assert connection.scalar(select(func.count()).select_from(effects)) == len(ids)
+        ids = list(connection.scalars(select(effects.c.event_id)))  # unique: the primary key
     engine.dispose()
     return ids
 
