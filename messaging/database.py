@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
@@ -34,6 +33,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     TypeDecorator,
+    bindparam,
     create_engine,
     event,
     make_url,
@@ -47,6 +47,7 @@ from sqlalchemy.pool import QueuePool
 
 from messaging.envelope import Envelope, utcnow
 from messaging.errors import ServiceError
+from messaging.relay import ConfirmingPublisher, OutgoingEvent, PartlyPublished
 
 log = logging.getLogger(__name__)
 
@@ -170,21 +171,12 @@ class Database(DependencyProvider):
         self.processed_events = self.metadata.tables["processed_events"]
         config = self.container.config
         amqp_uri = os.environ.get("OUTBOX_AMQP_URI") or config[AMQP_URI_CONFIG_KEY]
-        self.publisher = Publisher(
-            amqp_uri,
-            use_confirms=True,
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5},
-        )
-        # Fail fast on a dead broker; the relay has its own backoff.
-        self.publisher.transport_options = {
-            "max_retries": 1,
-            "interval_start": 0.2,
-            "interval_step": 0.5,
-            "interval_max": 1,
-        }
-        self.poll_interval = float(os.environ.get("OUTBOX_POLL_SECONDS", "1.0"))
         self.exchange = get_event_exchange(self.container.service_name, {})
+        # Fail fast on a dead broker; the relay has its own backoff.
+        self.publisher = ConfirmingPublisher(amqp_uri, self.exchange, transport_options={
+            "max_retries": 1, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1})
+        self.claim_due = self._claim_statement(self.outbox)
+        self.poll_interval = float(os.environ.get("OUTBOX_POLL_SECONDS", "1.0"))
 
     def start(self) -> None:
         self._running = True
@@ -193,6 +185,10 @@ class Database(DependencyProvider):
     def stop(self) -> None:
         self._running = False
         self._wake.set()
+        with self._relay_lock:  # after the pass in flight, if any
+            self.publisher.reset()
+        if self._autocommit_engine is not None:
+            self._autocommit_engine.dispose()
 
     def kill(self) -> None:
         self.stop()
@@ -241,33 +237,38 @@ class Database(DependencyProvider):
         later attempt. A crash after publishing but before the commit republishes the rows
         later: consumers are idempotent by event_id.
         """
-        outbox = self.outbox
         with self._relay_lock, self.sessions() as session, session.begin():
             now = utcnow()
-            due = (select(outbox.c.id)
-                   .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
-                   .order_by(outbox.c.id)
-                   .limit(RELAY_BATCH_SIZE)
-                   .with_for_update(skip_locked=True))
-            rows = sorted(session.execute(
-                update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
+            rows = sorted(session.execute(self.claim_due, {"now": now}).all(),
+                          key=lambda row: row.id)
+            try:
+                self.publisher.publish([
+                    OutgoingEvent(row.event_id, row.event_type, row.body,
+                                  json.loads(row.body).get("correlation_id"))
+                    for row in rows])
+            except PartlyPublished as exc:
+                self._unmark(session, rows[exc.confirmed], rows[exc.confirmed:], now, exc.cause)
+                failure: PartlyPublished | None = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise failure.cause
+        return len(rows)
+
+    @staticmethod
+    def _claim_statement(outbox: Any) -> Any:
+        """Built once (the relay runs it on every wake-up): claim due rows, marked published
+        as of ``:now``."""
+        now = bindparam("now", type_=UtcDateTime())
+        due = (select(outbox.c.id)
+               .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
+               .order_by(outbox.c.id)
+               .limit(RELAY_BATCH_SIZE)
+               .with_for_update(skip_locked=True))
+        return (update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
                 .values(published_at=now)
                 .returning(outbox.c.id, outbox.c.event_id, outbox.c.event_type,
-                           outbox.c.body, outbox.c.attempts)
-            ).all(), key=lambda row: row.id)
-            published = 0
-            failure: Exception | None = None
-            for row in rows:
-                try:
-                    self._publish(row.event_id, row.event_type, json.loads(row.body))
-                except Exception as exc:
-                    failure = exc
-                    self._unmark(session, row, rows[published:], now, exc)
-                    break
-                published += 1
-        if failure is not None:
-            raise failure
-        return published
+                           outbox.c.body, outbox.c.attempts))
 
     def _unmark(self, session: Session, failed: Any, unsent: list[Any], now: datetime,
                 exc: Exception) -> None:
@@ -284,18 +285,6 @@ class Database(DependencyProvider):
                 last_error=f"{type(exc).__name__}: {exc}"[:500],
                 next_attempt_at=now + timedelta(seconds=delay),
             )
-        )
-
-    def _publish(self, event_id: str, event_type: str, body: dict[str, Any]) -> None:
-        headers = {}
-        if body.get("correlation_id"):
-            headers["nameko.correlation_id"] = body["correlation_id"]
-        self.publisher.publish(
-            body,
-            exchange=self.exchange,
-            routing_key=event_type,
-            message_id=event_id,
-            headers=headers,
         )
 
 

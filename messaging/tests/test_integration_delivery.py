@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -21,6 +22,7 @@ from messaging.consumer import ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_QUEUE_HEA
 from messaging.database import Database
 from messaging.envelope import Envelope
 from messaging.outbox import add_messaging_tables, emit
+from messaging.relay import ConfirmingPublisher, OutgoingEvent
 from messaging.rpc import rpc
 from messaging.topology import declare
 
@@ -190,15 +192,15 @@ def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_consumer(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     crashes = []
-    original = Database._publish
+    original = ConfirmingPublisher.publish
 
-    def crash_once(self: Database, event_id: str, event_type: str, body: Any) -> None:
-        original(self, event_id, event_type, body)  # the broker has it...
+    def crash_once(self: ConfirmingPublisher, events: list[OutgoingEvent]) -> None:
+        original(self, events)  # the broker has them, confirmed...
         if not crashes:
-            crashes.append(event_id)
+            crashes.extend(event.event_id for event in events)
             raise RuntimeError("relay died after publishing, before the mark committed")
 
-    monkeypatch.setattr(Database, "_publish", crash_once)
+    monkeypatch.setattr(ConfirmingPublisher, "publish", crash_once)
     with entrypoint_hook(containers["thingsource"], "make_thing") as make_thing:
         event_id = make_thing("once")
     wait_for(lambda: handler_calls.count(event_id) == 2, timeout=10,
@@ -223,15 +225,15 @@ def test_a_publish_that_fails_mid_batch_leaves_it_and_the_rest_due(
     did not take, and the rows after it, are unmarked in the same transaction and go later,
     each once."""
     refused: list[str] = []
-    original = Database._publish
+    original = ConfirmingPublisher._send
 
-    def refuse_once(self: Database, event_id: str, event_type: str, body: Any) -> None:
-        if body["payload"]["name"] == "second" and not refused:
-            refused.append(event_id)
+    def refuse_once(self: ConfirmingPublisher, channel: Any, event: OutgoingEvent) -> None:
+        if json.loads(event.body)["payload"]["name"] == "second" and not refused:
+            refused.append(event.event_id)
             raise ConnectionError("broker went away")
-        original(self, event_id, event_type, body)
+        original(self, channel, event)
 
-    monkeypatch.setattr(Database, "_publish", refuse_once)
+    monkeypatch.setattr(ConfirmingPublisher, "_send", refuse_once)
     with entrypoint_hook(containers["thingsource"], "make_things") as make_things:
         ids = make_things(["first", "second", "third"])
     wait_for(lambda: effect_count(env["thingconsumer"]) == 3, timeout=10,
