@@ -48,7 +48,7 @@ def place_order(db: Database, provider: PaymentProvider | None, request: dict[st
     # One transaction: the key is claimed by the order itself (orders.idempotency_key, unique),
     # so a failed checkout leaves nothing behind and a retry simply tries again.
     with db.transaction() as session:
-        replay = claim_key(session, key, fingerprint) if key else None
+        replay = claim_key(session, key, fingerprint, data["email"]) if key else None
         if replay is None:
             order, _, result = create_order(session, provider, data, fingerprint)
             for line in result["lines"]:
@@ -60,17 +60,24 @@ def place_order(db: Database, provider: PaymentProvider | None, request: dict[st
     return {**result, "replayed": False}
 
 
-def claim_key(session: Any, key: str, fingerprint: str) -> dict[str, Any] | None:
+def claim_key(session: Any, key: str, fingerprint: str, email: str) -> dict[str, Any] | None:
     """Claim an Idempotency-Key for this transaction; or answer as the first request did
     (its order), or refuse (another body: 422; still running: 409).
 
     On PostgreSQL the key is held by a transaction-scoped advisory lock: a duplicate arriving
     while the first runs is told to wait (409), and a request that dies lets go of it with
-    its connection. SQLite writes one transaction at a time: there is no "while"."""
-    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"checkout:{key}"}):
-        raise _in_progress()
+    its connection. SQLite writes one transaction at a time: there is no "while". The same
+    statement then takes the checkout-limits lock on ``email`` (_check_checkout_limits
+    needs it next): one round trip for both, the second only once the key is ours (CASE
+    evaluates in order)."""
+    if session.get_bind().dialect.name == "postgresql":
+        email_lock = _unpaid_orders_lock(email)
+        if not session.scalar(text(
+                "SELECT CASE WHEN pg_try_advisory_xact_lock(hashtextextended(:key, 0)) "
+                "THEN pg_advisory_xact_lock(hashtext(:email_lock))::text = '' ELSE false END"),
+                {"key": f"checkout:{key}", "email_lock": email_lock}):
+            raise _in_progress()
+        session.info.setdefault("advisory_locks", set()).add(email_lock)
     # Read after the lock is ours: a first request that committed meanwhile is seen.
     order = session.scalars(select(Order).where(Order.idempotency_key == key)).first()
     if order is None:
@@ -231,9 +238,10 @@ def _check_checkout_limits(session: Any, email: str,
     """Refuse a checkout that breaks the merchant's limits. The email's unpaid orders are
     counted under a lock on that email (PostgreSQL advisory lock; SQLite writes one at a
     time), so two checkouts at once cannot both slip under a limit."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                        {"key": f"unpaid-orders:{email}"})
+    lock = _unpaid_orders_lock(email)
+    if (session.get_bind().dialect.name == "postgresql"
+            and lock not in session.info.get("advisory_locks", ())):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": lock})
     unpaid = and_(Order.email == email, Order.status == "pending_payment")
     count_unpaid = select(func.count()).select_from(Order).where(unpaid).scalar_subquery()
     # The limits and the shopper's unpaid orders in one round trip (the row the migration
@@ -257,6 +265,10 @@ def _check_checkout_limits(session: Any, email: str,
         status = 422 if code == "quantity_limit" else 409
         raise ServiceError(code, "This order is over the store's limits.", status,
                            errors=errors)
+
+def _unpaid_orders_lock(email: str) -> str:
+    return f"unpaid-orders:{email}"
+
 
 def _hold_stock(session: Any, priced: list[pricing_rules.PricedLine],
                 products: dict[str, Product]) -> None:

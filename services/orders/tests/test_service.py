@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
+from sqlalchemy import event
 
 from harness.containers import call, rows, service_container
+from messaging.database import Database
 from messaging.errors import ServiceError
 from services.orders.service import OrdersService
 
@@ -79,6 +81,28 @@ def test_a_retried_checkout_with_its_key_is_the_same_order(
     with pytest.raises(ServiceError) as error:  # the same key for another cart
         place(container, sku, 2, idempotency_key=key)
     assert error.value.code == "idempotency_key_reused"
+
+
+def test_a_checkout_takes_its_key_and_email_locks_in_one_round_trip(
+        orders: tuple[ServiceContainer, str, str]) -> None:
+    """The Idempotency-Key's lock and the checkout-limits lock on the email are one
+    statement (a round trip is most of a statement's cost), and the limits still count."""
+    container, _, sku = orders
+    [engine] = [dependency.engine for dependency in container.dependencies
+                if isinstance(dependency, Database)]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        place(container, sku, idempotency_key=f"key-{uuid.uuid4()}")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    locks = [statement for statement in statements if "advisory" in statement]
+    assert len(locks) == 1, locks
+    assert "pg_try_advisory_xact_lock" in locks[0] and "pg_advisory_xact_lock" in locks[0]
 
 
 def test_transitions_follow_the_machines_with_history_and_events(
