@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import mailbox
 import queue
 import smtplib
 import ssl
 from datetime import UTC, datetime, timedelta
-from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import cache
@@ -84,8 +84,6 @@ def sender_domain(sender: str) -> str:
 
 
 # Bodies as quoted-printable UTF-8: readable in the raw, 7-bit clean for every relay.
-UTF8_QP = Charset("utf-8")
-UTF8_QP.body_encoding = QP
 # How a message goes on the wire (CRLF). The legacy (compat32) message classes build and
 # serialise an email about 4x cheaper than EmailMessage's header registry, which parses and
 # refolds every header (a quarter of the service's CPU per email, measured with py-spy);
@@ -113,10 +111,19 @@ def build_message(*, delivery_id: Any, sender: str, recipient: str, subject: str
     msg["Auto-Submitted"] = "auto-generated"
     msg["Content-Language"] = one_line(locale)
     for body, subtype in ((text, "plain"), (html, "html")):
-        part = MIMEText(body, subtype, UTF8_QP)
-        del part["MIME-Version"]  # once, on the message itself
-        msg.attach(part)
+        msg.attach(_quoted_printable_part(body, subtype))
     return msg
+
+
+def _quoted_printable_part(body: str, subtype: str) -> Message:
+    """A UTF-8 text part, quoted-printable (readable in the raw, safe for any relay). Encoded
+    by binascii's C codec: the email package's pure-Python one took 0.46 ms of a 1 KB-line
+    HTML body where this takes 0.07 (the same bytes decode back; see the tests)."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    del part["MIME-Version"]  # once, on the message itself
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(body.encode("utf-8")).decode("ascii"))
+    return part
 
 
 SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"reply-to",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mailbox
-from email import policy
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,25 @@ def test_maildir_mailer_writes_the_message(tmp_path: Path) -> None:
     Mailer(None, tmp_path / "mail").send(message)
     [stored] = mailbox.Maildir(tmp_path / "mail").values()
     assert stored["Subject"] == subject
+
+
+def test_bodies_come_back_exactly_from_the_wire_bytes() -> None:
+    """Quoted-printable from binascii: non-ASCII, '=', trailing spaces, a line far over 76
+    characters, a leading dot and "From " all decode back to what was rendered."""
+    text = ("Hola Ñandú — total = 12,50\xa0€  \n.solo un punto\nFrom here\n"
+            + "x" * 300 + "\n\tTab\n")
+    html = "<p>" + "Taza \u00d7 2 = 25,00 € " * 40 + "</p>\n"
+    message = build_message(delivery_id="1", sender="s@shop.test", recipient="a@example.com",
+                            subject="Pedido", text=text, html=html, locale="es")
+    wire = Mailer.wire_bytes(message)
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 78
+    parsed = message_from_bytes(wire, policy=policy.default)
+    plain, rich = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+    assert plain.get_content_charset() == "utf-8"
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert rich.get_content().replace("\r\n", "\n") == html
+    assert wire.count(b"MIME-Version") == 1
 
 
 def test_retry_schedule_runs_out() -> None:
