@@ -272,3 +272,29 @@ def test_a_consumer_the_broker_cancels_comes_back_and_rpc_carries_on(
 
     wait_for(consumed_again, timeout=30, interval=1.0,
              message="the cancelled consumer consuming again")
+
+
+def test_rpc_replies_reuse_the_brokers_producer_pool(
+    env: dict[str, str], containers: dict[str, ServiceContainer],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply takes a producer from a pool found once, not by building a kombu Connection
+    to look the pool up on every publish (nameko's get_producer: most of a reply's cost)."""
+    from gateway.rpc import RpcPool
+
+    rpc_pool = RpcPool(env["AMQP_URI"], size=1, timeout=10)
+    try:
+        assert rpc_pool.call("thingsource", "make_thing", "warm")  # connections made
+        built = []
+        original_init = Connection.__init__
+
+        def counted_init(self: Connection, *args: Any, **kwargs: Any) -> None:
+            built.append(args[:1])
+            original_init(self, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, "__init__", counted_init)
+        answers = [rpc_pool.call("thingsource", "make_thing", f"call {n}") for n in range(5)]
+    finally:
+        rpc_pool.close()
+    assert all(answers)
+    assert built == []
