@@ -86,7 +86,8 @@ def test_a_retried_checkout_with_its_key_is_the_same_order(
 def test_a_checkout_takes_its_key_and_email_locks_in_one_round_trip(
         orders: tuple[ServiceContainer, str, str]) -> None:
     """The Idempotency-Key's lock and the checkout-limits lock on the email are one
-    statement (a round trip is most of a statement's cost), and the limits still count."""
+    statement (a round trip is most of a statement's cost); the limits themselves are
+    checked through the gateway by tests/security/test_hostile_client.py."""
     container, _, sku = orders
     [engine] = [dependency.engine for dependency in container.dependencies
                 if isinstance(dependency, Database)]
