@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 
 from harness.containers import call, rows, service_container
 from messaging.database import Database
 from messaging.errors import ServiceError
+from services.orders.pricing_rules import DEFAULT_CHECKOUT_LIMITS
 from services.orders.service import OrdersService
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -104,6 +105,48 @@ def test_a_checkout_takes_its_key_and_email_locks_in_one_round_trip(
     locks = [statement for statement in statements if "advisory" in statement]
     assert len(locks) == 1, locks
     assert "pg_try_advisory_xact_lock" in locks[0] and "pg_advisory_xact_lock" in locks[0]
+
+
+def test_a_placed_order_is_stored_whole_as_the_merchant_reads_it(
+        orders: tuple[ServiceContainer, str, str]) -> None:
+    """Checkout writes its rows by Core statements: every column a new order has (the
+    number the INSERT drew, the defaults, its line and first history row) is there."""
+    container, url, sku = orders
+    placed = place(container, sku, 2)
+    admin = call(container, "get_admin_order", placed["id"])
+    assert (admin["number"], admin["refunded_total"], admin["channel"]) == (
+        placed["number"], 0, "storefront")
+    assert [(line["sku"], line["quantity"], line["line_total"]) for line in admin["lines"]] \
+        == [(sku, 2, 2500)]
+    assert [(row["code"], row["to"], row["actor"]) for row in admin["history"]] == [
+        ("placed", "pending_payment", "customer")]
+    [(updated_at, placed_at)] = rows(url, "SELECT updated_at, placed_at FROM orders "
+                                          "WHERE id = :i", i=placed["id"])
+    assert updated_at == placed_at
+
+
+def test_the_default_limits_hold_when_the_merchants_row_is_gone(
+        orders: tuple[ServiceContainer, str, str]) -> None:
+    """Someone emptied checkout_limits by hand: the defaults still count unpaid orders."""
+    container, url, sku = orders
+    call(container, "update_product", sku, {"stock": 100})
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        kept = connection.execute(text("DELETE FROM checkout_limits RETURNING *")).all()
+    try:
+        for _ in range(DEFAULT_CHECKOUT_LIMITS["max_unpaid_orders_per_email"]):
+            place(container, sku)
+        with pytest.raises(ServiceError) as error:
+            place(container, sku)
+        assert (error.value.code, error.value.status) == ("too_many_unpaid_orders", 409)
+    finally:
+        with engine.begin() as connection:
+            for row in kept:
+                connection.execute(text(
+                    "INSERT INTO checkout_limits VALUES (:id, :a, :b, :c)"),
+                    {"id": row.id, "a": row.max_units_per_product,
+                     "b": row.max_units_per_order, "c": row.max_unpaid_orders_per_email})
+        engine.dispose()
 
 
 def test_transitions_follow_the_machines_with_history_and_events(
