@@ -46,25 +46,51 @@ class BatchConsumer:
                 raise RuntimeError("a bad event in the batch")
 
 
-@pytest.fixture
-def batch_consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+LINGER_S = 1.0  # well above the time to publish a handful (a connection each)
+
+
+class LingeringConsumer:
+    """Slots free (two), deliveries a few ms apart: they wait LINGER_S for company."""
+
+    name = "lingeringconsumer"
+    db = Database(metadata, url_env="LINGERINGCONSUMER_DATABASE_URL", sqlite_name="l.db")
+
+    @consume_events("thingsource", EVENT, max_batch=6, concurrency=2, linger=LINGER_S)
+    def handle_things(self, envelopes: list[Envelope]) -> None:
+        batches.append([envelope.event_id for envelope in envelopes])
+        with self.db.transaction() as session:
+            for envelope in self.db.first_deliveries(session, envelopes):
+                session.execute(insert(effects).values(event_id=envelope.event_id))
+
+
+def _running(monkeypatch: pytest.MonkeyPatch, service: type) -> Iterator[tuple[str, str]]:
     monkeypatch.setitem(contracts.CONTRACTS, EVENT,
                         contracts.EventContract(EVENT, "thingsource", 1, ThingPayload))
     monkeypatch.setenv("RETRY_DELAYS_MS", "100,200")  # three attempts in all
     batches.clear()
-    with rabbit_vhost() as vhost, postgres_databases("batchconsumer") as urls:
-        monkeypatch.setenv("BATCHCONSUMER_DATABASE_URL", urls["batchconsumer"])
-        engine = create_engine(urls["batchconsumer"])
+    with rabbit_vhost() as vhost, postgres_databases(service.name) as urls:
+        monkeypatch.setenv(f"{service.name.upper()}_DATABASE_URL", urls[service.name])
+        engine = create_engine(urls[service.name])
         metadata.create_all(engine)
         engine.dispose()
         uri = amqp_uri_for(vhost)
-        declare(uri, [BatchConsumer])
-        container = ServiceContainer(BatchConsumer, {"AMQP_URI": uri, "serializer": "json"})
+        declare(uri, [service])
+        container = ServiceContainer(service, {"AMQP_URI": uri, "serializer": "json"})
         container.start()
         try:
-            yield uri, urls["batchconsumer"]
+            yield uri, urls[service.name]
         finally:
             container.stop()
+
+
+@pytest.fixture
+def batch_consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    yield from _running(monkeypatch, BatchConsumer)
+
+
+@pytest.fixture
+def lingering_consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    yield from _running(monkeypatch, LingeringConsumer)
 
 
 def effect_ids(url: str) -> list[str]:
@@ -108,3 +134,23 @@ def test_a_bad_event_fails_alone_and_the_rest_of_its_batch_takes_effect(
     [failed] = [batch for batch in batches if poison in batch and len(batch) > 1]
     assert all([event_id] in batches for event_id in failed)
     assert [batch for batch in batches if poison in batch][-3:] == [[poison]] * 3
+
+
+def test_with_a_linger_events_that_come_apart_go_together_and_a_full_batch_goes_at_once(
+        lingering_consumer: tuple[str, str]) -> None:
+    """Each delivery finds a slot free: without the linger each would go alone."""
+    uri, url = lingering_consumer
+    started = time.monotonic()
+    spaced = []
+    for i in range(4):
+        spaced.append(publish(uri, {"name": f"spaced-{i}"}))
+        time.sleep(0.03)
+    wait_for(lambda: len(effect_ids(url)) == 4, timeout=15, message="the spaced events")
+    assert time.monotonic() - started >= LINGER_S  # they waited for company...
+    assert batches == [spaced]  # ...and went as one batch
+    batches.clear()
+    started = time.monotonic()
+    burst = [publish(uri, {"name": f"burst-{i}"}) for i in range(6)]
+    wait_for(lambda: len(effect_ids(url)) == 10, timeout=15, message="the burst")
+    assert batches[0] == burst  # a full batch does not wait out the linger
+    assert time.monotonic() - started < LINGER_S

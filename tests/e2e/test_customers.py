@@ -173,9 +173,10 @@ def test_figures_follow_payment_cancellation_and_refund(system: System,
     first = order(system, email, "ES", "MUG-LOGO", 2)  # 25.00, awaiting payment
     second = order(system, email, "ES", "TSHIRT-RED-M", 1, owner)  # 19.90, paid
 
-    def figures() -> tuple[int, int]:
-        [customer] = listing(system, owner, q=email)["items"]
-        return customer["orders_count"], customer["total_spent"].get("EUR", 0)
+    def figures() -> tuple[int, int] | None:  # None: the first order not recorded yet
+        found = listing(system, owner, q=email)["items"]
+        return (found[0]["orders_count"], found[0]["total_spent"].get("EUR", 0)) \
+            if found else None
 
     wait_for(lambda: figures() == (2, 1990), message="2 orders, 19.90 spent")
 
