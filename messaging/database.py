@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -353,7 +354,7 @@ class DatabaseAccess:
         # statement all the same (insertmanyvalues), and compiles it once, where a
         # multi-VALUES construct is compiled again on every call.
         marked = set(session.scalars(
-            upsert(session, table).on_conflict_do_nothing().returning(table.c.event_id),
+            _mark_statement(session.get_bind().dialect.name, table),
             [{"event_id": envelope.event_id, "handler": self.handler_name,
               "processed_at": now} for envelope in unique]))
         skipped = [envelope.event_id for envelope in envelopes
@@ -363,6 +364,13 @@ class DatabaseAccess:
                      extra={"event_ids": skipped[:20], "count": len(skipped),
                             "handler": self.handler_name})
         return [envelope for envelope in unique if envelope.event_id in marked]
+
+
+@lru_cache(maxsize=16)
+def _mark_statement(dialect_name: str, table: Any) -> Any:
+    """The processed marks' INSERT, built once per table (every event handler runs it)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing().returning(table.c.event_id)
 
 
 @contextmanager

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from eventlet.greenpool import GreenPool
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from messaging.contracts import is_erased_email, normalised_payload
@@ -132,19 +132,29 @@ def _sending_facts(session: Session, kinds: set[str], recipients: set[str]) -> S
     if not kinds:
         return SendingFacts(frozenset(), {}, None)
     kinds_, recipients_ = sorted(kinds), sorted(recipients)
-    # One labelled subquery per kind and recipient (a batch has a handful): one round trip.
-    row = session.execute(select(
-        *(select(BouncingAddress.email).where(BouncingAddress.email == recipient)
-          .exists().label(f"bouncing_{i}") for i, recipient in enumerate(recipients_)),
-        *(select(NotificationSetting.enabled).where(NotificationSetting.kind == kind)
-          .scalar_subquery().label(f"enabled_{i}") for i, kind in enumerate(kinds_)),
-        select(SenderProfile.reply_to).where(SenderProfile.id == 1)
-        .scalar_subquery().label("reply_to"))).one()
+    row = session.execute(_facts_statement(len(recipients_), len(kinds_)), {
+        **{f"recipient_{i}": recipient for i, recipient in enumerate(recipients_)},
+        **{f"kind_{i}": kind for i, kind in enumerate(kinds_)}}).one()
     return SendingFacts(
         frozenset(recipient for i, recipient in enumerate(recipients_)
                   if row._mapping[f"bouncing_{i}"]),
         {kind: row._mapping[f"enabled_{i}"] for i, kind in enumerate(kinds_)},
         row.reply_to)
+
+
+@lru_cache(maxsize=64)
+def _facts_statement(recipients: int, kinds: int) -> Any:
+    """One labelled subquery per kind and recipient (a batch has a handful): one round
+    trip. Built once per shape: building it per batch was a quarter of logging a batch."""
+    bouncing, settings = BouncingAddress.__table__, NotificationSetting.__table__
+    profiles = SenderProfile.__table__
+    return select(
+        *(select(bouncing.c.email).where(bouncing.c.email == bindparam(f"recipient_{i}"))
+          .exists().label(f"bouncing_{i}") for i in range(recipients)),
+        *(select(settings.c.enabled).where(settings.c.kind == bindparam(f"kind_{i}"))
+          .scalar_subquery().label(f"enabled_{i}") for i in range(kinds)),
+        select(profiles.c.reply_to).where(profiles.c.id == 1)
+        .scalar_subquery().label("reply_to"))
 
 
 def _skip_reason(kind: email_kinds.EmailKind, recipient: str, facts: SendingFacts
