@@ -354,7 +354,7 @@ class DatabaseAccess:
         # statement all the same (insertmanyvalues), and compiles it once, where a
         # multi-VALUES construct is compiled again on every call.
         marked = set(session.scalars(
-            _mark_statement(session.get_bind().dialect.name, table),
+            insert_new_returning(session, table, table.c.event_id),
             [{"event_id": envelope.event_id, "handler": self.handler_name,
               "processed_at": now} for envelope in unique]))
         skipped = [envelope.event_id for envelope in envelopes
@@ -366,11 +366,17 @@ class DatabaseAccess:
         return [envelope for envelope in unique if envelope.event_id in marked]
 
 
-@lru_cache(maxsize=16)
-def _mark_statement(dialect_name: str, table: Any) -> Any:
-    """The processed marks' INSERT, built once per table (every event handler runs it)."""
+def insert_new_returning(session: Session, table: Any, *returning: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING returning`` into ``table``: for parameter
+    sets, the rows that were new. Built once per table and dialect (hot paths run it per
+    event: a statement built per call is compiled-cache keyed again every time)."""
+    return _insert_new_returning(session.get_bind().dialect.name, table, returning)
+
+
+@lru_cache(maxsize=64)
+def _insert_new_returning(dialect_name: str, table: Any, returning: tuple[Any, ...]) -> Any:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+    return dialect.insert(table).on_conflict_do_nothing().returning(*returning)
 
 
 @contextmanager

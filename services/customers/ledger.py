@@ -16,7 +16,7 @@ from messaging.contracts import (
     CUSTOMER_CREATED,
     load_payload,
 )
-from messaging.database import Database, upsert
+from messaging.database import Database, insert_new_returning
 from messaging.envelope import Envelope
 from messaging.outbox import emit, emit_many
 from services.customers import address_book, domain, records
@@ -110,7 +110,7 @@ def _orders_placed(session: Session, orders: list[dict[str, Any]]) -> None:
     session.flush()
     ledger = CustomerOrder.__table__
     inserted = set(session.scalars(
-        upsert(session, ledger).on_conflict_do_nothing().returning(ledger.c.order_id),
+        insert_new_returning(session, ledger, ledger.c.order_id),
         [{column.key: getattr(row, column.key) for column in ledger.columns}
          for _, _, row in placed]))
     for order, customer, row in placed:
