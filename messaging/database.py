@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -37,13 +37,15 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    insert,
     make_url,
     select,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from messaging.envelope import Envelope, utcnow
@@ -364,6 +366,41 @@ class DatabaseAccess:
                      extra={"event_ids": skipped[:20], "count": len(skipped),
                             "handler": self.handler_name})
         return [envelope for envelope in unique if envelope.event_id in marked]
+
+
+def insert_as_flushed(session: Session, objects: Sequence[Any]) -> None:
+    """Insert new mapped objects with one Core statement per table (parents first, in the
+    order given), then attach them to ``session`` as a flush would have left them:
+    persistent, nothing pending. For hot paths: the unit of work's flush of a few new rows
+    was a quarter of customers' handling of an order (profiled).
+
+    Each object's columns are its own values, else the column's Python default, else NULL
+    for a column the database does not fill. Foreign keys are the caller's to set (the
+    unit of work would have copied them from relationships)."""
+    rows: dict[Any, list[dict[str, Any]]] = {}
+    for obj in objects:
+        state = sa_inspect(obj)
+        values: dict[str, Any] = {}
+        for prop in state.mapper.column_attrs:
+            column = prop.columns[0]
+            if prop.key in state.dict:
+                value = state.dict[prop.key]
+            elif column.default is not None and column.default.is_scalar:
+                value = column.default.arg
+            elif column.default is not None and column.default.is_callable:
+                value = column.default.arg(None)  # SQLAlchemy wraps it to take a context
+            elif column.server_default is None and column.default is None:
+                value = None
+            else:
+                continue  # filled by the database: read back on first access
+            setattr(obj, prop.key, value)
+            values[column.key] = value
+        rows.setdefault(state.mapper.local_table, []).append(values)
+    for table, table_rows in rows.items():
+        session.execute(insert(table), table_rows)
+    for obj in objects:
+        make_transient_to_detached(obj)
+    session.add_all(objects)
 
 
 def insert_new_returning(session: Session, table: Any, *returning: Any) -> Any:

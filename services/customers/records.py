@@ -194,7 +194,8 @@ def guest(email: str, customer_id: Any, currencies: list[str]) -> Customer:
     it is flushed."""
     customer = Customer(id=customer_id or uuid.uuid4(), email=email, type="guest",
                         orders_count=0)
-    customer.spend = [CustomerSpend(currency=currency, amount=0) for currency in currencies]
+    customer.spend = [CustomerSpend(customer_id=customer.id, currency=currency, amount=0)
+                      for currency in currencies]
     return customer
 
 

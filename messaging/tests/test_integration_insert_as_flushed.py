@@ -1,0 +1,74 @@
+"""insert_as_flushed on real PostgreSQL: new objects inserted by Core statements end up as a
+flush would leave them (stored whole, defaults applied, persistent, changes tracked)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from sqlalchemy import ForeignKey, Integer, String, create_engine, event, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from harness.infra import postgres_databases
+from messaging.database import UtcDateTime, insert_as_flushed
+from messaging.envelope import utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Parent(Base):
+    __tablename__ = "parents"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(50))
+    kind: Mapped[str] = mapped_column(String(10), default="guest")
+    note: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    children: Mapped[list[Child]] = relationship(back_populates="parent",
+                                                 cascade="all, delete-orphan")
+
+
+class Child(Base):
+    __tablename__ = "children"
+    parent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parents.id"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(10), primary_key=True)
+    amount: Mapped[int] = mapped_column(Integer, default=0)
+    parent: Mapped[Parent] = relationship(back_populates="children")
+
+
+@pytest.fixture
+def engine() -> Iterator[object]:
+    with postgres_databases("flushed") as urls:
+        engine = create_engine(urls["flushed"])
+        Base.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+
+
+def test_objects_are_stored_whole_and_then_tracked_like_flushed_ones(engine: object) -> None:
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with Session(engine) as session, session.begin():
+        parent = Parent(id=uuid.uuid4(), name="ana")
+        parent.children = [Child(parent_id=parent.id, label="EUR", amount=5),
+                           Child(parent_id=parent.id, label="USD")]
+        insert_as_flushed(session, [parent, *parent.children])
+        assert (parent.kind, parent.note, parent.version) == ("guest", None, 0)
+        assert parent.created_at is not None
+        assert not session.new and not session.dirty and parent in session
+        inserts = [s for s in statements if s.startswith("INSERT")]
+        assert len(inserts) == 2  # one per table, however many rows
+        statements.clear()
+        session.flush()
+        assert statements == []  # nothing left for the unit of work
+        parent.note = "changed"  # tracked as on any persistent object
+        parent.children[0].amount += 1
+    with Session(engine) as session:
+        stored = session.scalars(select(Parent)).one()
+        assert (stored.name, stored.note, stored.kind) == ("ana", "changed", "guest")
+        assert sorted((c.label, c.amount) for c in stored.children) == [("EUR", 6), ("USD", 0)]
+        assert session.scalar(select(func.count()).select_from(Child)) == 2
