@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -76,13 +77,20 @@ def emit_many(session: Session, event_type: str, payloads: list[dict[str, Any]]
     if not envelopes:
         return []
     now = utcnow()
-    session.execute(insert(session.info["outbox_table"]), [  # one statement (insertmanyvalues)
+    # One statement (insertmanyvalues), built once per outbox.
+    session.execute(_insert_into(session.info["outbox_table"]), [
         {"event_id": envelope.event_id, "event_type": envelope.event_type,
          "body": json.dumps(envelope.to_wire()), "created_at": now, "next_attempt_at": now,
          "attempts": 0}
         for envelope in envelopes])
     session.info["outbox_written"] = True
     return envelopes
+
+
+@lru_cache(maxsize=16)
+def _insert_into(table: Table) -> Any:
+    """Every event emitted runs it: built once per outbox table."""
+    return insert(table)
 
 
 def forget_in_outbox(session: Session, needles: list[str]) -> int:
