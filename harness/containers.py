@@ -21,13 +21,13 @@ from messaging.topology import declare
 
 @contextmanager
 def service_container(service_cls: type, service_dir: Path, url_env: str,
-                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite: bool = False
                       ) -> Iterator[tuple[ServiceContainer, str]]:
-    """(started container, its database URL)."""
+    """(started container, its database URL). ``sqlite``: on a SQLite file, as `make run`
+    keeps it, instead of PostgreSQL."""
     monkeypatch.setenv("CLIENTELA_VAR_DIR", str(tmp_path))
     ensure_local_keys()
-    with rabbit_vhost() as vhost, postgres_databases(service_cls.name) as urls:
-        url = urls[service_cls.name]
+    with rabbit_vhost() as vhost, _database(service_cls.name, tmp_path, sqlite) as url:
         monkeypatch.setenv(url_env, url)
         upgrade(service_dir, url)
         amqp_uri = amqp_uri_for(vhost)
@@ -53,3 +53,12 @@ def rows(url: str, query: str, **params: Any) -> list[Any]:
         result = list(connection.execute(text(query), params))
     engine.dispose()
     return result
+
+
+@contextmanager
+def _database(name: str, tmp_path: Path, sqlite: bool) -> Iterator[str]:
+    if sqlite:
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
+        return
+    with postgres_databases(name) as urls:
+        yield urls[name]

@@ -1,14 +1,27 @@
-"""insert_as_flushed on real PostgreSQL: new objects inserted by Core statements end up as a
-flush would leave them (stored whole, defaults applied, persistent, changes tracked)."""
+"""insert_as_flushed on real PostgreSQL (and SQLite, which `make run` uses): new objects
+inserted by Core statements end up as a flush would leave them (stored whole, defaults
+applied, what the database fills read back, persistent, changes tracked)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import ForeignKey, Integer, String, create_engine, event, func, select
+from sqlalchemy import (
+    FetchedValue,
+    ForeignKey,
+    Integer,
+    Sequence,
+    String,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from harness.infra import postgres_databases
@@ -27,6 +40,11 @@ class Parent(Base):
     kind: Mapped[str] = mapped_column(String(10), default="guest")
     note: Mapped[str | None] = mapped_column(String(50), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Drawn by the INSERT (orders' numbers are): the database's value comes back.
+    # (SQLite has no sequences: there it stays NULL.)
+    number: Mapped[int | None] = mapped_column(
+        Integer, Sequence("parent_number_seq", start=1001), server_default=FetchedValue(),
+        nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     children: Mapped[list[Child]] = relationship(back_populates="parent",
                                                  cascade="all, delete-orphan")
@@ -40,8 +58,23 @@ class Child(Base):
     parent: Mapped[Parent] = relationship(back_populates="children")
 
 
-@pytest.fixture
-def engine() -> Iterator[object]:
+class Entry(Base):
+    """A row keyed by an autoincrement integer (orders' lines and history are)."""
+
+    __tablename__ = "entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    parent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parents.id"))
+    text: Mapped[str] = mapped_column(String(20))
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'flushed.db'}")
+        Base.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+        return
     with postgres_databases("flushed") as urls:
         engine = create_engine(urls["flushed"])
         Base.metadata.create_all(engine)
@@ -49,7 +82,7 @@ def engine() -> Iterator[object]:
         engine.dispose()
 
 
-def test_objects_are_stored_whole_and_then_tracked_like_flushed_ones(engine: object) -> None:
+def test_objects_are_stored_whole_and_then_tracked_like_flushed_ones(engine: Engine) -> None:
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     with Session(engine) as session, session.begin():
@@ -72,3 +105,22 @@ def test_objects_are_stored_whole_and_then_tracked_like_flushed_ones(engine: obj
         assert (stored.name, stored.note, stored.kind) == ("ana", "changed", "guest")
         assert sorted((c.label, c.amount) for c in stored.children) == [("EUR", 6), ("USD", 0)]
         assert session.scalar(select(func.count()).select_from(Child)) == 2
+
+
+def test_what_the_database_fills_comes_back(engine: Engine) -> None:
+    """Autoincrement keys and columns the INSERT draws are read back by RETURNING, in the
+    order of the objects: the objects have their identity, and no later SELECT is needed."""
+    with Session(engine) as session, session.begin():
+        parents = [Parent(id=uuid.uuid4(), name=f"p{i}") for i in range(2)]
+        entries = [Entry(parent_id=parents[i % 2].id, text=f"e{i}") for i in range(3)]
+        insert_as_flushed(session, [*parents, *entries])
+        if engine.dialect.name == "postgresql":
+            assert [parent.number for parent in parents] == [1001, 1002]
+        ids = [entry.id for entry in entries]
+        assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 3
+        assert session.get(Entry, ids[2]) is entries[2]  # in the identity map, by its key
+        expected = {entry.id: (entry.parent_id, entry.text) for entry in entries}
+    with Session(engine) as session:
+        stored = {entry.id: (entry.parent_id, entry.text)
+                  for entry in session.scalars(select(Entry))}
+    assert stored == expected

@@ -149,7 +149,6 @@ def create_manual_order(db: Database, provider: PaymentProvider | None,
             session, provider, {**data, "idempotency_key": None,
                                      "offer_account": False, "account_exists": False},
             fingerprint=None, actor=actor, payment_link=not data["payment_processed"])
-        order = session.get(Order, order.id)  # stored by Core: the ORM's copy, to change
         if data["note"]:
             order.history.append(OrderHistory(at=utcnow(), actor=actor, field="note",
                                               comment=data["note"],

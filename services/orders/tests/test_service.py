@@ -184,3 +184,31 @@ def test_a_saved_cart_adds_caps_and_merges(orders: tuple[ServiceContainer, str, 
         call(container, "add_cart_line", customer, {"sku": "NOPE", "quantity": 1})
     assert error.value.code == "unknown_product"
     assert call(container, "get_cart", str(uuid.uuid4()))["lines"] == []
+
+
+def test_checkout_and_a_manual_order_on_sqlite_as_make_run_keeps_them(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`make run` keeps orders in SQLite: numbers from the counter row, the rows a checkout
+    writes by Core statements, a replay, and a manual order changed after it is stored."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("STOREFRONT_URL", "https://shop.test")
+        with service_container(OrdersService, SERVICE_DIR, "ORDERS_DATABASE_URL", monkeypatch,
+                               tmp_path_factory.mktemp("orders-sqlite"), sqlite=True
+                               ) as (container, url):
+            call(container, "create_product", {"sku": "MUG", "title": "Mug", "price": 1250,
+                                               "stock": 5})
+            first = place(container, "MUG", 2, idempotency_key="storefront:one")
+            again = place(container, "MUG", 2, idempotency_key="storefront:one")
+            second = place(container, "MUG", 1)
+            assert (again["id"], again["replayed"]) == (first["id"], True)
+            assert (first["number"], second["number"]) == ("#1001", "#1002")
+            manual = call(container, "create_manual_order", {
+                "email": "walk-in@example.com", "lines": [{"sku": "MUG", "quantity": 1}],
+                "shipping_address": ADDRESS, "payment_method": "cash",
+                "payment_processed": True, "note": "paid at the counter"}, "staff:1")
+            assert (manual["order"]["number"], manual["order"]["payment_status"]) == (
+                "#1003", "paid")
+            assert any(row["comment"] == "paid at the counter"
+                       for row in manual["order"]["history"])
+            [(stock,)] = rows(url, "SELECT stock FROM products WHERE sku = 'MUG'")
+            assert stock == 1
