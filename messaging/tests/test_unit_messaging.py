@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from marshmallow import ValidationError
@@ -260,3 +261,26 @@ def test_an_ack_on_a_lost_broker_connection_does_not_kill_the_service(
     consumer.queue_consumer = _LostConnection()  # type: ignore[assignment]
     consumer.handle_message_processed(object())
     assert "broker connection lost" in caplog.text
+
+
+def test_a_sealing_key_is_read_once_and_again_when_its_file_changes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The key and its cipher are kept (every checkout seals, every order email unseals), but
+    a key file replaced on disk is used from then on, and a missing one is still an error."""
+    from cryptography.fernet import Fernet, InvalidToken
+
+    from messaging import keys
+
+    monkeypatch.delenv("TOKEN_SEALING_KEY", raising=False)
+    key_file = tmp_path / "sealing.key"
+    monkeypatch.setenv("TOKEN_SEALING_KEY_FILE", str(key_file))
+    key_file.write_bytes(Fernet.generate_key())
+    sealed = keys.seal("secret")
+    assert keys.unseal(sealed) == "secret"
+    key_file.write_bytes(Fernet.generate_key() + b"\n")  # rotated (another size, too)
+    with pytest.raises(InvalidToken):
+        keys.unseal(sealed)
+    assert keys.unseal(keys.seal("again")) == "again"
+    key_file.unlink()
+    with pytest.raises(keys.MissingKey):
+        keys.seal("nowhere")
