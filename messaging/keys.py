@@ -54,7 +54,7 @@ def _read(env_name: str, file_name: str) -> bytes:
         found = None
     if found is None or not stat.S_ISREG(found.st_mode):
         raise MissingKey(f"no {env_name}: set it, or run `clientela keys` to create {path}")
-    return _file_bytes(path, found.st_mtime_ns, found.st_size)
+    return _file_bytes(path, (found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size))
 
 
 @lru_cache(maxsize=32)
@@ -65,8 +65,9 @@ def _key_path(explicit: str | None, file_name: str, var_setting: str | None, cwd
 
 
 @lru_cache(maxsize=32)
-def _file_bytes(path: Path, mtime_ns: int, size: int) -> bytes:
-    """A key file's bytes, read again only when the file changes (a rotated key)."""
+def _file_bytes(path: Path, version: tuple[int, ...]) -> bytes:
+    """A key file's bytes, read again only when the file changes: a rotation replaces it (a
+    new inode), an edit changes its times."""
     return path.read_bytes()
 
 
