@@ -71,6 +71,7 @@ bench: setup  ## benchmarks (PostgreSQL, RabbitMQ, wrk): figures with the comman
 	python -W ignore -m bench.accounts
 	python -W ignore -m bench.checkout
 	python -W ignore -m bench.checkout_cost
+	python -W ignore -m bench.handlers
 	python -W ignore -m bench.login_burst
 	python -W ignore -m bench.scaling
 	python -W ignore -m bench.scaling --consumers-paused
