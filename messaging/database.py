@@ -378,7 +378,9 @@ def insert_as_flushed(session: Session, objects: Sequence[Any]) -> None:
     what the database fills (a sequence, an autoincrement key, a server default) comes back
     by ``RETURNING``. Foreign keys are the caller's to set (the unit of work would have
     copied them from relationships)."""
-    groups: dict[tuple[Any, tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
+    # Runs of objects of one class with the same columns, in the order given: one statement
+    # each (a later parent is never inserted after its children).
+    groups: list[tuple[tuple[Any, tuple[str, ...]], list[tuple[Any, dict[str, Any]]]]] = []
     for obj in objects:
         state = sa_inspect(obj)
         values: dict[str, Any] = {}
@@ -400,8 +402,10 @@ def insert_as_flushed(session: Session, objects: Sequence[Any]) -> None:
             setattr(obj, prop.key, value)
             values[column.key] = value
         key = (state.mapper, tuple(values))
-        groups.setdefault(key, []).append((obj, values))
-    for (mapper, keys), rows in groups.items():
+        if not groups or groups[-1][0] != key:
+            groups.append((key, []))
+        groups[-1][1].append((obj, values))
+    for (mapper, keys), rows in groups:
         filled = tuple(prop for prop in mapper.column_attrs if prop.columns[0].key not in keys)
         statement = _insert_returning(mapper.local_table, filled, len(rows) > 1)
         result = session.execute(statement, [values for _, values in rows])

@@ -124,3 +124,17 @@ def test_what_the_database_fills_comes_back(engine: Engine) -> None:
         stored = {entry.id: (entry.parent_id, entry.text)
                   for entry in session.scalars(select(Entry))}
     assert stored == expected
+
+
+def test_a_parent_listed_after_another_parents_children_goes_in_before_its_own(
+        engine: Engine) -> None:
+    """Objects go in as runs in the order given: a second parent (here with another set of
+    columns) is inserted before the children listed after it, whatever class came first."""
+    with Session(engine) as session, session.begin():
+        first = Parent(id=uuid.uuid4(), name="first")
+        second = Parent(id=uuid.uuid4(), name="second", number=5000)  # no RETURNING
+        insert_as_flushed(session, [
+            first, Child(parent_id=first.id, label="EUR"),
+            second, Child(parent_id=second.id, label="EUR")])
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Child)) == 2
