@@ -318,17 +318,17 @@ class DatabaseAccess:
         if session.info.get("outbox_written"):
             self._provider.wake_relay()
 
-    def execute_alone(self, statement: Any) -> Any:
+    def execute_alone(self, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
         """One write that needs no transaction around it (a single UPDATE), committed by
         itself: on PostgreSQL one round trip, where ``transaction`` adds a BEGIN and a
         COMMIT. (SQLite, in process, has no round trips to save: its writes keep their
         BEGIN IMMEDIATE, which an AUTOCOMMIT connection would leave open and roll back.)"""
         if self.engine.dialect.name == "sqlite":
             with self.engine.begin() as connection:
-                return connection.execute(statement)
+                return connection.execute(statement, parameters)
         with connection_loss_is_retryable(), \
                 self._provider.autocommit_engine().connect() as connection:
-            return connection.execute(statement)
+            return connection.execute(statement, parameters)
 
     def already_processed(self, session: Session, envelope: Envelope) -> bool:
         """Record that this handler processed ``envelope``; True if it had already done so.

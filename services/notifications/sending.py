@@ -258,8 +258,17 @@ def _finish(db: Database, delivery_id: Any, status: str, error: str | None = Non
         values["sent_at"] = utcnow()
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
-    deliveries = Delivery.__table__  # Core: no ORM compile step for one UPDATE
-    db.execute_alone(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+    db.execute_alone(_outcome_statement(tuple(values)),
+                     {"delivery_id": delivery_id, **{f"new_{k}": v for k, v in values.items()}})
+
+
+@lru_cache(maxsize=16)
+def _outcome_statement(columns: tuple[str, ...]) -> Any:
+    """An email's outcome, one Core UPDATE built once per set of columns (a handful): every
+    email runs one; built per email it cost 0.15-0.2 ms more an email (bench.handlers)."""
+    deliveries = Delivery.__table__
+    return (update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+            .values({column: bindparam(f"new_{column}") for column in columns}))
 
 
 def reply_to(session: Session) -> str | None:
