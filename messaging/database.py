@@ -438,8 +438,8 @@ def insert_new_returning(session: Session, table: Any, *returning: Any) -> Any:
 
 @lru_cache(maxsize=64)
 def _insert_new_returning(dialect_name: str, table: Any, returning: tuple[Any, ...]) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing().returning(*returning)
+    return _conflict_aware_insert(dialect_name, table).on_conflict_do_nothing().returning(
+        *returning)
 
 
 @contextmanager
@@ -460,7 +460,11 @@ def connection_loss_is_retryable() -> Iterator[None]:
 
 def upsert(session: Session, target: Any) -> Any:
     """An INSERT that knows ``ON CONFLICT`` (PostgreSQL's or SQLite's), for ``target``."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return _conflict_aware_insert(session.get_bind().dialect.name, target)
+
+
+def _conflict_aware_insert(dialect_name: str, target: Any) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(target)
 
 

@@ -107,7 +107,7 @@ def _orders_placed(session: Session, orders: list[dict[str, Any]]) -> None:
     # New guests first (the ledger rows refer to them), then the ledger rows: Core
     # statements, where the unit of work's flush of the guests cost a quarter of this
     # handler, and its bulk insert of the ledger rows 15% (profiled).
-    session.flush()  # changes made so far, if any (a new currency's rows are flushed)
+    session.flush()  # anything already pending goes in first (usually nothing)
     insert_as_flushed(session, [*created, *(spend for customer in created
                                             for spend in customer.spend)])
     ledger = CustomerOrder.__table__
