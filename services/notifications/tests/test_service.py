@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import eventlet
 import pytest
 from nameko.containers import ServiceContainer
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from harness.containers import call, rows, service_container
 from harness.smtp import SmtpSink
@@ -22,7 +25,7 @@ from messaging.contracts import (
 )
 from messaging.envelope import Envelope
 from messaging.keys import seal
-from services.notifications import email_kinds
+from services.notifications import email_kinds, sending
 from services.notifications.dependencies import TEMPLATES_DIR
 from services.notifications.service import NotificationsService
 
@@ -185,3 +188,91 @@ def test_a_change_to_a_taken_address_sends_its_owner_a_notice_without_a_link(
             "new_email": taken, "address_taken": True})])
     [mail] = smtp.wait_for_mail_to(taken)
     assert "confirm-email" not in mail.text() and "https://shop.test/login" in mail.text()
+
+
+class WritesAlone:
+    """``Database.execute_alone`` on the test's real database, each write a round trip that
+    takes a while (as on a busy server), counted; ``failures`` of them fail first."""
+
+    def __init__(self, url: str, failures: int = 0) -> None:
+        self.engine = create_engine(url)
+        self.statements: list[dict[str, Any]] = []
+        self.failures = failures
+
+    def execute_alone(self, statement: Any, parameters: dict[str, Any]) -> Any:
+        eventlet.sleep(0.02)
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+        self.statements.append(parameters)
+        with self.engine.begin() as connection:
+            return connection.execute(statement, parameters)
+
+
+def claimed_deliveries(url: str, count: int) -> list[uuid.UUID]:
+    """``count`` deliveries logged and claimed for sending, as a batch leaves them."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for delivery_id in ids:
+            connection.execute(text(
+                "INSERT INTO deliveries (id, event_id, kind, recipient, locale, status, "
+                "attempts, context, created_at, next_attempt_at, locked_until) VALUES (:id, "
+                ":event, 'order_confirmation', :to, 'en', 'sending', 1, '{}', now(), now(), "
+                "now() + interval '5 minutes')"),
+                {"id": delivery_id, "event": str(uuid.uuid4()), "to": unique_email("out")})
+    engine.dispose()
+    return ids
+
+
+def outcomes_of(url: str, ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
+    return [(row.status, row.sent_at is not None, row.locked_until, row.last_error)
+            for row in (rows(url, "SELECT * FROM deliveries WHERE id = :id", id=delivery_id)[0]
+                        for delivery_id in ids)]
+
+
+def test_a_batchs_outcomes_are_written_together_and_each_sender_waits_for_its_own(
+        notifications: tuple[ServiceContainer, str]) -> None:
+    """Group commit: the first outcome goes at once; the three that finish while it is on
+    the wire go in one UPDATE after it; every sender returns with its outcome stored."""
+    _, url = notifications
+    ids = claimed_deliveries(url, 4)
+    db = WritesAlone(url)
+    outcomes = sending.OutcomeLog(db)  # type: ignore[arg-type]
+    returned = []
+
+    def sender(delivery_id: uuid.UUID) -> None:
+        outcomes.record(delivery_id, status="sent")
+        returned.append(outcomes_of(url, [delivery_id])[0])  # stored when record returns
+
+    pool = eventlet.GreenPool()
+    for delivery_id in ids:
+        pool.spawn(sender, delivery_id)
+    pool.waitall()
+    assert returned == [("sent", True, None, None)] * 4
+    assert [len(statement["delivery_ids"]) for statement in db.statements] == [1, 3]
+
+
+def test_a_failed_outcome_write_is_retried_by_the_next_sender_and_outcomes_keep_their_kind(
+        notifications: tuple[ServiceContainer, str]) -> None:
+    """The database drops the first write: that sender raises (its email stays claimed
+    until the sweep, as before), and the next sender writes its outcome with theirs; a
+    deferral keeps its error and retry time beside the "sent" ones."""
+    _, url = notifications
+    ids = claimed_deliveries(url, 3)
+    db = WritesAlone(url, failures=1)
+    outcomes = sending.OutcomeLog(db)  # type: ignore[arg-type]
+    retry_at = datetime(2030, 1, 1, tzinfo=UTC)
+    calls = [lambda: outcomes.record(ids[0], status="sent"),
+             lambda: outcomes.record(ids[1], status="sent"),
+             lambda: outcomes.record(ids[2], status="pending", error="421 try later",
+                                     next_attempt_at=retry_at)]
+    threads = [eventlet.spawn(call_) for call_ in calls]
+    with pytest.raises(OperationalError):
+        threads[0].wait()
+    for thread in threads[1:]:
+        thread.wait()
+    assert outcomes_of(url, ids) == [("sent", True, None, None), ("sent", True, None, None),
+                                     ("pending", False, None, "421 try later")]
+    [pending] = rows(url, "SELECT next_attempt_at FROM deliveries WHERE id = :id", id=ids[2])
+    assert pending.next_attempt_at.year == 2030
