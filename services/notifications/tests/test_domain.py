@@ -93,9 +93,11 @@ def test_maildir_mailer_writes_the_message(tmp_path: Path) -> None:
 
 def test_bodies_come_back_exactly_from_the_wire_bytes() -> None:
     """Quoted-printable from binascii: non-ASCII, '=', trailing spaces, a line far over 76
-    characters, a leading dot and "From " all decode back to what was rendered."""
+    characters, a leading dot and "From " all decode back to what was rendered; a body
+    that quotes the message's own boundary line (ours: "=_" and the delivery id) does not
+    end its part."""
     text = ("Hola Ñandú — total = 12,50\xa0€  \n.solo un punto\nFrom here\n"
-            + "x" * 300 + "\n\tTab\n")
+            + "x" * 300 + "\n\tTab\n--=_1\n--=_1--\n")
     html = "<p>" + "Taza \u00d7 2 = 25,00 € " * 40 + "</p>\n"
     message = build_message(delivery_id="1", sender="s@shop.test", recipient="a@example.com",
                             subject="Pedido", text=text, html=html, locale="es")
@@ -108,6 +110,8 @@ def test_bodies_come_back_exactly_from_the_wire_bytes() -> None:
     assert plain.get_content().replace("\r\n", "\n") == text
     assert rich.get_content().replace("\r\n", "\n") == html
     assert wire.count(b"MIME-Version") == 1
+    assert [part.get_content_type() for part in parsed.iter_parts()] == [
+        "text/plain", "text/html"]
 
 
 def test_retry_schedule_runs_out() -> None:
