@@ -40,6 +40,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from bench.checkout import seed_products
@@ -103,6 +105,26 @@ class Commits:
         now = time.monotonic()
         time.sleep(STATS_DELAY)
         return self.read(), now
+
+
+def batch_totals(system: System) -> dict[str, tuple[float, float]]:
+    """Per service and batch handler, (batches, events) so far, from the services' /metrics
+    (``clientela_event_batch_events``): what the consumers' linger buys under this load."""
+    totals: dict[str, tuple[float, float]] = {}
+    for service in DATABASES:
+        address = system.env[f"{service.upper()}_WEB_ADDRESS"]
+        body = requests.get(f"http://{address}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(body):
+            if family.name != "clientela_event_batch_events":
+                continue
+            for sample in family.samples:
+                name = f"{service} {sample.labels['handler']}"
+                batches, events = totals.get(name, (0.0, 0.0))
+                if sample.name.endswith("_count"):
+                    totals[name] = (batches + sample.value, events)
+                elif sample.name.endswith("_sum"):
+                    totals[name] = (batches, events + sample.value)
+    return totals
 
 
 def _children_cpu() -> float:
@@ -175,12 +197,14 @@ def measure(system: System, commits: Commits, connections: int, seconds: float,
     counts_before, _ = commits.settled()
     mails_before = len(system.smtp.messages)  # type: ignore[attr-defined]
     profilers = start_profiles(profile, seconds) if profile else []
+    batches_before = batch_totals(system)
     cpu_before, wrk_before, started = cpu_seconds(), _children_cpu(), time.monotonic()
     run = wrk(system.url, CHECKOUT_SCRIPT, connections, seconds)
     placed = run.codes.get(201, 0)
     _wait_for_mail(system, mails_before + placed)
     span = time.monotonic() - started
     cpu_after, wrk_cpu = cpu_seconds(), _children_cpu() - wrk_before
+    batches_after = batch_totals(system)
     counts_after, _ = commits.settled()
     for profiler in profilers:
         profiler.wait()
@@ -209,6 +233,11 @@ def measure(system: System, commits: Commits, connections: int, seconds: float,
                                                       key=lambda item: -item[1])),
         f"{c} transactions per checkout": f"{sum(transactions.values()):.1f} in all: " +
         ", ".join(f"{db} {n:.1f}" for db, n in transactions.items()),
+        f"{c} events per batch": ", ".join(
+            f"{name} {(events - batches_before.get(name, (0, 0))[1]) / batches_run:.1f}"
+            for name, (batches, events) in sorted(batches_after.items())
+            if (batches_run := batches - batches_before.get(name, (0, 0))[0]) > 0)
+        or "no batches",
         f"{c} ratio to the ceiling": f"{sustained / max(ceiling.per_second(200), 0.1):.2f}",
         f"{c} CPU of one no-op RPC (this run)": (
             f"{noop_rpc_ms:.2f} ms in all: a checkout costs "

@@ -31,6 +31,7 @@ from nameko.exceptions import ContainerBeingKilled
 
 from messaging.connections import EventQueueConsumer
 from messaging.envelope import Envelope, envelope_from_wire
+from messaging.metrics import EVENT_BATCH_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +333,8 @@ class BatchEventConsumer(EventConsumer):
             for _, message in batch:
                 self.queue_consumer.requeue_message(message)
             return False
+        EVENT_BATCH_EVENTS.labels(self.container.service_name, self.method_name
+                                  ).observe(len(batch))
         return True
 
     def _batch_done(self, batch: list[tuple[Envelope, Any]], worker_ctx: Any,

@@ -27,6 +27,11 @@ OUTBOX_OLDEST_SECONDS = Gauge("clientela_outbox_oldest_seconds",
                               "Age of the oldest unpublished event (0: none)", ["service"])
 DEAD_LETTERS = Gauge("clientela_dead_letters",
                      "Messages waiting in the service's dead-letter queue", ["service"])
+EVENT_BATCH_EVENTS = Histogram(
+    "clientela_event_batch_events",
+    "Events handled together in one batch (one transaction) by a batch handler: what a "
+    "linger buys, and whether a backlog forms", ["service", "handler"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 25, 50))
 EMAILS = Counter("clientela_emails_total", "Emails by kind and how the attempt ended "
                  "(sent, deferred: retried later, failed)", ["kind", "outcome"])
 

@@ -11,6 +11,7 @@ import eventlet
 import pytest
 from kombu import Connection, Queue
 from nameko.containers import ServiceContainer
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, select
 
 from harness.infra import amqp_uri_for, postgres_databases, rabbit_vhost, wait_for
@@ -104,6 +105,9 @@ def effect_ids(url: str) -> list[str]:
 def test_events_that_wait_go_together_each_taking_effect_once(
         batch_consumer: tuple[str, str]) -> None:
     uri, url = batch_consumer
+    labels = {"service": "batchconsumer", "handler": "handle_things"}
+    counted_before = [REGISTRY.get_sample_value(f"clientela_event_batch_events_{figure}",
+                                                labels) or 0.0 for figure in ("count", "sum")]
     again = str(uuid.uuid4())
     sent = [publish(uri, {"name": f"thing-{i}"}) for i in range(24)]
     sent += [publish(uri, {"name": "twice"}, event_id=again) for _ in range(2)]
@@ -113,6 +117,11 @@ def test_events_that_wait_go_together_each_taking_effect_once(
     assert batches[0] == [sent[0]]  # the first found a free slot: it went alone, at once
     assert max(len(batch) for batch in batches) == 10  # the others waited, and went together
     assert sum(len(batch) for batch in batches) == 26  # each delivery handled once
+    # What operators see (GET /metrics): how many batches, and how many events they held.
+    counted = [REGISTRY.get_sample_value(f"clientela_event_batch_events_{figure}", labels)
+               - before for figure, before in zip(("count", "sum"), counted_before,
+                                                  strict=True)]
+    assert counted == [len(batches), 26]
 
 
 def test_a_bad_event_fails_alone_and_the_rest_of_its_batch_takes_effect(
